@@ -1,0 +1,818 @@
+/* Configuration loading and validation (see config.h).
+ *
+ * The config file is Lua: it runs in a throwaway state and must return a
+ * table. Validation walks that table once, copying what it accepts into a
+ * struct config and appending one line per problem, each naming the key path
+ * ("apps.demo.secret") and the reason. Nothing starts unless there are none. */
+#include "config.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct check {
+    lua_State *L;
+    struct config *c;
+    char *err;
+    size_t errsz, errlen;
+    int n_errors;
+};
+
+static void fail(struct check *k, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct check *k, const char *path, const char *fmt, ...)
+{
+    k->n_errors++;
+    if (k->errlen + 1 >= k->errsz)
+        return;
+    int n = snprintf(k->err + k->errlen, k->errsz - k->errlen, "%sconfig: %s: ",
+                     k->errlen ? "\n" : "", path);
+    if (n > 0)
+        k->errlen += (size_t)n;
+    if (k->errlen >= k->errsz) {
+        k->errlen = k->errsz - 1;
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    n = vsnprintf(k->err + k->errlen, k->errsz - k->errlen, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        k->errlen += (size_t)n;
+    if (k->errlen >= k->errsz)
+        k->errlen = k->errsz - 1;
+}
+
+static void join(char *out, size_t outsz, const char *parent, const char *key)
+{
+    if (parent && *parent)
+        snprintf(out, outsz, "%s.%s", parent, key);
+    else
+        snprintf(out, outsz, "%s", key);
+}
+
+/* Refuses keys of the table at idx that are not in allowed (NULL-terminated). */
+static void check_keys(struct check *k, int idx, const char *path, const char *const *allowed)
+{
+    lua_State *L = k->L;
+    char p[256];
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING) {
+            fail(k, path && *path ? path : "(top level)", "keys must be names, found a %s key",
+                 luaL_typename(L, -1));
+            continue;
+        }
+        const char *key = lua_tostring(L, -1);
+        int ok = 0;
+        for (const char *const *a = allowed; *a; a++)
+            ok |= strcmp(*a, key) == 0;
+        if (!ok) {
+            join(p, sizeof(p), path, key);
+            fail(k, p, "unknown key");
+        }
+    }
+}
+
+/* Each getter reads t[key] from the table at idx. A missing key leaves *out
+ * at its default and returns 0; a present, valid one returns 1; a wrong one
+ * is reported and returns -1. */
+static int get_string(struct check *k, int idx, const char *path, const char *key, char **out)
+{
+    lua_State *L = k->L;
+    char p[256];
+    lua_getfield(L, idx, key);
+    int r = 0;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        join(p, sizeof(p), path, key);
+        if (strlen(s) != len) {
+            fail(k, p, "must not contain NUL bytes");
+            r = -1;
+        } else {
+            free(*out);
+            *out = strdup(s);
+            r = 1;
+        }
+    } else if (!lua_isnil(L, -1)) {
+        join(p, sizeof(p), path, key);
+        fail(k, p, "must be a string, found a %s", luaL_typename(L, -1));
+        r = -1;
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+static int get_int(struct check *k, int idx, const char *path, const char *key, int *out,
+                   long min, long max)
+{
+    lua_State *L = k->L;
+    char p[256];
+    lua_getfield(L, idx, key);
+    int r = 0;
+    if (!lua_isnil(L, -1)) {
+        join(p, sizeof(p), path, key);
+        if (lua_type(L, -1) != LUA_TNUMBER) {
+            fail(k, p, "must be a number, found a %s", luaL_typename(L, -1));
+            r = -1;
+        } else {
+            lua_Number n = lua_tonumber(L, -1);
+            if (n != (lua_Number)(long)n || n < min || n > max) {
+                fail(k, p, "must be a whole number from %ld to %ld", min, max);
+                r = -1;
+            } else {
+                *out = (int)n;
+                r = 1;
+            }
+        }
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+static int get_size(struct check *k, int idx, const char *path, const char *key, size_t *out,
+                    long min, long max)
+{
+    int v = (int)*out;
+    int r = get_int(k, idx, path, key, &v, min, max);
+    if (r == 1)
+        *out = (size_t)v;
+    return r;
+}
+
+static int get_bool(struct check *k, int idx, const char *path, const char *key, int *out)
+{
+    lua_State *L = k->L;
+    char p[256];
+    lua_getfield(L, idx, key);
+    int r = 0;
+    if (lua_type(L, -1) == LUA_TBOOLEAN) {
+        *out = lua_toboolean(L, -1);
+        r = 1;
+    } else if (!lua_isnil(L, -1)) {
+        join(p, sizeof(p), path, key);
+        fail(k, p, "must be true or false, found a %s", luaL_typename(L, -1));
+        r = -1;
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+/* Pushes t[key] if it is a table and returns its absolute index; returns 0
+ * (and reports a wrong type) otherwise. Pop it with lua_pop when done. */
+static int get_table(struct check *k, int idx, const char *path, const char *key)
+{
+    lua_State *L = k->L;
+    lua_getfield(L, idx, key);
+    if (lua_istable(L, -1))
+        return lua_gettop(L);
+    if (!lua_isnil(L, -1)) {
+        char p[256];
+        join(p, sizeof(p), path, key);
+        fail(k, p, "must be a table, found a %s", luaL_typename(L, -1));
+    }
+    lua_pop(L, 1);
+    return 0;
+}
+
+static char *read_small_file(const char *path, char *why, size_t whysz)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(why, whysz, "cannot read %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[4097];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+        buf[--n] = '\0';
+    if (n == 0) {
+        snprintf(why, whysz, "%s is empty", path);
+        return NULL;
+    }
+    return strdup(buf);
+}
+
+static char *resolve_path(const struct config *c, const char *p)
+{
+    if (p[0] == '/')
+        return strdup(p);
+    size_t n = strlen(c->dir) + strlen(p) + 2;
+    char *out = malloc(n);
+    snprintf(out, n, "%s/%s", c->dir, p);
+    return out;
+}
+
+/* A secret is written as { env = "NAME" } or { file = "path" } so that the
+ * config file itself never holds it. literal_ok also allows a plain string
+ * (for keys the operator generates, such as the cookie secret). */
+static int get_secret(struct check *k, int idx, const char *path, const char *key, char **out,
+                      int literal_ok)
+{
+    lua_State *L = k->L;
+    char p[256], why[512];
+    join(p, sizeof(p), path, key);
+    lua_getfield(L, idx, key);
+    int t = lua_type(L, -1);
+    int r = 0;
+    if (t == LUA_TSTRING && literal_ok) {
+        free(*out);
+        *out = strdup(lua_tostring(L, -1));
+        r = 1;
+    } else if (t == LUA_TTABLE) {
+        static const char *const keys[] = {"env", "file", NULL};
+        int tidx = lua_gettop(L);
+        char *env = NULL, *file = NULL;
+        check_keys(k, tidx, p, keys);
+        get_string(k, tidx, p, "env", &env);
+        get_string(k, tidx, p, "file", &file);
+        if (env) {
+            const char *v = getenv(env);
+            if (!v || !*v) {
+                fail(k, p, "environment variable %s is not set", env);
+                r = -1;
+            } else {
+                free(*out);
+                *out = strdup(v);
+                r = 1;
+            }
+        } else if (file) {
+            char *full = resolve_path(k->c, file);
+            char *v = read_small_file(full, why, sizeof(why));
+            free(full);
+            if (!v) {
+                fail(k, p, "%s", why);
+                r = -1;
+            } else {
+                free(*out);
+                *out = v;
+                r = 1;
+            }
+        } else {
+            fail(k, p, "needs env = \"NAME\" or file = \"path\"");
+            r = -1;
+        }
+        free(env);
+        free(file);
+    } else if (t != LUA_TNIL) {
+        fail(k, p, literal_ok ? "must be a string or { env = \"NAME\" } or { file = \"path\" }"
+                              : "must be { env = \"NAME\" } or { file = \"path\" }: secrets are "
+                                "never written in the config");
+        r = -1;
+    }
+    lua_pop(L, 1);
+    return r;
+}
+
+int config_parse_listen(const char *s, char **host, int *port)
+{
+    const char *colon;
+    char *h;
+    if (s[0] == '[') {
+        const char *end = strchr(s, ']');
+        if (!end || end[1] != ':')
+            return -1;
+        h = strndup(s + 1, (size_t)(end - s - 1));
+        colon = end + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon)
+            return -1;
+        h = strndup(s, (size_t)(colon - s));
+    }
+    char *endp;
+    errno = 0;
+    long p = strtol(colon + 1, &endp, 10);
+    if (colon[1] == '\0' || *endp != '\0' || errno || p < 0 || p > 65535 || strchr(h, ' ')) {
+        free(h);
+        return -1;
+    }
+    if (*h == '\0') {
+        free(h);
+        h = strdup("0.0.0.0");
+    }
+    *host = h;
+    *port = (int)p;
+    return 0;
+}
+
+/* An allow-list entry: scheme://host[:port][/path-prefix], http or https,
+ * no userinfo, query, fragment, whitespace or control characters. */
+static int valid_allow_entry(const char *s)
+{
+    const char *rest;
+    if (strncmp(s, "https://", 8) == 0)
+        rest = s + 8;
+    else if (strncmp(s, "http://", 7) == 0)
+        rest = s + 7;
+    else
+        return 0;
+    if (*rest == '\0' || *rest == '/' || *rest == ':')
+        return 0;
+    for (const char *p = s; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= 0x20 || ch == 0x7f || ch == '@' || ch == '?' || ch == '#' || ch == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+static void check_script(struct check *k, const char *path, char *file)
+{
+    if (access(file, R_OK) != 0)
+        fail(k, path, "cannot read script %s: %s", file, strerror(errno));
+}
+
+static void load_apps(struct check *k, int top)
+{
+    lua_State *L = k->L;
+    struct config *c = k->c;
+    int t = get_table(k, top, "", "apps");
+    if (!t)
+        return;
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    c->apps = calloc(n ? n : 1, sizeof(*c->apps));
+    static const char *const keys[] = {"appid", "secret", "domains", NULL};
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        char p[256];
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1)) {
+            fail(k, "apps", "each app is name = { appid = ..., secret = ... }");
+            lua_pop(L, 1);
+            continue;
+        }
+        struct config_app *a = &c->apps[c->n_apps++];
+        a->name = strdup(lua_tostring(L, -2));
+        snprintf(p, sizeof(p), "apps.%s", a->name);
+        int ai = lua_gettop(L);
+        check_keys(k, ai, p, keys);
+        if (get_string(k, ai, p, "appid", &a->appid) == 0) {
+            char q[300];
+            snprintf(q, sizeof(q), "%s.appid", p);
+            fail(k, q, "missing");
+        }
+        if (get_secret(k, ai, p, "secret", &a->secret, 0) == 0) {
+            char q[300];
+            snprintf(q, sizeof(q), "%s.secret", p);
+            fail(k, q, "missing app secret (secret = { env = \"NAME\" } or { file = \"path\" })");
+        }
+        int d = get_table(k, ai, p, "domains");
+        if (d) {
+            size_t nd = lua_objlen(L, d);
+            a->domains = calloc(nd ? nd : 1, sizeof(char *));
+            for (size_t i = 1; i <= nd; i++) {
+                lua_rawgeti(L, d, (int)i);
+                if (lua_type(L, -1) == LUA_TSTRING)
+                    a->domains[a->n_domains++] = strdup(lua_tostring(L, -1));
+                else {
+                    char q[300];
+                    snprintf(q, sizeof(q), "%s.domains[%zu]", p, i);
+                    fail(k, q, "must be a host name");
+                }
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void load_campaigns(struct check *k, int top)
+{
+    lua_State *L = k->L;
+    struct config *c = k->c;
+    int t = get_table(k, top, "", "campaigns");
+    if (!t)
+        return;
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    c->campaigns = calloc(n ? n : 1, sizeof(*c->campaigns));
+    static const char *const keys[] = {"app", "scope", "scope_override", "allow", "script",
+                                       "force_popup", "force_snapshot", "lang", "ticket_ttl",
+                                       NULL};
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        char p[256], q[300];
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1)) {
+            fail(k, "campaigns", "each campaign is name = { app = ..., allow = { ... } }");
+            lua_pop(L, 1);
+            continue;
+        }
+        struct config_campaign *cp = &c->campaigns[c->n_campaigns++];
+        cp->name = strdup(lua_tostring(L, -2));
+        cp->scope = strdup("snsapi_base");
+        cp->lang = strdup("zh_CN");
+        cp->ticket_ttl = 300;
+        snprintf(p, sizeof(p), "campaigns.%s", cp->name);
+        int ci = lua_gettop(L);
+        check_keys(k, ci, p, keys);
+
+        char *app = NULL;
+        snprintf(q, sizeof(q), "%s.app", p);
+        if (get_string(k, ci, p, "app", &app) == 0 && c->n_apps == 1)
+            app = strdup(c->apps[0].name);
+        if (!app)
+            fail(k, q, "missing (the name of an entry of apps)");
+        else if (!(cp->app = config_find_app(c, app)))
+            fail(k, q, "no app named \"%s\"", app);
+        free(app);
+
+        if (get_string(k, ci, p, "scope", &cp->scope) == 1 &&
+            strcmp(cp->scope, "snsapi_base") != 0 && strcmp(cp->scope, "snsapi_userinfo") != 0) {
+            snprintf(q, sizeof(q), "%s.scope", p);
+            fail(k, q, "must be \"snsapi_base\" or \"snsapi_userinfo\"");
+        }
+        get_bool(k, ci, p, "scope_override", &cp->scope_override);
+        get_bool(k, ci, p, "force_popup", &cp->force_popup);
+        get_bool(k, ci, p, "force_snapshot", &cp->force_snapshot);
+        if (get_string(k, ci, p, "lang", &cp->lang) == 1 && strcmp(cp->lang, "zh_CN") &&
+            strcmp(cp->lang, "zh_TW") && strcmp(cp->lang, "en")) {
+            snprintf(q, sizeof(q), "%s.lang", p);
+            fail(k, q, "must be \"zh_CN\", \"zh_TW\" or \"en\"");
+        }
+        get_int(k, ci, p, "ticket_ttl", &cp->ticket_ttl, 10, 3600);
+
+        int a = get_table(k, ci, p, "allow");
+        snprintf(q, sizeof(q), "%s.allow", p);
+        if (!a) {
+            fail(k, q, "missing: the list of allowed return URL prefixes");
+        } else {
+            size_t na = lua_objlen(L, a);
+            cp->allow = calloc(na ? na : 1, sizeof(char *));
+            if (na == 0)
+                fail(k, q, "must list at least one URL prefix");
+            for (size_t i = 1; i <= na; i++) {
+                lua_rawgeti(L, a, (int)i);
+                const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+                if (!s || !valid_allow_entry(s)) {
+                    char r[320];
+                    snprintf(r, sizeof(r), "%s[%zu]", q, i);
+                    fail(k, r, "must be an http(s) origin with an optional path, like "
+                               "\"https://h5.example.com/spring/\"");
+                } else {
+                    cp->allow[cp->n_allow++] = strdup(s);
+                }
+                lua_pop(L, 1);
+            }
+            lua_pop(L, 1);
+        }
+
+        char *script = NULL;
+        if (get_string(k, ci, p, "script", &script) == 1) {
+            cp->script = resolve_path(c, script);
+            snprintf(q, sizeof(q), "%s.script", p);
+            check_script(k, q, cp->script);
+        }
+        free(script);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void load_routes(struct check *k, int top)
+{
+    lua_State *L = k->L;
+    struct config *c = k->c;
+    int t = get_table(k, top, "", "routes");
+    if (!t)
+        return;
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    c->routes = calloc(n ? n : 1, sizeof(*c->routes));
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        char p[300];
+        const char *prefix = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        snprintf(p, sizeof(p), "routes[\"%.200s\"]", prefix ? prefix : "?");
+        if (!prefix || prefix[0] != '/') {
+            fail(k, "routes", "each route is [\"/prefix\"] = \"script.lua\"");
+        } else if (lua_type(L, -1) == LUA_TSTRING) {
+            struct config_route *r = &c->routes[c->n_routes++];
+            r->prefix = strdup(prefix);
+            r->script = resolve_path(c, lua_tostring(L, -1));
+            check_script(k, p, r->script);
+        } else if (lua_istable(L, -1)) {
+            static const char *const keys[] = {"module", NULL};
+            int ri = lua_gettop(L);
+            struct config_route *r = &c->routes[c->n_routes++];
+            r->prefix = strdup(prefix);
+            check_keys(k, ri, p, keys);
+            if (get_string(k, ri, p, "module", &r->module) != 1)
+                fail(k, p, "needs a script path or { module = \"name\" }");
+        } else {
+            fail(k, p, "must be a script path, found a %s", luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
+static void set_defaults(struct config *c)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    c->listen = strdup("127.0.0.1:8080");
+    c->workers = cores > 0 ? (int)(cores > 64 ? 64 : cores) : 1;
+    c->store = strdup("memory");
+    c->log_level = strdup("info");
+    c->wechat_open_base = strdup("https://open.weixin.qq.com");
+    c->wechat_api_base = strdup("https://api.weixin.qq.com");
+    c->upstream_connect_timeout_ms = 2000;
+    c->upstream_timeout_ms = 5000;
+    c->lua_cpu_budget_ms = 200;
+    c->lua_memory_mb = 64;
+    c->limits.max_header_size = 16384;
+    c->limits.max_uri_length = 4096;
+    c->limits.max_body_size = 65536;
+    c->limits.max_connections = 4096;
+    c->limits.header_timeout_ms = 10000;
+    c->limits.read_timeout_ms = 10000;
+    c->limits.write_timeout_ms = 10000;
+    c->limits.keepalive_timeout_ms = 30000;
+    c->limits.drain_timeout_ms = 10000;
+}
+
+static void load_top(struct check *k, int top)
+{
+    static const char *const keys[] = {
+        "listen", "public_url", "workers", "store", "log_level", "cookie_secret",
+        "ticket_secret", "api_keys", "wechat", "limits", "lua", "apps", "campaigns",
+        "default_campaign", "routes", NULL};
+    static const char *const wechat_keys[] = {"open_base", "api_base", "ca_file",
+                                              "connect_timeout_ms", "timeout_ms", NULL};
+    static const char *const limit_keys[] = {
+        "max_header_size", "max_uri_length", "max_body_size", "max_connections",
+        "header_timeout_ms", "read_timeout_ms", "write_timeout_ms", "keepalive_timeout_ms",
+        "drain_timeout_ms", NULL};
+    static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", NULL};
+    lua_State *L = k->L;
+    struct config *c = k->c;
+
+    check_keys(k, top, "", keys);
+    if (get_string(k, top, "", "listen", &c->listen) >= 0 &&
+        config_parse_listen(c->listen, &c->listen_host, &c->listen_port) != 0)
+        fail(k, "listen", "bad listen address \"%s\" (expected host:port)", c->listen);
+    if (get_string(k, top, "", "public_url", &c->public_url) == 1 &&
+        strncmp(c->public_url, "http://", 7) && strncmp(c->public_url, "https://", 8))
+        fail(k, "public_url", "must start with http:// or https://");
+    get_int(k, top, "", "workers", &c->workers, 1, 256);
+    if (get_string(k, top, "", "store", &c->store) == 1 && strcmp(c->store, "memory") &&
+        strncmp(c->store, "redis://", 8))
+        fail(k, "store", "must be \"memory\" or \"redis://host:port/db\"");
+    if (get_string(k, top, "", "log_level", &c->log_level) == 1 &&
+        strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
+        strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
+        fail(k, "log_level", "must be debug, info, warn or error");
+    get_secret(k, top, "", "cookie_secret", &c->cookie_secret, 1);
+    get_secret(k, top, "", "ticket_secret", &c->ticket_secret, 1);
+    if (c->cookie_secret && strlen(c->cookie_secret) < 16)
+        fail(k, "cookie_secret", "too short: use at least 16 random characters");
+    if (c->ticket_secret && strlen(c->ticket_secret) < 16)
+        fail(k, "ticket_secret", "too short: use at least 16 random characters");
+
+    int t = get_table(k, top, "", "api_keys");
+    if (t) {
+        size_t n = lua_objlen(L, t);
+        c->api_keys = calloc(n ? n : 1, sizeof(char *));
+        for (size_t i = 1; i <= n; i++) {
+            char name[32], p[64];
+            snprintf(name, sizeof(name), "%zu", i);
+            lua_rawgeti(L, t, (int)i);
+            lua_setfield(L, t, name); /* so get_secret can read it by name */
+            snprintf(p, sizeof(p), "api_keys");
+            char *v = NULL;
+            if (get_secret(k, t, p, name, &v, 1) == 1) {
+                if (strlen(v) < 16) {
+                    snprintf(p, sizeof(p), "api_keys[%zu]", i);
+                    fail(k, p, "too short: use at least 16 random characters");
+                    free(v);
+                } else {
+                    c->api_keys[c->n_api_keys++] = v;
+                }
+            }
+        }
+        lua_pop(L, 1);
+    }
+
+    if ((t = get_table(k, top, "", "wechat"))) {
+        check_keys(k, t, "wechat", wechat_keys);
+        get_string(k, t, "wechat", "open_base", &c->wechat_open_base);
+        get_string(k, t, "wechat", "api_base", &c->wechat_api_base);
+        char *ca = NULL;
+        if (get_string(k, t, "wechat", "ca_file", &ca) == 1) {
+            c->wechat_ca_file = resolve_path(c, ca);
+            if (access(c->wechat_ca_file, R_OK) != 0)
+                fail(k, "wechat.ca_file", "cannot read %s: %s", c->wechat_ca_file,
+                     strerror(errno));
+        }
+        free(ca);
+        get_int(k, t, "wechat", "connect_timeout_ms", &c->upstream_connect_timeout_ms, 10, 60000);
+        get_int(k, t, "wechat", "timeout_ms", &c->upstream_timeout_ms, 10, 120000);
+        lua_pop(L, 1);
+    }
+    if ((t = get_table(k, top, "", "limits"))) {
+        struct config_limits *l = &c->limits;
+        check_keys(k, t, "limits", limit_keys);
+        get_size(k, t, "limits", "max_header_size", &l->max_header_size, 1024, 1 << 20);
+        get_size(k, t, "limits", "max_uri_length", &l->max_uri_length, 256, 1 << 20);
+        get_size(k, t, "limits", "max_body_size", &l->max_body_size, 0, 64 << 20);
+        get_int(k, t, "limits", "max_connections", &l->max_connections, 1, 1000000);
+        get_int(k, t, "limits", "header_timeout_ms", &l->header_timeout_ms, 100, 600000);
+        get_int(k, t, "limits", "read_timeout_ms", &l->read_timeout_ms, 100, 600000);
+        get_int(k, t, "limits", "write_timeout_ms", &l->write_timeout_ms, 100, 600000);
+        get_int(k, t, "limits", "keepalive_timeout_ms", &l->keepalive_timeout_ms, 100, 3600000);
+        get_int(k, t, "limits", "drain_timeout_ms", &l->drain_timeout_ms, 0, 600000);
+        lua_pop(L, 1);
+    }
+    if ((t = get_table(k, top, "", "lua"))) {
+        check_keys(k, t, "lua", lua_keys);
+        get_int(k, t, "lua", "cpu_budget_ms", &c->lua_cpu_budget_ms, 1, 60000);
+        get_int(k, t, "lua", "memory_mb", &c->lua_memory_mb, 4, 4096);
+        lua_pop(L, 1);
+    }
+    load_apps(k, top);
+    load_campaigns(k, top);
+    if (get_string(k, top, "", "default_campaign", &c->default_campaign) == 1 &&
+        !config_find_campaign(c, c->default_campaign))
+        fail(k, "default_campaign", "no campaign named \"%s\"", c->default_campaign);
+    load_routes(k, top);
+}
+
+static struct config *validate(lua_State *L, const char *path, char *err, size_t errsz)
+{
+    struct config *c = calloc(1, sizeof(*c));
+    struct check k = {.L = L, .c = c, .err = err, .errsz = errsz};
+    err[0] = '\0';
+    c->refs = 1;
+    c->path = strdup(path);
+    char *slash = strrchr(c->path, '/');
+    c->dir = slash ? strndup(c->path, (size_t)(slash - c->path)) : strdup(".");
+    if (c->dir[0] == '\0') {
+        free(c->dir);
+        c->dir = strdup("/");
+    }
+    set_defaults(c);
+    load_top(&k, lua_gettop(L));
+    if (k.n_errors) {
+        config_release(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct config *config_from_lua(void *vL, const char *path, char *err, size_t errsz)
+{
+    lua_State *L = vL;
+    if (!lua_istable(L, -1)) {
+        snprintf(err, errsz, "config: %s: must return a table", path);
+        return NULL;
+    }
+    return validate(L, path, err, errsz);
+}
+
+struct config *config_load(const char *path, char *err, size_t errsz)
+{
+    char *abs = realpath(path, NULL);
+    if (!abs) {
+        snprintf(err, errsz, "config: %s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    lua_State *L = luaL_newstate();
+    if (!L) {
+        free(abs);
+        snprintf(err, errsz, "config: out of memory");
+        return NULL;
+    }
+    luaL_openlibs(L);
+    struct config *c = NULL;
+    if (luaL_loadfile(L, abs) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+        snprintf(err, errsz, "config: %s", lua_tostring(L, -1));
+    } else {
+        c = config_from_lua(L, abs, err, errsz);
+    }
+    lua_close(L);
+    free(abs);
+    return c;
+}
+
+struct config *config_retain(struct config *c)
+{
+    if (c)
+        __atomic_add_fetch(&c->refs, 1, __ATOMIC_RELAXED);
+    return c;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void config_release(struct config *c)
+{
+    if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    for (size_t i = 0; i < c->n_apps; i++) {
+        struct config_app *a = &c->apps[i];
+        free(a->name);
+        free(a->appid);
+        if (a->secret)
+            explicit_bzero(a->secret, strlen(a->secret));
+        free(a->secret);
+        free_strv(a->domains, a->n_domains);
+    }
+    free(c->apps);
+    for (size_t i = 0; i < c->n_campaigns; i++) {
+        struct config_campaign *cp = &c->campaigns[i];
+        free(cp->name);
+        free(cp->scope);
+        free(cp->lang);
+        free(cp->script);
+        free_strv(cp->allow, cp->n_allow);
+    }
+    free(c->campaigns);
+    for (size_t i = 0; i < c->n_routes; i++) {
+        free(c->routes[i].prefix);
+        free(c->routes[i].script);
+        free(c->routes[i].module);
+    }
+    free(c->routes);
+    free_strv(c->api_keys, c->n_api_keys);
+    free(c->path);
+    free(c->dir);
+    free(c->listen);
+    free(c->listen_host);
+    free(c->public_url);
+    free(c->store);
+    free(c->log_level);
+    free(c->cookie_secret);
+    free(c->ticket_secret);
+    free(c->wechat_open_base);
+    free(c->wechat_api_base);
+    free(c->wechat_ca_file);
+    free(c->default_campaign);
+    free(c);
+}
+
+const struct config_app *config_find_app(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_apps; i++) {
+        if (strcmp(c->apps[i].name, name) == 0 ||
+            (c->apps[i].appid && strcmp(c->apps[i].appid, name) == 0))
+            return &c->apps[i];
+    }
+    return NULL;
+}
+
+const struct config_campaign *config_find_campaign(const struct config *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_campaigns; i++) {
+        if (strcmp(c->campaigns[i].name, name) == 0)
+            return &c->campaigns[i];
+    }
+    return NULL;
+}
+
+const char **config_secrets(const struct config *c, size_t *n)
+{
+    const char **v = calloc(c->n_apps + c->n_api_keys + 2, sizeof(char *));
+    size_t k = 0;
+    for (size_t i = 0; i < c->n_apps; i++)
+        if (c->apps[i].secret)
+            v[k++] = c->apps[i].secret;
+    for (size_t i = 0; i < c->n_api_keys; i++)
+        v[k++] = c->api_keys[i];
+    if (c->cookie_secret)
+        v[k++] = c->cookie_secret;
+    if (c->ticket_secret)
+        v[k++] = c->ticket_secret;
+    *n = k;
+    return v;
+}

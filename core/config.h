@@ -1,0 +1,102 @@
+/* Configuration: a Lua file returning a table, validated up front into an
+ * immutable, reference-counted struct config. A reload builds a new one and
+ * swaps it in; requests keep the one they started with until they finish. */
+#ifndef WX_CONFIG_H
+#define WX_CONFIG_H
+#include <stddef.h>
+
+struct config_app {
+    char *name;
+    char *appid;
+    char *secret;          /* from env or file, never from the config text */
+    char **domains;        /* registered callback domains (informational) */
+    size_t n_domains;
+};
+
+struct config_campaign {
+    char *name;
+    const struct config_app *app;
+    char *scope;           /* snsapi_base | snsapi_userinfo */
+    int scope_override;    /* may /auth?scope= change it */
+    char **allow;          /* allowed return URL prefixes: scheme://host[:port][/path] */
+    size_t n_allow;
+    char *script;          /* absolute path or NULL */
+    int force_popup;
+    int force_snapshot;
+    char *lang;            /* zh_CN | zh_TW | en */
+    int ticket_ttl;        /* seconds */
+};
+
+struct config_route {
+    char *prefix;          /* "/hello" */
+    char *script;          /* absolute path, or NULL when module is set */
+    char *module;          /* an embedded Lua module ("sandbox") */
+};
+
+struct config_limits {
+    size_t max_header_size;    /* bytes of request line + headers */
+    size_t max_uri_length;
+    size_t max_body_size;
+    int max_connections;       /* per worker */
+    int header_timeout_ms;     /* whole request head must arrive within */
+    int read_timeout_ms;       /* inactivity while reading a body */
+    int write_timeout_ms;
+    int keepalive_timeout_ms;
+    int drain_timeout_ms;      /* SIGTERM: how long in-flight requests may take */
+};
+
+struct config {
+    int refs;                  /* atomic; see config_retain/config_release */
+    char *path;                /* the config file */
+    char *dir;                 /* its directory: relative paths start here */
+
+    char *listen;              /* "host:port" as written */
+    char *listen_host;
+    int listen_port;
+    char *public_url;          /* e.g. https://login.example.com */
+    int workers;
+    char *store;               /* "memory" or redis://... */
+    char *log_level;
+
+    char *cookie_secret;
+    char *ticket_secret;
+    char **api_keys;
+    size_t n_api_keys;
+
+    char *wechat_open_base;    /* https://open.weixin.qq.com */
+    char *wechat_api_base;     /* https://api.weixin.qq.com */
+    char *wechat_ca_file;
+    int upstream_connect_timeout_ms;
+    int upstream_timeout_ms;
+
+    int lua_cpu_budget_ms;     /* per resume of a coroutine */
+    int lua_memory_mb;         /* per worker VM */
+
+    struct config_limits limits;
+
+    struct config_app *apps; size_t n_apps;
+    struct config_campaign *campaigns; size_t n_campaigns;
+    char *default_campaign;
+    struct config_route *routes; size_t n_routes;
+};
+
+/* Loads and validates. On failure returns NULL and writes one message per
+ * problem ("config: KEY.PATH: reason") into err (NUL-terminated). */
+struct config *config_load(const char *path, char *err, size_t errsz);
+/* Validates a config table already on top of L's stack (used by demo). */
+struct config *config_from_lua(void *L, const char *path, char *err, size_t errsz);
+
+struct config *config_retain(struct config *c);
+void config_release(struct config *c);
+
+const struct config_app *config_find_app(const struct config *c, const char *name_or_appid);
+const struct config_campaign *config_find_campaign(const struct config *c, const char *name);
+
+/* Every secret of c, for log_set_secrets(). Returns a malloc'd array of
+ * borrowed pointers (free only the array). */
+const char **config_secrets(const struct config *c, size_t *n);
+
+/* Splits "host:port" / "[v6]:port" / ":port". 0 ok. host is malloc'd. */
+int config_parse_listen(const char *s, char **host, int *port);
+
+#endif

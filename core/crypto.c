@@ -1,0 +1,209 @@
+/* Crypto helpers over OpenSSL's libcrypto: OS randomness (RAND_bytes),
+ * HMAC-SHA256, SHA-1, SHA-256, lowercase hex, unpadded base64url and
+ * constant-time comparison. Everything here is stateless and thread-safe. */
+#include "crypto.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+static const char base62_chars[] =
+    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* The digest functions have no error return: a libcrypto that cannot hash
+ * (allocation failure, a provider refusing SHA-1) must not yield a made-up
+ * digest that later compares equal to something. */
+static void crypto_fatal(const char *what)
+{
+    fprintf(stderr, "wxgate: libcrypto %s failed\n", what);
+    abort();
+}
+
+int crypto_random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+
+    while (n > 0) {
+        int chunk = n > INT32_MAX ? INT32_MAX : (int)n;
+        if (RAND_bytes(p, chunk) != 1)
+            return -1;
+        p += chunk;
+        n -= (size_t)chunk;
+    }
+    return 0;
+}
+
+/* Rejection sampling: only bytes below 248 (= 4 * 62) are used, so every
+ * character of the alphabet is equally likely. */
+int crypto_random_base62(char *out, size_t n)
+{
+    unsigned char pool[64];
+    size_t have = 0, used = 0, i = 0;
+
+    while (i < n) {
+        if (used == have) {
+            if (RAND_bytes(pool, sizeof(pool)) != 1) {
+                OPENSSL_cleanse(pool, sizeof(pool));
+                out[0] = '\0';
+                return -1;
+            }
+            have = sizeof(pool);
+            used = 0;
+        }
+        unsigned char b = pool[used++];
+        if (b < 248)
+            out[i++] = base62_chars[b % 62];
+    }
+    out[n] = '\0';
+    OPENSSL_cleanse(pool, sizeof(pool));
+    return 0;
+}
+
+void crypto_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 0x0f];
+    }
+    out[2 * n] = '\0';
+}
+
+void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
+                        unsigned char out[32])
+{
+    static const unsigned char empty;
+    unsigned char hashed[32];
+    unsigned int outlen = 0;
+
+    /* HMAC hashes keys longer than a block anyway; doing it here keeps the
+     * length within HMAC()'s int. */
+    if (klen > INT_MAX) {
+        crypto_sha256(key, klen, hashed);
+        key = hashed;
+        klen = sizeof(hashed);
+    }
+    /* An empty key is valid (if weak); HMAC() must not see a NULL one. */
+    if (HMAC(EVP_sha256(), key ? key : &empty, (int)klen, msg ? msg : (const void *)&empty,
+             mlen, out, &outlen) == NULL || outlen != 32)
+        crypto_fatal("HMAC-SHA256");
+    OPENSSL_cleanse(hashed, sizeof(hashed));
+}
+
+static void digest(const EVP_MD *md, const char *name, const void *msg, size_t len,
+                   unsigned char *out)
+{
+    static const unsigned char empty;
+
+    if (EVP_Digest(msg ? msg : &empty, len, out, NULL, md, NULL) != 1)
+        crypto_fatal(name);
+}
+
+void crypto_sha1(const void *msg, size_t len, unsigned char out[20])
+{
+    digest(EVP_sha1(), "SHA-1", msg, len, out);
+}
+
+void crypto_sha256(const void *msg, size_t len, unsigned char out[32])
+{
+    digest(EVP_sha256(), "SHA-256", msg, len, out);
+}
+
+size_t crypto_base64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    size_t i = 0, o = 0;
+
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64url_chars[v >> 18];
+        out[o++] = b64url_chars[(v >> 12) & 63];
+        out[o++] = b64url_chars[(v >> 6) & 63];
+        out[o++] = b64url_chars[v & 63];
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[o++] = b64url_chars[v >> 18];
+        out[o++] = b64url_chars[(v >> 12) & 63];
+    } else if (n - i == 2) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
+        out[o++] = b64url_chars[v >> 18];
+        out[o++] = b64url_chars[(v >> 12) & 63];
+        out[o++] = b64url_chars[(v >> 6) & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Strict decoding: only the base64url alphabet; padding, when present, must
+ * complete the last quantum exactly; the unused low bits of the last
+ * character must be zero, so each byte string has exactly one encoding
+ * (matters when an encoded signature is compared as a string). */
+int crypto_base64url_decode(const char *in, size_t len, unsigned char *out, size_t *outlen)
+{
+    size_t datalen = len, o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+
+    if (len > 0 && in[len - 1] == '=') {
+        if (len % 4 != 0)
+            return -1;
+        datalen = len - 1;
+        if (in[datalen - 1] == '=')
+            datalen--;
+    }
+    if (datalen % 4 == 1)
+        return -1;
+    if (datalen != len && (datalen % 4 == 0))
+        return -1; /* padding after a complete quantum */
+
+    for (size_t i = 0; i < datalen; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0)
+            return -1;
+        acc = (acc << 6 | (uint32_t)v) & 0xffffff;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    if (bits > 0 && (acc & ((1u << bits) - 1)) != 0)
+        return -1;
+    *outlen = o;
+    return 0;
+}
+
+/* Equal lengths: CRYPTO_memcmp. Different lengths: still walk alen bytes
+ * so the time depends on the lengths only, never on the content. */
+int crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (alen != blen) {
+        (void)CRYPTO_memcmp(a, a, alen);
+        return 0;
+    }
+    return CRYPTO_memcmp(a, b, alen) == 0;
+}

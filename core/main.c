@@ -1,0 +1,78 @@
+/* wxgate: the command line. Read top-down: main → server (server.c) →
+ * handlers (handler_*.c) → Lua runtime (lua_runtime.c) → fetch/store. */
+#include "config.h"
+#include "log.h"
+#include "lua_runtime.h"
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef WXGATE_VERSION
+#define WXGATE_VERSION "0.1.0"
+#endif
+
+static int usage(FILE *out)
+{
+    fprintf(out,
+            "usage: wxgate run -c FILE      serve with the config in FILE\n"
+            "       wxgate check -c FILE    validate FILE and load every script\n"
+            "       wxgate version\n");
+    return out == stderr ? 2 : 0;
+}
+
+static const char *config_arg(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            return argv[i + 1];
+    }
+    return NULL;
+}
+
+/* Loads and validates FILE and every script it names; prints what is wrong. */
+static struct config *load_checked(const char *path)
+{
+    static char err[16384];
+    struct config *c = config_load(path, err, sizeof(err));
+    if (c && lua_check_scripts(c, err, sizeof(err)) != 0) {
+        config_release(c);
+        c = NULL;
+    }
+    if (!c)
+        fprintf(stderr, "%s\n", err);
+    return c;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+        printf("wxgate %s\n", WXGATE_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return usage(stdout);
+    if (strcmp(cmd, "check") == 0 || strcmp(cmd, "run") == 0) {
+        const char *path = config_arg(argc, argv);
+        if (!path) {
+            fprintf(stderr, "wxgate %s: missing -c FILE\n", cmd);
+            return 2;
+        }
+        struct config *c = load_checked(path);
+        if (!c)
+            return 1;
+        if (strcmp(cmd, "check") == 0) {
+            printf("%s: ok (%zu apps, %zu campaigns, %zu routes)\n", path, c->n_apps,
+                   c->n_campaigns, c->n_routes);
+            config_release(c);
+            return 0;
+        }
+        return server_run(c, path);
+    }
+    fprintf(stderr, "wxgate: unknown command \"%s\"\n", cmd);
+    return usage(stderr);
+}

@@ -1,0 +1,17 @@
+/* Plain HTML pages for people: errors in Chinese and English with the request
+ * id and a retry link, everything escaped. No secrets or internals reach a
+ * page: callers pass fixed texts, never upstream replies or error strings. */
+#ifndef WX_PAGE_H
+#define WX_PAGE_H
+#include <stddef.h>
+
+struct http_req;
+
+/* Appends s to buf (capacity cap, length *len) with HTML escaping. */
+void page_escape(char *buf, size_t cap, size_t *len, const char *s);
+
+/* Replies with an error page. retry_url may be NULL (no retry link). */
+void page_error(struct http_req *r, int status, const char *zh, const char *en,
+                const char *retry_url);
+
+#endif

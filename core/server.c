@@ -1,0 +1,279 @@
+/* Workers, routing and signals (see server.h).
+ *
+ * Reload is two-phase so that it is atomic across workers: the main thread
+ * loads and validates the new config and compiles every script once; only
+ * then does each worker build its VM from it (which cannot fail on the
+ * script's account any more) and swap it in between two requests. Requests
+ * already running finish on the config and VM they started with. */
+#include "server.h"
+
+#include "config.h"
+#include "fetch.h"
+#include "http.h"
+#include "log.h"
+#include "lua_runtime.h"
+#include "page.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void on_request(struct http_req *r, void *arg)
+{
+    struct worker *w = arg;
+    const char *path = http_req_path(r);
+    if (strcmp(path, "/healthz") == 0) {
+        handle_health(w, r);
+        return;
+    }
+    if (lua_vm_route(w->vm, r))
+        return;
+    page_error(r, 404, "页面不存在", "Page not found.", NULL);
+}
+
+static void apply_secrets(const struct config *c)
+{
+    size_t n;
+    const char **v = config_secrets(c, &n);
+    log_set_secrets(v, n);
+    free(v);
+}
+
+static void apply_log_level(const struct config *c)
+{
+    enum log_level lvl;
+    if (log_parse_level(c->log_level, &lvl) == 0)
+        log_set_level(lvl);
+}
+
+/* Worker side of a reload: swap in what the main thread prepared. */
+static void on_reload(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    struct config *fresh = __atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL);
+    if (!fresh)
+        return;
+    char err[2048];
+    struct lua_vm *vm = lua_vm_new(w, fresh, err, sizeof(err));
+    if (!vm) {
+        log_error("worker %d: reload failed, keeping the old version: %s", w->id, err);
+        config_release(fresh);
+        return;
+    }
+    lua_vm_retire(w->vm);
+    w->vm = vm;
+    config_release(w->cfg);
+    w->cfg = fresh;
+    http_server_set_limits(w->http, &fresh->limits);
+    log_info("worker %d: reloaded", w->id);
+}
+
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    int active = http_server_active_requests(w->http);
+    if (active == 0 || http_now_ms() > w->drain_deadline) {
+        if (active)
+            log_warn("worker %d: drain timeout with %d requests in flight", w->id, active);
+        event_base_loopexit(w->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 20000};
+    event_add(w->drain_ev, &tv);
+}
+
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    struct worker *w = arg;
+    http_server_stop_accepting(w->http);
+    w->drain_deadline = http_now_ms() + w->cfg->limits.drain_timeout_ms;
+    on_drain_tick(-1, 0, w);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    event_base_dispatch(w->base);
+    return NULL;
+}
+
+static int worker_init(struct server *s, struct worker *w, int id, int fd, char *err,
+                       size_t errsz)
+{
+    w->id = id;
+    w->server = s;
+    w->listen_fd = fd;
+    w->cfg = config_retain(s->cfg);
+    w->base = event_base_new();
+    if (!w->base) {
+        snprintf(err, errsz, "cannot create an event loop");
+        return -1;
+    }
+    w->fetch = fetch_loop_new(w->base);
+    w->store = store_attach(s->store, w->base);
+    w->http = http_server_new(w->base, fd, &w->cfg->limits, on_request, w);
+    if (!w->fetch || !w->store || !w->http) {
+        snprintf(err, errsz, "cannot start worker %d", id);
+        return -1;
+    }
+    w->vm = lua_vm_new(w, w->cfg, err, errsz);
+    if (!w->vm)
+        return -1;
+    w->reload_ev = event_new(w->base, -1, 0, on_reload, w);
+    w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
+    w->drain_ev = evtimer_new(w->base, on_drain_tick, w);
+    return 0;
+}
+
+static void worker_free(struct worker *w)
+{
+    if (w->http)
+        http_server_free(w->http); /* aborts what is left: may finish Lua tasks */
+    lua_vm_retire(w->vm);
+    if (w->store)
+        store_detach(w->store);
+    if (w->fetch)
+        fetch_loop_free(w->fetch);
+    if (w->reload_ev)
+        event_free(w->reload_ev);
+    if (w->stop_ev)
+        event_free(w->stop_ev);
+    if (w->drain_ev)
+        event_free(w->drain_ev);
+    config_release(__atomic_exchange_n(&w->pending, NULL, __ATOMIC_ACQ_REL));
+    config_release(w->cfg);
+    if (w->base)
+        event_base_free(w->base);
+}
+
+/* Main thread side of SIGHUP. */
+static void reload(struct server *s)
+{
+    char err[4096];
+    log_info("SIGHUP: reloading %s", s->config_path);
+    struct config *fresh = config_load(s->config_path, err, sizeof(err));
+    if (fresh && lua_check_scripts(fresh, err, sizeof(err)) != 0) {
+        config_release(fresh);
+        fresh = NULL;
+    }
+    if (!fresh) {
+        log_error("reload refused, the old version keeps serving: %s", err);
+        return;
+    }
+    if (strcmp(fresh->listen, s->cfg->listen) != 0 || fresh->workers != s->cfg->workers ||
+        strcmp(fresh->store, s->cfg->store) != 0)
+        log_warn("reload: listen, workers and store take effect only after a restart");
+    apply_secrets(fresh);
+    apply_log_level(fresh);
+    for (int i = 0; i < s->n_workers; i++) {
+        struct worker *w = &s->workers[i];
+        config_release(__atomic_exchange_n(&w->pending, config_retain(fresh), __ATOMIC_ACQ_REL));
+        event_active(w->reload_ev, 0, 0);
+    }
+    config_release(s->cfg);
+    s->cfg = fresh;
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+    if (sig == SIGHUP) {
+        reload(s);
+        return;
+    }
+    log_info("%s: draining and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (int i = 0; i < s->n_workers; i++)
+        event_active(s->workers[i].stop_ev, 0, 0);
+    event_base_loopexit(s->base, NULL);
+}
+
+int server_run(struct config *cfg, const char *config_path)
+{
+    struct server s = {.cfg = cfg, .config_path = strdup(config_path)};
+    char err[2048];
+    int rc = 1;
+    int started = 0;
+
+    evthread_use_pthreads();
+    fetch_global_init();
+    signal(SIGPIPE, SIG_IGN);
+    apply_secrets(cfg);
+    apply_log_level(cfg);
+
+    const char *store_err = NULL;
+    s.store = store_open(cfg->store, &store_err);
+    if (!s.store) {
+        log_error("store %s: %s", cfg->store, store_err ? store_err : "cannot open");
+        goto out;
+    }
+
+    /* Block signals in workers: the main loop alone handles them. */
+    sigset_t set, old;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+
+    s.n_workers = cfg->workers;
+    s.workers = calloc((size_t)s.n_workers, sizeof(*s.workers));
+    int port = cfg->listen_port;
+    for (int i = 0; i < s.n_workers; i++) {
+        int fd = http_listen(cfg->listen_host, port, &port, err, sizeof(err));
+        if (fd < 0 || worker_init(&s, &s.workers[i], i, fd, err, sizeof(err)) != 0) {
+            log_error("%s", err);
+            if (fd >= 0 && !s.workers[i].http)
+                close(fd);
+            goto stop;
+        }
+    }
+    s.port = port;
+    for (int i = 0; i < s.n_workers; i++) {
+        if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
+            log_error("cannot start worker thread %d", i);
+            goto stop;
+        }
+        started++;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+
+    s.base = event_base_new();
+    struct event *sigs[3];
+    int signos[3] = {SIGHUP, SIGTERM, SIGINT};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(s.base, signos[i], on_signal, &s);
+        event_add(sigs[i], NULL);
+    }
+    log_info("wxgate listening on %s:%d with %d workers", cfg->listen_host, port, s.n_workers);
+    event_base_dispatch(s.base);
+    for (int i = 0; i < 3; i++)
+        event_free(sigs[i]);
+    rc = 0;
+
+stop:
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        for (int i = 0; i < started; i++)
+            event_active(s.workers[i].stop_ev, 0, 0);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(s.workers[i].thread, NULL);
+    for (int i = 0; i < s.n_workers; i++)
+        worker_free(&s.workers[i]);
+    free(s.workers);
+    if (s.base)
+        event_base_free(s.base);
+    if (rc == 0)
+        log_info("stopped");
+out:
+    if (s.store)
+        store_close(s.store);
+    config_release(s.cfg);
+    free(s.config_path);
+    return rc;
+}

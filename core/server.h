@@ -1,0 +1,55 @@
+/* The server: worker threads, each with its own event loop, HTTP server,
+ * upstream client, store connection and Lua VM, sharing the listening port
+ * through SO_REUSEPORT; the main thread handles signals (SIGHUP reload,
+ * SIGTERM/SIGINT drain). */
+#ifndef WX_SERVER_H
+#define WX_SERVER_H
+#include <pthread.h>
+
+#include "store.h"
+
+struct event;
+struct event_base;
+struct config;
+struct http_server;
+struct http_req;
+struct fetch_loop;
+struct lua_vm;
+struct server;
+
+struct worker {
+    int id;
+    pthread_t thread;
+    struct server *server;
+    struct event_base *base;
+    int listen_fd;
+    struct http_server *http;
+    struct fetch_loop *fetch;
+    store_conn_t *store;
+    struct config *cfg;            /* the config this worker serves with */
+    struct lua_vm *vm;             /* built from cfg */
+    struct config *pending;        /* a reloaded config handed over by main */
+    struct lua_vm *pending_vm;
+    struct event *reload_ev;
+    struct event *stop_ev;
+    struct event *drain_ev;
+    double drain_deadline;
+};
+
+struct server {
+    struct config *cfg;
+    store_t *store;
+    int n_workers;
+    struct worker *workers;
+    struct event_base *base;       /* the main thread's: signals only */
+    char *config_path;
+    int port;                      /* the port actually bound */
+};
+
+/* Runs until SIGTERM/SIGINT; returns the process exit code. Takes cfg. */
+int server_run(struct config *cfg, const char *config_path);
+
+/* Routing of one request on a worker (server.c); handlers live in handler_*.c. */
+void handle_health(struct worker *w, struct http_req *r);
+
+#endif

@@ -1,0 +1,73 @@
+/* The store dispatcher: store_open() picks a back end from the url, and
+ * every other call is checked once here and forwarded through the back
+ * end's vtable (store_impl.h). Callers never see which back end runs. */
+#include <string.h>
+
+#include "store_impl.h"
+
+store_t *store_open(const char *url, const char **err) {
+    const char *why = "unknown store url (expected memory or redis://host:port/db)";
+    store_t *s = NULL;
+
+    if (!url || strcmp(url, "memory") == 0 || strncmp(url, "memory?", 7) == 0)
+        s = store_memory_open(url ? url + strlen("memory") : "", &why);
+    else if (strncmp(url, "redis://", 8) == 0)
+        why = "redis store not built yet";
+    if (!s && err) *err = why;
+    return s;
+}
+
+void store_close(store_t *s) {
+    if (s) s->ops->close(s);
+}
+
+store_conn_t *store_attach(store_t *s, struct event_base *base) {
+    return s ? s->ops->attach(s, base) : NULL;
+}
+
+void store_detach(store_conn_t *c) {
+    if (c) c->store->ops->detach(c);
+}
+
+/* A NULL callback means the caller does not want the reply. */
+static void ignore_reply(const struct store_reply *reply, void *arg) {
+    (void)reply;
+    (void)arg;
+}
+
+/* Shared argument check: a buffer may be NULL only when it is empty, and
+ * back ends then get "" so they never touch a NULL pointer. */
+static int fix_buf(const char **p, size_t len) {
+    if (*p) return 0;
+    if (len) return -1;
+    *p = "";
+    return 0;
+}
+
+int store_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg) {
+    if (!c || fix_buf(&key, klen) < 0) return -1;
+    return c->store->ops->get(c, key, klen, cb ? cb : ignore_reply, arg);
+}
+
+int store_set(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+              uint64_t ttl_ms, store_cb cb, void *arg) {
+    if (!c || fix_buf(&key, klen) < 0 || fix_buf(&val, vlen) < 0) return -1;
+    return c->store->ops->set(c, key, klen, val, vlen, ttl_ms, cb ? cb : ignore_reply, arg);
+}
+
+int store_add(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+              uint64_t ttl_ms, store_cb cb, void *arg) {
+    if (!c || fix_buf(&key, klen) < 0 || fix_buf(&val, vlen) < 0) return -1;
+    return c->store->ops->add(c, key, klen, val, vlen, ttl_ms, cb ? cb : ignore_reply, arg);
+}
+
+int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta,
+               uint64_t ttl_ms, store_cb cb, void *arg) {
+    if (!c || fix_buf(&key, klen) < 0) return -1;
+    return c->store->ops->incr(c, key, klen, delta, ttl_ms, cb ? cb : ignore_reply, arg);
+}
+
+int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg) {
+    if (!c || fix_buf(&key, klen) < 0) return -1;
+    return c->store->ops->del(c, key, klen, cb ? cb : ignore_reply, arg);
+}

@@ -1,0 +1,62 @@
+/* The key-value store behind login states, tickets, tokens and wx.store.
+ *
+ * One interface, several back ends: "memory" (shared by every worker of one
+ * process, with TTLs) now, Redis later. Every call is asynchronous in shape:
+ * it takes a callback that receives the reply. The memory store answers
+ * before the call returns (the callback runs inside the call); a network store
+ * answers later on the worker's event loop. Callers must handle both.
+ *
+ * A store_t is shared by the whole process; each worker attaches once to get
+ * a store_conn_t bound to its event loop, and issues calls through it. */
+#ifndef WX_STORE_H
+#define WX_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct store store_t;
+typedef struct store_conn store_conn_t;
+
+enum store_status {
+    STORE_OK = 0,        /* done; for get: value present */
+    STORE_NOT_FOUND = 1, /* get/del/incr-without-create: no such key */
+    STORE_EXISTS = 2,    /* add: the key already exists (nothing written) */
+    STORE_ERROR = -1,    /* back end failure; err says why */
+};
+
+struct store_reply {
+    enum store_status status;
+    const char *value; /* get: the value (valid only during the callback) */
+    size_t len;
+    long long number;  /* incr: the new value */
+    const char *err;   /* STORE_ERROR: a short reason, no secrets */
+};
+
+typedef void (*store_cb)(const struct store_reply *reply, void *arg);
+
+/* url: "memory" (or NULL). Returns NULL and sets *err on a bad url. */
+store_t *store_open(const char *url, const char **err);
+void store_close(store_t *s);
+store_conn_t *store_attach(store_t *s, struct event_base *base);
+void store_detach(store_conn_t *c);
+
+/* ttl_ms == 0 means no expiry. Keys and values are binary-safe.
+ * Each returns 0 when the call was issued (the callback will run exactly
+ * once), -1 when it could not be (the callback will not run). */
+int store_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
+int store_set(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+              uint64_t ttl_ms, store_cb cb, void *arg);
+/* Set only if absent: STORE_OK when written, STORE_EXISTS otherwise. */
+int store_add(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+              uint64_t ttl_ms, store_cb cb, void *arg);
+/* Add delta to an integer value; a missing key starts at 0 and gets ttl_ms
+ * (an existing key keeps its TTL). A non-integer value is STORE_ERROR. */
+int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta,
+               uint64_t ttl_ms, store_cb cb, void *arg);
+/* STORE_OK when a key was removed, STORE_NOT_FOUND otherwise. */
+int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
+
+/* For tests: the memory store's clock offset in ms (advances expiry). */
+void store_memory_advance_clock(store_t *s, int64_t ms);
+
+#endif
