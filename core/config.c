@@ -492,6 +492,40 @@ static void load_campaigns(struct check *k, int top)
     lua_pop(L, 1);
 }
 
+/* options = { name = "string" | number | boolean } for a module route,
+ * kept as strings and handed to the module's new(). */
+static void load_route_options(struct check *k, int ri, const char *path, struct config_route *r)
+{
+    lua_State *L = k->L;
+    char p[400];
+    int o = get_table(k, ri, path, "options");
+    if (!o)
+        return;
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, o)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    r->opt_keys = calloc(n ? n : 1, sizeof(char *));
+    r->opt_vals = calloc(n ? n : 1, sizeof(char *));
+    lua_pushnil(L);
+    while (lua_next(L, o)) {
+        int t = lua_type(L, -1);
+        if (lua_type(L, -2) != LUA_TSTRING ||
+            (t != LUA_TSTRING && t != LUA_TNUMBER && t != LUA_TBOOLEAN)) {
+            snprintf(p, sizeof(p), "%s.options", path);
+            fail(k, p, "must map names to strings, numbers or booleans");
+        } else {
+            r->opt_keys[r->n_opts] = strdup(lua_tostring(L, -2));
+            r->opt_vals[r->n_opts++] = strdup(t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ?
+                                               "true" : "false") : lua_tostring(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
+
 static void load_routes(struct check *k, int top)
 {
     lua_State *L = k->L;
@@ -519,13 +553,14 @@ static void load_routes(struct check *k, int top)
             r->script = resolve_path(c, lua_tostring(L, -1));
             check_script(k, p, r->script);
         } else if (lua_istable(L, -1)) {
-            static const char *const keys[] = {"module", NULL};
+            static const char *const keys[] = {"module", "options", NULL};
             int ri = lua_gettop(L);
             struct config_route *r = &c->routes[c->n_routes++];
             r->prefix = strdup(prefix);
             check_keys(k, ri, p, keys);
             if (get_string(k, ri, p, "module", &r->module) != 1)
                 fail(k, p, "needs a script path or { module = \"name\" }");
+            load_route_options(k, ri, p, r);
         } else {
             fail(k, p, "must be a script path, found a %s", luaL_typename(L, -1));
         }
@@ -563,7 +598,8 @@ static void load_top(struct check *k, int top)
     static const char *const keys[] = {
         "listen", "public_url", "workers", "store", "log_level", "cookie_secret",
         "ticket_secret", "api_keys", "wechat", "limits", "lua", "apps", "campaigns",
-        "default_campaign", "routes", NULL};
+        "default_campaign", "routes", "tls", NULL};
+    static const char *const tls_keys[] = {"listen", "cert", "key", NULL};
     static const char *const wechat_keys[] = {"open_base", "api_base", "ca_file",
                                               "connect_timeout_ms", "timeout_ms", NULL};
     static const char *const limit_keys[] = {
@@ -648,6 +684,26 @@ static void load_top(struct check *k, int top)
         get_int(k, t, "limits", "write_timeout_ms", &l->write_timeout_ms, 100, 600000);
         get_int(k, t, "limits", "keepalive_timeout_ms", &l->keepalive_timeout_ms, 100, 3600000);
         get_int(k, t, "limits", "drain_timeout_ms", &l->drain_timeout_ms, 0, 600000);
+        lua_pop(L, 1);
+    }
+    if ((t = get_table(k, top, "", "tls"))) {
+        char *cert = NULL, *key = NULL;
+        check_keys(k, t, "tls", tls_keys);
+        if (get_string(k, t, "tls", "listen", &c->tls_listen) != 1)
+            fail(k, "tls.listen", "missing: the host:port of the HTTPS listener");
+        else if (config_parse_listen(c->tls_listen, &c->tls_host, &c->tls_port) != 0)
+            fail(k, "tls.listen", "bad listen address \"%s\" (expected host:port)",
+                 c->tls_listen);
+        if (get_string(k, t, "tls", "cert", &cert) != 1)
+            fail(k, "tls.cert", "missing: the certificate chain file (PEM)");
+        if (get_string(k, t, "tls", "key", &key) != 1)
+            fail(k, "tls.key", "missing: the private key file (PEM)");
+        if (cert && access((c->tls_cert = resolve_path(c, cert)), R_OK) != 0)
+            fail(k, "tls.cert", "cannot read %s: %s", c->tls_cert, strerror(errno));
+        if (key && access((c->tls_key = resolve_path(c, key)), R_OK) != 0)
+            fail(k, "tls.key", "cannot read %s: %s", c->tls_key, strerror(errno));
+        free(cert);
+        free(key);
         lua_pop(L, 1);
     }
     if ((t = get_table(k, top, "", "lua"))) {
@@ -762,6 +818,8 @@ void config_release(struct config *c)
         free(c->routes[i].prefix);
         free(c->routes[i].script);
         free(c->routes[i].module);
+        free_strv(c->routes[i].opt_keys, c->routes[i].n_opts);
+        free_strv(c->routes[i].opt_vals, c->routes[i].n_opts);
     }
     free(c->routes);
     free_strv(c->api_keys, c->n_api_keys);
@@ -769,6 +827,10 @@ void config_release(struct config *c)
     free(c->dir);
     free(c->listen);
     free(c->listen_host);
+    free(c->tls_listen);
+    free(c->tls_host);
+    free(c->tls_cert);
+    free(c->tls_key);
     free(c->public_url);
     free(c->store);
     free(c->log_level);

@@ -31,6 +31,9 @@ struct config_route {
     char *prefix;          /* "/hello" */
     char *script;          /* absolute path, or NULL when module is set */
     char *module;          /* an embedded Lua module ("sandbox") */
+    char **opt_keys;       /* module routes: options passed to module.new() */
+    char **opt_vals;
+    size_t n_opts;
 };
 
 struct config_limits {
@@ -53,6 +56,11 @@ struct config {
     char *listen;              /* "host:port" as written */
     char *listen_host;
     int listen_port;
+    char *tls_listen;          /* optional HTTPS listener: "host:port" */
+    char *tls_host;
+    int tls_port;
+    char *tls_cert;
+    char *tls_key;
     char *public_url;          /* e.g. https://login.example.com */
     int workers;
     char *store;               /* "memory" or redis://... */

@@ -20,6 +20,8 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -60,6 +62,7 @@ struct http_server {
     struct conn **by_fd;         /* cache fd -> conn, checked against bev */
     int by_fd_cap;
     struct event *sweep;
+    SSL_CTX *tls;                /* HTTPS when set */
     int active;                  /* requests held by handlers */
     int accepting;               /* listener enabled */
     int stopped;                 /* stop_accepting was called */
@@ -158,15 +161,41 @@ static void update_accepting(struct http_server *s)
     }
 }
 
+/* Drops our reference; a TLS connection's SSL is ours to free as well,
+ * since without BEV_OPT_CLOSE_ON_FREE libevent leaves it. */
+static void conn_release_bev(struct conn *c)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+    bufferevent_decref(c->bev);
+    if (ssl)
+        SSL_free(ssl);
+}
+
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
 {
     struct http_server *s = arg;
-    struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
+    struct bufferevent *bev;
+    if (s->tls) {
+        SSL *ssl = SSL_new(s->tls);
+        if (!ssl)
+            return NULL;
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+        if (!bev) {
+            SSL_free(ssl);
+            return NULL;
+        }
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(base, -1, 0);
+    }
     if (!bev)
         return NULL;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
+        SSL *ssl = bufferevent_openssl_get_ssl(bev);
         bufferevent_free(bev);
+        if (ssl)
+            SSL_free(ssl);
         return NULL;
     }
     bufferevent_incref(bev);
@@ -243,7 +272,7 @@ static void sweep(evutil_socket_t fd_unused, short what, void *arg)
                 fire_abort(c->current);
             }
             conn_unlink(s, c);
-            bufferevent_decref(c->bev);
+            conn_release_bev(c);
             free(c);
         } else if (c->current) {
             int fd = (int)bufferevent_getfd(c->bev);
@@ -337,6 +366,7 @@ const char *http_req_uri(const struct http_req *r) { return evhttp_request_get_u
 const char *http_req_path(const struct http_req *r) { return r->path; }
 const char *http_req_query_string(const struct http_req *r) { return r->query ? r->query : ""; }
 const char *http_req_client(const struct http_req *r) { return r->client; }
+int http_req_is_tls(const struct http_req *r) { return r->srv->tls != NULL; }
 double http_req_start_ms(const struct http_req *r) { return r->start; }
 
 const char *http_req_body(const struct http_req *r, size_t *len)
@@ -527,11 +557,13 @@ void http_server_set_limits(struct http_server *s, const struct config_limits *l
 }
 
 struct http_server *http_server_new(struct event_base *base, int fd,
-                                    const struct config_limits *limits, http_handler h, void *arg)
+                                    const struct config_limits *limits, void *tls,
+                                    http_handler h, void *arg)
 {
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
+    s->tls = tls;
     s->base = base;
     s->handler = h;
     s->arg = arg;
@@ -584,7 +616,7 @@ void http_server_free(struct http_server *s)
     while (s->conns) {
         struct conn *c = s->conns;
         s->conns = c->next;
-        bufferevent_decref(c->bev);
+        conn_release_bev(c);
         free(c);
     }
     free(s->by_fd);

@@ -17,9 +17,11 @@ struct http_req;
 
 typedef void (*http_handler)(struct http_req *r, void *arg);
 
-/* fd: a bound, listening, non-blocking socket (the server takes it over). */
+/* fd: a bound, listening, non-blocking socket (the server takes it over).
+ * tls: an SSL_CTX for HTTPS, or NULL for plain HTTP. */
 struct http_server *http_server_new(struct event_base *base, int fd,
-                                    const struct config_limits *limits, http_handler h, void *arg);
+                                    const struct config_limits *limits, void *tls,
+                                    http_handler h, void *arg);
 void http_server_set_limits(struct http_server *s, const struct config_limits *limits);
 void http_server_stop_accepting(struct http_server *s);
 int http_server_active_requests(const struct http_server *s);
@@ -39,6 +41,7 @@ const char *http_req_arg(struct http_req *r, const char *name); /* first value o
 const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_cookie(struct http_req *r, const char *name);
 const char *http_req_client(const struct http_req *r); /* peer address */
+int http_req_is_tls(const struct http_req *r);
 const char *http_req_body(const struct http_req *r, size_t *len);
 double http_req_start_ms(const struct http_req *r);
 

@@ -35,10 +35,13 @@ static int is_json(const struct fetch_response *res)
     return res->body_len > 0 && res->body[0] == '{';
 }
 
-/* Decodes body with cjson.decode in protected mode; leaves the value or
- * nothing. */
-static void push_json_field(lua_State *L, const struct fetch_response *res)
+/* Sets res.json on the table on top of co when the body decodes. The call
+ * runs on the VM's main thread: functions cannot be called on a suspended
+ * coroutine's stack, only values pushed and moved onto it. */
+static void push_json_field(struct lua_task *t, lua_State *co, const struct fetch_response *res)
 {
+    lua_State *L = lua_vm_state(lua_task_vm(t));
+    int top = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "cjson.safe");
     if (lua_pcall(L, 1, 1, 0) != 0) {
@@ -48,11 +51,11 @@ static void push_json_field(lua_State *L, const struct fetch_response *res)
     lua_getfield(L, -1, "decode");
     lua_remove(L, -2);
     lua_pushlstring(L, res->body, res->body_len);
-    if (lua_pcall(L, 1, 1, 0) != 0 || lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        return;
+    if (lua_pcall(L, 1, 1, 0) == 0 && !lua_isnil(L, -1)) {
+        lua_xmove(L, co, 1);
+        lua_setfield(co, -2, "json");
     }
-    lua_setfield(L, -2, "json");
+    lua_settop(L, top);
 }
 
 static void http_done(const struct fetch_response *res, void *arg)
@@ -79,7 +82,7 @@ static void http_done(const struct fetch_response *res, void *arg)
     }
     lua_setfield(co, -2, "headers");
     if (is_json(res))
-        push_json_field(co, res);
+        push_json_field(t, co, res);
     lua_task_resume(t, 1);
 }
 

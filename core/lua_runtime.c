@@ -12,6 +12,8 @@
 #include <event2/event.h>
 #include <lauxlib.h>
 #include <lua-cjson.h>
+
+int luaopen_cjson_safe(lua_State *L); /* in lua-cjson, not in its header */
 #include <luajit.h>
 #include <lualib.h>
 #include <stdio.h>
@@ -139,6 +141,8 @@ static void register_preloads(lua_State *L)
     lua_getfield(L, -1, "preload");
     lua_pushcfunction(L, luaopen_cjson);
     lua_setfield(L, -2, "cjson");
+    lua_pushcfunction(L, luaopen_cjson_safe);
+    lua_setfield(L, -2, "cjson.safe");
     lua_pushcfunction(L, luaopen_wx_crypto);
     lua_setfield(L, -2, "wx.crypto");
     lua_pushcfunction(L, open_wx_core);
@@ -209,9 +213,26 @@ static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
     for (size_t i = 0; i < c->n_routes; i++) {
         const struct config_route *rt = &c->routes[i];
         if (rt->module) {
+            /* A bundled module route: require(module).new(options). */
             lua_getglobal(L, "require");
             lua_pushstring(L, rt->module);
-            if (lua_pcall(L, 1, 1, 0) != 0) {
+            vm->capped = 1;
+            int rc = lua_pcall(L, 1, 1, 0);
+            if (rc == 0) {
+                lua_getfield(L, -1, "new");
+                lua_remove(L, -2);
+                lua_createtable(L, 0, (int)rt->n_opts);
+                for (size_t k = 0; k < rt->n_opts; k++) {
+                    lua_pushstring(L, rt->opt_vals[k]);
+                    lua_setfield(L, -2, rt->opt_keys[k]);
+                }
+                lua_pushcfunction(L, traceback);
+                lua_insert(L, -3);
+                rc = lua_pcall(L, 1, 1, lua_gettop(L) - 2);
+                lua_remove(L, -2); /* the traceback function */
+            }
+            vm->capped = 0;
+            if (rc != 0) {
                 snprintf(err, errsz, "routes[\"%s\"]: %s", rt->prefix, lua_tostring(L, -1));
                 lua_pop(L, 1);
                 return -1;
@@ -333,6 +354,7 @@ void lua_vm_retire(struct lua_vm *vm)
 }
 
 struct worker *lua_vm_worker(struct lua_vm *vm) { return vm->w; }
+lua_State *lua_vm_state(struct lua_vm *vm) { return vm->L; }
 
 int lua_check_scripts(const struct config *cfg, char *err, size_t errsz)
 {

@@ -31,6 +31,8 @@ struct lua_vm *lua_vm_new(struct worker *w, struct config *cfg, char *err, size_
 /* The VM is no longer current: it is freed once its last task ends. */
 void lua_vm_retire(struct lua_vm *vm);
 struct worker *lua_vm_worker(struct lua_vm *vm);
+lua_State *lua_vm_state(struct lua_vm *vm); /* the main thread: for calls made
+                                               while a task is suspended */
 
 /* Compiles (without running) every script of cfg in a scratch state, for
  * `wxgate check` and before a reload. 0 ok; -1 with "file:line: msg" lines. */

@@ -5,6 +5,8 @@
 #include "lua_runtime.h"
 #include "server.h"
 
+int sandbox_main(int argc, char **argv); /* sandbox_cmd.c */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@ static int usage(FILE *out)
     fprintf(out,
             "usage: wxgate run -c FILE      serve with the config in FILE\n"
             "       wxgate check -c FILE    validate FILE and load every script\n"
+            "       wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR]   the offline WeChat\n"
             "       wxgate version\n");
     return out == stderr ? 2 : 0;
 }
@@ -56,6 +59,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
+    if (strcmp(cmd, "sandbox") == 0)
+        return sandbox_main(argc, argv);
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "run") == 0) {
         const char *path = config_arg(argc, argv);
         if (!path) {
@@ -71,7 +76,7 @@ int main(int argc, char **argv)
             config_release(c);
             return 0;
         }
-        return server_run(c, path);
+        return server_run(c, path, NULL, NULL);
     }
     fprintf(stderr, "wxgate: unknown command \"%s\"\n", cmd);
     return usage(stderr);

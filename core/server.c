@@ -13,6 +13,9 @@
 #include "log.h"
 #include "lua_runtime.h"
 #include "page.h"
+#include "tls.h"
+
+#include <openssl/ssl.h>
 
 #include <errno.h>
 #include <event2/event.h>
@@ -70,13 +73,16 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
     config_release(w->cfg);
     w->cfg = fresh;
     http_server_set_limits(w->http, &fresh->limits);
+    if (w->https)
+        http_server_set_limits(w->https, &fresh->limits);
     log_info("worker %d: reloaded", w->id);
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    int active = http_server_active_requests(w->http);
+    int active = http_server_active_requests(w->http) +
+                 (w->https ? http_server_active_requests(w->https) : 0);
     if (active == 0 || http_now_ms() > w->drain_deadline) {
         if (active)
             log_warn("worker %d: drain timeout with %d requests in flight", w->id, active);
@@ -91,6 +97,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     http_server_stop_accepting(w->http);
+    if (w->https)
+        http_server_stop_accepting(w->https);
     w->drain_deadline = http_now_ms() + w->cfg->limits.drain_timeout_ms;
     on_drain_tick(-1, 0, w);
 }
@@ -102,12 +110,13 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct server *s, struct worker *w, int id, int fd, char *err,
-                       size_t errsz)
+static int worker_init(struct server *s, struct worker *w, int id, int fd, int tls_fd,
+                       char *err, size_t errsz)
 {
     w->id = id;
     w->server = s;
     w->listen_fd = fd;
+    w->tls_fd = tls_fd;
     w->cfg = config_retain(s->cfg);
     w->base = event_base_new();
     if (!w->base) {
@@ -116,8 +125,10 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, char 
     }
     w->fetch = fetch_loop_new(w->base);
     w->store = store_attach(s->store, w->base);
-    w->http = http_server_new(w->base, fd, &w->cfg->limits, on_request, w);
-    if (!w->fetch || !w->store || !w->http) {
+    w->http = http_server_new(w->base, fd, &w->cfg->limits, NULL, on_request, w);
+    if (tls_fd >= 0)
+        w->https = http_server_new(w->base, tls_fd, &w->cfg->limits, s->tls, on_request, w);
+    if (!w->fetch || !w->store || !w->http || (tls_fd >= 0 && !w->https)) {
         snprintf(err, errsz, "cannot start worker %d", id);
         return -1;
     }
@@ -134,6 +145,8 @@ static void worker_free(struct worker *w)
 {
     if (w->http)
         http_server_free(w->http); /* aborts what is left: may finish Lua tasks */
+    if (w->https)
+        http_server_free(w->https);
     lua_vm_retire(w->vm);
     if (w->store)
         store_detach(w->store);
@@ -155,6 +168,10 @@ static void worker_free(struct worker *w)
 static void reload(struct server *s)
 {
     char err[4096];
+    if (!s->config_path) {
+        log_info("SIGHUP: no config file to reload");
+        return;
+    }
     log_info("SIGHUP: reloading %s", s->config_path);
     struct config *fresh = config_load(s->config_path, err, sizeof(err));
     if (fresh && lua_check_scripts(fresh, err, sizeof(err)) != 0) {
@@ -192,9 +209,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(s->base, NULL);
 }
 
-int server_run(struct config *cfg, const char *config_path)
+int server_run(struct config *cfg, const char *config_path, server_ready_fn ready, void *arg)
 {
-    struct server s = {.cfg = cfg, .config_path = strdup(config_path)};
+    struct server s = {.cfg = cfg, .config_path = config_path ? strdup(config_path) : NULL};
     char err[2048];
     int rc = 1;
     int started = 0;
@@ -205,6 +222,13 @@ int server_run(struct config *cfg, const char *config_path)
     apply_secrets(cfg);
     apply_log_level(cfg);
 
+    if (cfg->tls_listen) {
+        s.tls = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));
+        if (!s.tls) {
+            log_error("tls: %s", err);
+            goto out;
+        }
+    }
     const char *store_err = NULL;
     s.store = store_open(cfg->store, &store_err);
     if (!s.store) {
@@ -222,17 +246,24 @@ int server_run(struct config *cfg, const char *config_path)
 
     s.n_workers = cfg->workers;
     s.workers = calloc((size_t)s.n_workers, sizeof(*s.workers));
-    int port = cfg->listen_port;
+    int port = cfg->listen_port, tls_port = cfg->tls_port;
     for (int i = 0; i < s.n_workers; i++) {
         int fd = http_listen(cfg->listen_host, port, &port, err, sizeof(err));
-        if (fd < 0 || worker_init(&s, &s.workers[i], i, fd, err, sizeof(err)) != 0) {
+        int tls_fd = -1;
+        if (fd >= 0 && cfg->tls_listen)
+            tls_fd = http_listen(cfg->tls_host, tls_port, &tls_port, err, sizeof(err));
+        if (fd < 0 || (cfg->tls_listen && tls_fd < 0) ||
+            worker_init(&s, &s.workers[i], i, fd, tls_fd, err, sizeof(err)) != 0) {
             log_error("%s", err);
             if (fd >= 0 && !s.workers[i].http)
                 close(fd);
+            if (tls_fd >= 0 && !s.workers[i].https)
+                close(tls_fd);
             goto stop;
         }
     }
     s.port = port;
+    s.tls_port = tls_port;
     for (int i = 0; i < s.n_workers; i++) {
         if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
             log_error("cannot start worker thread %d", i);
@@ -249,7 +280,14 @@ int server_run(struct config *cfg, const char *config_path)
         sigs[i] = evsignal_new(s.base, signos[i], on_signal, &s);
         event_add(sigs[i], NULL);
     }
-    log_info("wxgate listening on %s:%d with %d workers", cfg->listen_host, port, s.n_workers);
+    if (cfg->tls_listen)
+        log_info("wxgate listening on %s:%d (https %s:%d) with %d workers", cfg->listen_host,
+                 port, cfg->tls_host, tls_port, s.n_workers);
+    else
+        log_info("wxgate listening on %s:%d with %d workers", cfg->listen_host, port,
+                 s.n_workers);
+    if (ready)
+        ready(&s, arg);
     event_base_dispatch(s.base);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);
@@ -273,6 +311,8 @@ stop:
 out:
     if (s.store)
         store_close(s.store);
+    if (s.tls)
+        SSL_CTX_free(s.tls);
     config_release(s.cfg);
     free(s.config_path);
     return rc;

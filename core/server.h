@@ -24,6 +24,8 @@ struct worker {
     struct event_base *base;
     int listen_fd;
     struct http_server *http;
+    int tls_fd;
+    struct http_server *https;     /* when the config has a tls listener */
     struct fetch_loop *fetch;
     store_conn_t *store;
     struct config *cfg;            /* the config this worker serves with */
@@ -42,12 +44,17 @@ struct server {
     int n_workers;
     struct worker *workers;
     struct event_base *base;       /* the main thread's: signals only */
-    char *config_path;
-    int port;                      /* the port actually bound */
+    char *config_path;             /* NULL: nothing to reload on SIGHUP */
+    int port;                      /* the ports actually bound */
+    int tls_port;
+    void *tls;                     /* SSL_CTX shared by the workers */
 };
 
+/* Called once every worker listens, before serving (e.g. to print URLs). */
+typedef void (*server_ready_fn)(const struct server *s, void *arg);
+
 /* Runs until SIGTERM/SIGINT; returns the process exit code. Takes cfg. */
-int server_run(struct config *cfg, const char *config_path);
+int server_run(struct config *cfg, const char *config_path, server_ready_fn ready, void *arg);
 
 /* Routing of one request on a worker (server.c); handlers live in handler_*.c. */
 void handle_health(struct worker *w, struct http_req *r);

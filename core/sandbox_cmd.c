@@ -1,0 +1,156 @@
+/* `wxgate sandbox`: serves the offline WeChat (lua/sandbox.lua) on wxgate's
+ * own runtime, over HTTP and optionally HTTPS with a local development CA.
+ * This file only turns the command line into a config; the sandbox itself
+ * is Lua. */
+#include "config.h"
+#include "log.h"
+#include "server.h"
+#include "tls.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct sandbox_opts {
+    const char *listen;
+    const char *config;
+    const char *tls_listen;
+    const char *ca_dir;
+    const char *control_token;
+    int workers;
+};
+
+static int sandbox_usage(void)
+{
+    fprintf(stderr,
+            "usage: wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR] [--ca-dir DIR]\n"
+            "                      [--control-token TOKEN] [--workers N]\n"
+            "  -l ADDR              plain HTTP listener (default 127.0.0.1:9000)\n"
+            "  -c FILE              apps and users (default: the built-in test set)\n"
+            "  --tls ADDR           also serve HTTPS on ADDR with a local CA\n"
+            "  --ca-dir DIR         where the CA and certificate live (default "
+            "/tmp/wxgate-sandbox-ca)\n"
+            "  --control-token T    required for /_sandbox/ unless listening on loopback\n");
+    return 2;
+}
+
+static void set_str(lua_State *L, const char *key, const char *val)
+{
+    if (!val)
+        return;
+    lua_pushstring(L, val);
+    lua_setfield(L, -2, key);
+}
+
+static void print_ready(const struct server *s, void *arg)
+{
+    const struct sandbox_opts *o = arg;
+    const struct config *c = s->cfg;
+    printf("sandbox: http://%s%s%s:%d\n", strchr(c->listen_host, ':') ? "[" : "",
+           c->listen_host, strchr(c->listen_host, ':') ? "]" : "", s->port);
+    if (c->tls_listen) {
+        printf("sandbox_tls: https://%s:%d\n", c->tls_host, s->tls_port);
+        printf("ca: %s/ca.pem\n", o->ca_dir);
+    }
+    fflush(stdout);
+}
+
+int sandbox_main(int argc, char **argv)
+{
+    struct sandbox_opts o = {.listen = "127.0.0.1:9000", .ca_dir = "/tmp/wxgate-sandbox-ca",
+                             .workers = 0};
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v)
+            return sandbox_usage();
+        if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0)
+            o.listen = v;
+        else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+            o.config = v;
+        else if (strcmp(a, "--tls") == 0)
+            o.tls_listen = v;
+        else if (strcmp(a, "--ca-dir") == 0)
+            o.ca_dir = v;
+        else if (strcmp(a, "--control-token") == 0)
+            o.control_token = v;
+        else if (strcmp(a, "--workers") == 0)
+            o.workers = atoi(v);
+        else
+            return sandbox_usage();
+        i++;
+    }
+
+    char err[4096];
+    char *config_abs = NULL;
+    if (o.config && !(config_abs = realpath(o.config, NULL))) {
+        fprintf(stderr, "wxgate sandbox: cannot read %s\n", o.config);
+        return 1;
+    }
+    char cert[4096], key[4096];
+    if (o.tls_listen) {
+        char *host = NULL;
+        int port;
+        if (config_parse_listen(o.tls_listen, &host, &port) != 0) {
+            fprintf(stderr, "wxgate sandbox: bad --tls address %s\n", o.tls_listen);
+            free(config_abs);
+            return 1;
+        }
+        const char *hosts[] = {"127.0.0.1", "localhost", "::1", host};
+        size_t n_hosts = strcmp(host, "127.0.0.1") && strcmp(host, "localhost") &&
+                                 strcmp(host, "::1") && strcmp(host, "0.0.0.0")
+                             ? 4 : 3;
+        int rc = tls_dev_ca(o.ca_dir, hosts, n_hosts, err, sizeof(err));
+        free(host);
+        if (rc != 0) {
+            fprintf(stderr, "wxgate sandbox: %s\n", err);
+            free(config_abs);
+            return 1;
+        }
+        snprintf(cert, sizeof(cert), "%s/server.pem", o.ca_dir);
+        snprintf(key, sizeof(key), "%s/server-key.pem", o.ca_dir);
+    }
+
+    /* The config a user would write for this, built as a Lua table. */
+    lua_State *L = luaL_newstate();
+    lua_newtable(L);
+    set_str(L, "listen", o.listen);
+    if (o.workers > 0) {
+        lua_pushinteger(L, o.workers);
+        lua_setfield(L, -2, "workers");
+    }
+    if (o.tls_listen) {
+        lua_newtable(L);
+        set_str(L, "listen", o.tls_listen);
+        set_str(L, "cert", cert);
+        set_str(L, "key", key);
+        lua_setfield(L, -2, "tls");
+    }
+    lua_newtable(L);          /* routes */
+    lua_newtable(L);          /* routes["/"] */
+    set_str(L, "module", "sandbox");
+    lua_newtable(L);          /* options */
+    set_str(L, "config", config_abs);
+    set_str(L, "listen", o.listen);
+    set_str(L, "tls_listen", o.tls_listen);
+    set_str(L, "control_token", o.control_token);
+    lua_setfield(L, -2, "options");
+    lua_setfield(L, -2, "/");
+    lua_setfield(L, -2, "routes");
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof(cwd)))
+        snprintf(cwd, sizeof(cwd), "/");
+    strncat(cwd, "/(sandbox)", sizeof(cwd) - strlen(cwd) - 1);
+    struct config *c = config_from_lua(L, cwd, err, sizeof(err));
+    lua_close(L);
+    free(config_abs);
+    if (!c) {
+        fprintf(stderr, "wxgate sandbox: %s\n", err);
+        return 1;
+    }
+    return server_run(c, NULL, print_ready, &o);
+}

@@ -1,0 +1,256 @@
+"""The server core (core/server.c, core/http.c, core/config.c, core/log.c):
+health, limits, config validation, SIGHUP reload under traffic, SIGTERM drain."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from conftest import BIN, SLOW, Gateway, free_port
+
+MINIMAL = 'return { listen = "127.0.0.1:{PORT}", workers = 2 }\n'
+
+
+def test_minimal_config_serves_healthz(gateway):
+    g = gateway(MINIMAL)
+    r = g.get("/healthz")
+    assert r.status_code == 200
+    assert r.json()["status"] == "ok"
+    assert len(r.headers["X-Request-Id"]) == 16
+
+
+def test_unknown_path_is_a_plain_bilingual_404(gateway):
+    g = gateway(MINIMAL)
+    r = g.get("/nope?<script>=1")
+    assert r.status_code == 404
+    assert "text/html" in r.headers["Content-Type"]
+    assert "页面不存在" in r.text and "Page not found" in r.text
+    assert r.headers["X-Request-Id"] in r.text
+    assert "<script>" not in r.text
+
+
+def test_access_log_is_json_and_redacts_secret_params(gateway):
+    g = gateway(MINIMAL)
+    g.get("/healthz?code=SECRETCODE123&access_token=TOKEN123&x=1")
+    time.sleep(0.2)
+    lines = [json.loads(l) for l in g.log().splitlines() if l.startswith("{")]
+    access = [l for l in lines if l.get("path", "").startswith("/healthz")]
+    assert access, g.log()
+    a = access[-1]
+    for key in ("time", "rid", "method", "path", "status", "ms"):
+        assert key in a
+    assert a["status"] == 200
+    assert "SECRETCODE123" not in g.log() and "TOKEN123" not in g.log()
+    assert "x=1" in a["path"]
+
+
+def test_oversized_header_is_refused(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'limits = { max_header_size = 2048 } }\n')
+    r = g.get("/healthz", headers={"X-Big": "a" * 4000})
+    assert r.status_code in (400, 413, 431)
+    assert g.get("/healthz").status_code == 200
+
+
+def test_uri_too_long(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'limits = { max_uri_length = 300 } }\n')
+    assert g.get("/healthz?x=" + "a" * 400).status_code == 414
+    assert g.get("/healthz?x=" + "a" * 100).status_code == 200
+
+
+def test_body_too_large(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'limits = { max_body_size = 1024 } }\n')
+    r = g.post("/healthz", data="x" * 5000)
+    assert r.status_code == 413
+
+
+def test_slow_client_is_timed_out_and_worker_keeps_serving(gateway):
+    """A client trickling its request head is cut off at header_timeout_ms even
+    though it never stays silent long enough for an inactivity timeout."""
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'limits = { header_timeout_ms = 800, read_timeout_ms = 5000 } }\n')
+    s = socket.create_connection(("127.0.0.1", g.port))
+    s.settimeout(0.2)
+    start = time.time()
+    closed = False
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 200
+    for b in head:
+        try:
+            s.send(bytes([b]))
+        except OSError:
+            closed = True
+            break
+        try:
+            if s.recv(100) == b"":
+                closed = True
+                break
+        except socket.timeout:
+            pass
+        except OSError:
+            closed = True
+            break
+        if time.time() - start > 10 * SLOW:
+            break
+    elapsed = time.time() - start
+    s.close()
+    assert closed, "slow client was never disconnected"
+    assert elapsed < 3 * SLOW
+    # The single worker still answers.
+    assert g.get("/healthz").status_code == 200
+
+
+def test_connection_limit_pauses_accept(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'limits = { max_connections = 4, header_timeout_ms = 1500 } }\n')
+    idle = [socket.create_connection(("127.0.0.1", g.port)) for _ in range(4)]
+    time.sleep(0.3)
+    # A fifth connection is not served while four idle ones hold the worker...
+    with pytest.raises(requests.RequestException):
+        requests.get(g.url + "/healthz", timeout=0.7)
+    # ...and is served as soon as the idle ones are timed out.
+    r = requests.get(g.url + "/healthz", timeout=10 * SLOW)
+    assert r.status_code == 200
+    for s in idle:
+        s.close()
+
+
+def test_check_accepts_minimal_config(tmp_path):
+    cfg = tmp_path / "c.lua"
+    cfg.write_text('return { listen = "127.0.0.1:8080" }\n')
+    p = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert "ok" in p.stdout
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('return { listne = "127.0.0.1:1" }', "config: listne: unknown key"),
+    ('return { listen = 8080 }', "config: listen: must be a string"),
+    ('return { listen = "nohostport" }', "config: listen: bad listen address"),
+    ('return { listen = "127.0.0.1:99999" }', "config: listen: bad listen address"),
+    ('return { workers = "two" }', "config: workers: must be a number"),
+    ('return { workers = 0 }', "config: workers: must be a whole number from 1"),
+    ('return { limits = { max_header_size = "big" } }', "config: limits.max_header_size:"),
+    ('return { limits = { bogus = 1 } }', "config: limits.bogus: unknown key"),
+    ('return { apps = { demo = { appid = "wx1" } } }', "config: apps.demo.secret: missing app secret"),
+    ('return { apps = { demo = { appid = "wx1", secret = "literal" } } }',
+     "config: apps.demo.secret: must be { env"),
+    ('return { apps = { demo = { appid = "wx1", secret = { env = "WX_NOPE_UNSET" } } } }',
+     "environment variable WX_NOPE_UNSET is not set"),
+    ('return { routes = { ["/x"] = "missing.lua" } }', 'routes["/x"]: cannot read script'),
+    ('return { store = "mysql://x" }', "config: store: must be"),
+    ('return "nope"', "must return a table"),
+    ('return {', "config:"),
+    ('return { cookie_secret = "short" }', "config: cookie_secret: too short"),
+])
+def test_bad_configs_are_refused_with_key_path(tmp_path, text, expected):
+    cfg = tmp_path / "c.lua"
+    cfg.write_text(text + "\n")
+    for cmd in ("check", "run"):
+        p = subprocess.run([BIN, cmd, "-c", str(cfg)], capture_output=True, text=True,
+                           timeout=20)
+        assert p.returncode == 1, (cmd, p.stdout, p.stderr)
+        assert expected in p.stderr, p.stderr
+
+
+def test_config_errors_never_print_secrets(tmp_path):
+    cfg = tmp_path / "c.lua"
+    cfg.write_text('return { apps = { demo = { appid = "wx1", secret = { env = "WXS" }, '
+                   'bogus = 1 } }, cookie_secret = { env = "WXS" } }\n')
+    p = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, text=True,
+                       env=dict(os.environ, WXS="s3cr3t-value-0123456789"))
+    assert p.returncode == 1
+    assert "apps.demo.bogus: unknown key" in p.stderr
+    assert "s3cr3t" not in p.stderr + p.stdout
+
+
+def test_listen_failure_exits_1_with_reason(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        cfg = tmp_path / "c.lua"
+        cfg.write_text('return { listen = "127.0.0.1:%d", workers = 1 }\n' % port)
+        p = subprocess.run([BIN, "run", "-c", str(cfg)], capture_output=True, text=True,
+                           timeout=20)
+    assert p.returncode == 1
+    assert "cannot listen" in p.stderr
+
+
+def _hammer(g, stop, failures, count, path="/healthz"):
+    s = requests.Session()
+    while not stop.is_set():
+        try:
+            r = s.get(g.url + path, timeout=10 * SLOW)
+            if r.status_code != 200:
+                failures.append(r.status_code)
+            count.append(1)
+        except requests.RequestException as e:
+            failures.append(repr(e))
+
+
+def test_sighup_swaps_config_under_traffic_without_failures(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 2, '
+                'routes = { ["/v"] = "v1.lua" } }\n',
+                files={"v1.lua": 'return function() return 200, "one" end\n',
+                       "v2.lua": 'return function() return 200, "two" end\n'})
+    assert g.get("/v").text == "one"
+    stop, failures, count = threading.Event(), [], []
+    threads = [threading.Thread(target=_hammer, args=(g, stop, failures, count, "/v"))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    g.write("wxgate.lua", 'return { listen = "127.0.0.1:%d", workers = 2, '
+                          'routes = { ["/v"] = "v2.lua" } }\n' % g.port)
+    g.signal(signal.SIGHUP)
+    g.wait_log(r"worker 1: reloaded")
+    g.wait_log(r"worker 0: reloaded")
+    time.sleep(0.3)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert len(count) > 20
+    for _ in range(10):
+        assert g.get("/v").text == "two"
+
+
+def test_sighup_with_bad_config_keeps_old_one(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'routes = { ["/v"] = "v1.lua" } }\n',
+                files={"v1.lua": 'return function() return 200, "one" end\n'})
+    g.write("wxgate.lua", 'return { listen = "127.0.0.1:%d", wrkers = 1 }\n' % g.port)
+    g.signal(signal.SIGHUP)
+    g.wait_log(r"reload refused.*wrkers: unknown key")
+    assert g.get("/v").text == "one"
+
+
+def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
+                'routes = { ["/slow"] = "slow.lua" } }\n',
+                files={"slow.lua": 'local wx = require "wx"\n'
+                                   'return function() wx.sleep(0.5) return 200, "done" end\n'})
+    result = {}
+
+    def slow():
+        result["r"] = requests.get(g.url + "/slow", timeout=10 * SLOW)
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.15)
+    g.signal(signal.SIGTERM)
+    time.sleep(0.1)
+    # New connections are refused once draining began.
+    with pytest.raises(requests.RequestException):
+        requests.get(g.url + "/healthz", timeout=1)
+    t.join()
+    assert result["r"].status_code == 200 and result["r"].text == "done"
+    assert g.p.wait(timeout=10 * SLOW) == 0
+    assert "stopped" in g.log()
