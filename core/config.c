@@ -575,6 +575,7 @@ static void set_defaults(struct config *c)
     c->listen = strdup("127.0.0.1:8080");
     c->workers = cores > 0 ? (int)(cores > 64 ? 64 : cores) : 1;
     c->store = strdup("memory");
+    c->require_wechat_browser = 1;
     c->log_level = strdup("info");
     c->wechat_open_base = strdup("https://open.weixin.qq.com");
     c->wechat_api_base = strdup("https://api.weixin.qq.com");
@@ -598,7 +599,7 @@ static void load_top(struct check *k, int top)
     static const char *const keys[] = {
         "listen", "public_url", "workers", "store", "log_level", "cookie_secret",
         "ticket_secret", "api_keys", "wechat", "limits", "lua", "apps", "campaigns",
-        "default_campaign", "routes", "tls", NULL};
+        "default_campaign", "routes", "tls", "require_wechat_browser", NULL};
     static const char *const tls_keys[] = {"listen", "cert", "key", NULL};
     static const char *const wechat_keys[] = {"open_base", "api_base", "ca_file",
                                               "connect_timeout_ms", "timeout_ms", NULL};
@@ -618,6 +619,7 @@ static void load_top(struct check *k, int top)
         strncmp(c->public_url, "http://", 7) && strncmp(c->public_url, "https://", 8))
         fail(k, "public_url", "must start with http:// or https://");
     get_int(k, top, "", "workers", &c->workers, 1, 256);
+    get_bool(k, top, "", "require_wechat_browser", &c->require_wechat_browser);
     if (get_string(k, top, "", "store", &c->store) == 1 && strcmp(c->store, "memory") &&
         strncmp(c->store, "redis://", 8))
         fail(k, "store", "must be \"memory\" or \"redis://host:port/db\"");
@@ -718,6 +720,15 @@ static void load_top(struct check *k, int top)
         !config_find_campaign(c, c->default_campaign))
         fail(k, "default_campaign", "no campaign named \"%s\"", c->default_campaign);
     load_routes(k, top);
+    /* A feature that needs a key refuses to start without one. */
+    if (c->n_campaigns) {
+        if (!c->public_url)
+            fail(k, "public_url", "required with campaigns: WeChat calls back PUBLIC_URL/callback");
+        if (!c->cookie_secret)
+            fail(k, "cookie_secret", "required with campaigns (binds a login to its browser)");
+        if (!c->ticket_secret)
+            fail(k, "ticket_secret", "required with campaigns (keys the login tickets)");
+    }
 }
 
 static struct config *validate(lua_State *L, const char *path, char *err, size_t errsz)

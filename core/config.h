@@ -63,6 +63,7 @@ struct config {
     char *tls_key;
     char *public_url;          /* e.g. https://login.example.com */
     int workers;
+    int require_wechat_browser; /* /auth outside WeChat shows "open in WeChat" */
     char *store;               /* "memory" or redis://... */
     char *log_level;
 

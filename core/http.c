@@ -81,6 +81,8 @@ struct http_req {
     int args_parsed;
     struct evkeyvalq cookies;
     int cookies_parsed;
+    struct evkeyvalq form;
+    int form_parsed;
     char *body;
     size_t body_len;
     double start;
@@ -307,6 +309,8 @@ static void finish(struct http_req *r, int status)
         evhttp_clear_headers(&r->args);
     if (r->cookies_parsed)
         evhttp_clear_headers(&r->cookies);
+    if (r->form_parsed)
+        evhttp_clear_headers(&r->form);
     free(r->path);
     free(r->body);
     free(r);
@@ -456,6 +460,19 @@ static void parse_cookies(struct http_req *r)
             evhttp_add_header(&r->cookies, tok, v);
     }
     free(copy);
+}
+
+const char *http_req_form(struct http_req *r, const char *name)
+{
+    if (!r->form_parsed) {
+        TAILQ_INIT(&r->form);
+        r->form_parsed = 1;
+        const char *ct = http_req_header(r, "Content-Type");
+        if (r->body && ct && strncasecmp(ct, "application/x-www-form-urlencoded", 33) == 0 &&
+            strlen(r->body) == r->body_len)
+            evhttp_parse_query_str(r->body, &r->form);
+    }
+    return evhttp_find_header(&r->form, name);
 }
 
 void http_req_foreach_cookie(struct http_req *r, http_kv_cb cb, void *arg)

@@ -40,6 +40,8 @@ const char *http_req_query_string(const struct http_req *r); /* raw, or "" */
 const char *http_req_arg(struct http_req *r, const char *name); /* first value or NULL */
 const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_cookie(struct http_req *r, const char *name);
+/* A field of an application/x-www-form-urlencoded body, or NULL. */
+const char *http_req_form(struct http_req *r, const char *name);
 const char *http_req_client(const struct http_req *r); /* peer address */
 int http_req_is_tls(const struct http_req *r);
 const char *http_req_body(const struct http_req *r, size_t *len);

@@ -354,6 +354,14 @@ void lua_vm_retire(struct lua_vm *vm)
 }
 
 struct worker *lua_vm_worker(struct lua_vm *vm) { return vm->w; }
+
+void lua_vm_hold(struct lua_vm *vm) { vm->tasks++; }
+
+void lua_vm_release(struct lua_vm *vm)
+{
+    if (--vm->tasks == 0 && vm->retired)
+        vm_free(vm);
+}
 lua_State *lua_vm_state(struct lua_vm *vm) { return vm->L; }
 
 int lua_check_scripts(const struct config *cfg, char *err, size_t errsz)

@@ -31,6 +31,9 @@ struct lua_vm *lua_vm_new(struct worker *w, struct config *cfg, char *err, size_
 /* The VM is no longer current: it is freed once its last task ends. */
 void lua_vm_retire(struct lua_vm *vm);
 struct worker *lua_vm_worker(struct lua_vm *vm);
+/* Keeps a VM alive across a reload while C code holds values in it. */
+void lua_vm_hold(struct lua_vm *vm);
+void lua_vm_release(struct lua_vm *vm);
 lua_State *lua_vm_state(struct lua_vm *vm); /* the main thread: for calls made
                                                while a task is suspended */
 

@@ -3,7 +3,9 @@
 
 #include "http.h"
 
+#include <qrencode.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void page_escape(char *buf, size_t cap, size_t *len, const char *s)
@@ -67,4 +69,59 @@ void page_error(struct http_req *r, int status, const char *zh, const char *en,
     put(page, sizeof(page), &n, "</small></p></body></html>\n");
     http_req_add_header(r, "Cache-Control", "no-store");
     http_reply(r, status, "text/html; charset=utf-8", page, n);
+}
+
+/* Appends an SVG of url as a QR code (one rect per dark module). */
+static void put_qr_svg(char *buf, size_t cap, size_t *len, const char *url)
+{
+    QRcode *qr = QRcode_encodeString(url, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    if (!qr)
+        return;
+    int w = qr->width, quiet = 4;
+    char tmp[512];
+    snprintf(tmp, sizeof(tmp),
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"220\" "
+             "height=\"220\" shape-rendering=\"crispEdges\"><rect width=\"100%%\" "
+             "height=\"100%%\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
+             w + 2 * quiet, w + 2 * quiet);
+    put(buf, cap, len, tmp);
+    for (int y = 0; y < w; y++) {
+        for (int x = 0; x < w; x++) {
+            if (qr->data[y * w + x] & 1) {
+                snprintf(tmp, sizeof(tmp), "M%d %dh1v1h-1z", x + quiet, y + quiet);
+                put(buf, cap, len, tmp);
+            }
+        }
+    }
+    put(buf, cap, len, "\"/></svg>");
+    QRcode_free(qr);
+}
+
+void page_open_in_wechat(struct http_req *r, const char *url)
+{
+    size_t cap = 65536, n = 0;
+    char *page = malloc(cap);
+    if (!page) {
+        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        return;
+    }
+    page[0] = '\0';
+    put(page, cap, &n,
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">"
+        "<title>请在微信中打开</title><style>body{font-family:-apple-system,sans-serif;"
+        "max-width:32em;margin:3em auto;padding:0 1em;color:#333;text-align:center}"
+        "h1{font-size:1.3em}p.en{color:#666}small{color:#999;word-break:break-all}</style>"
+        "</head><body><h1>请在微信中打开此链接</h1>"
+        "<p class=\"en\">Please open this link in WeChat: scan the code with WeChat, or send "
+        "the link to WeChat on your phone.</p>");
+    put_qr_svg(page, cap, &n, url);
+    put(page, cap, &n, "<p><small>");
+    page_escape(page, cap, &n, url);
+    put(page, cap, &n, "</small></p><p><small>请求编号 / Request ID: ");
+    page_escape(page, cap, &n, http_req_id(r));
+    put(page, cap, &n, "</small></p></body></html>\n");
+    http_req_add_header(r, "Cache-Control", "no-store");
+    http_reply(r, 403, "text/html; charset=utf-8", page, n);
+    free(page);
 }

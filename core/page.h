@@ -14,4 +14,8 @@ void page_escape(char *buf, size_t cap, size_t *len, const char *s);
 void page_error(struct http_req *r, int status, const char *zh, const char *en,
                 const char *retry_url);
 
+/* For a browser outside WeChat: "open this link in WeChat", with the link
+ * as a QR code (SVG, drawn from libqrencode) for a desktop user to scan. */
+void page_open_in_wechat(struct http_req *r, const char *url);
+
 #endif

@@ -30,9 +30,21 @@ static void on_request(struct http_req *r, void *arg)
 {
     struct worker *w = arg;
     const char *path = http_req_path(r);
-    if (strcmp(path, "/healthz") == 0) {
-        handle_health(w, r);
-        return;
+    static const struct {
+        const char *path;
+        void (*handle)(struct worker *, struct http_req *);
+    } routes[] = {
+        {"/healthz", handle_health},
+        {"/auth", handle_auth},
+        {"/callback", handle_callback},
+        {"/api/ticket", handle_api_ticket},
+        {"/api/user", handle_api_user},
+    };
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        if (strcmp(path, routes[i].path) == 0) {
+            routes[i].handle(w, r);
+            return;
+        }
     }
     if (lua_vm_route(w->vm, r))
         return;

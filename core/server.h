@@ -58,5 +58,9 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
 
 /* Routing of one request on a worker (server.c); handlers live in handler_*.c. */
 void handle_health(struct worker *w, struct http_req *r);
+void handle_auth(struct worker *w, struct http_req *r);
+void handle_callback(struct worker *w, struct http_req *r);
+void handle_api_ticket(struct worker *w, struct http_req *r);
+void handle_api_user(struct worker *w, struct http_req *r);
 
 #endif

@@ -236,7 +236,8 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
     g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
                 'routes = { ["/slow"] = "slow.lua" } }\n',
                 files={"slow.lua": 'local wx = require "wx"\n'
-                                   'return function() wx.sleep(0.5) return 200, "done" end\n'})
+                                   'return function() wx.sleep(%.2f) return 200, "done" end\n'
+                                   % (0.8 * SLOW)})
     result = {}
 
     def slow():
@@ -244,7 +245,7 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.15)
+    time.sleep(0.3 * SLOW)
     g.signal(signal.SIGTERM)
     time.sleep(0.1)
     # New connections are refused once draining began.

@@ -1,0 +1,343 @@
+/* The backend API, behind a bearer key (constant-time check):
+ *   POST /api/ticket (ticket=..)   redeems a one-time login ticket → user JSON
+ *   GET  /api/user?app=&openid=    fresh userinfo through the stored tokens,
+ *                                  refreshing them when WeChat says expired */
+#include "config.h"
+#include "crypto.h"
+#include "http.h"
+#include "log.h"
+#include "login.h"
+#include "lua_runtime.h"
+#include "server.h"
+#include "store.h"
+#include "wechat.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void reply_json(struct http_req *r, int status, const char *json)
+{
+    http_req_add_header(r, "Cache-Control", "no-store");
+    http_reply(r, status, "application/json; charset=utf-8", json, strlen(json));
+}
+
+static void reply_error(struct http_req *r, int status, const char *error, const char *message)
+{
+    char body[512];
+    snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\",\"request_id\":\"%s\"}",
+             error, message, http_req_id(r));
+    reply_json(r, status, body);
+}
+
+/* Authorization: Bearer KEY, compared in constant time with every key. */
+static int authorized(struct worker *w, struct http_req *r)
+{
+    const char *h = http_req_header(r, "Authorization");
+    const struct config *cfg = w->cfg;
+    if (cfg->n_api_keys == 0) {
+        log_msg(LOG_WARN, http_req_id(r), "api: no api_keys configured: refusing");
+    } else if (h && strncasecmp(h, "Bearer ", 7) == 0) {
+        const char *key = h + 7;
+        int ok = 0;
+        for (size_t i = 0; i < cfg->n_api_keys; i++)
+            ok |= crypto_equal(key, strlen(key), cfg->api_keys[i], strlen(cfg->api_keys[i]));
+        if (ok)
+            return 1;
+    }
+    http_req_add_header(r, "WWW-Authenticate", "Bearer");
+    reply_error(r, 401, "unauthorized", "a valid API key is required");
+    return 0;
+}
+
+/* ---- POST /api/ticket ---- */
+
+struct redeem {
+    struct worker *w;
+    struct http_req *r;
+    char key[64];
+    char *value;
+};
+
+static void on_ticket_deleted(const struct store_reply *rep, void *arg)
+{
+    struct redeem *d = arg;
+    if (rep->status == STORE_OK)
+        reply_json(d->r, 200, d->value);  /* we removed it: the one redemption */
+    else if (rep->status == STORE_ERROR)
+        reply_error(d->r, 503, "unavailable", "the store is unavailable, try again");
+    else
+        reply_error(d->r, 404, "invalid_ticket", "unknown, expired or already used ticket");
+    free(d->value);
+    free(d);
+}
+
+static void on_ticket(const struct store_reply *rep, void *arg)
+{
+    struct redeem *d = arg;
+    if (rep->status != STORE_OK) {
+        if (rep->status == STORE_ERROR)
+            reply_error(d->r, 503, "unavailable", "the store is unavailable, try again");
+        else
+            reply_error(d->r, 404, "invalid_ticket", "unknown, expired or already used ticket");
+        free(d);
+        return;
+    }
+    d->value = strndup(rep->value, rep->len);
+    if (store_del(d->w->store, d->key, strlen(d->key), on_ticket_deleted, d) != 0) {
+        reply_error(d->r, 503, "unavailable", "the store is unavailable, try again");
+        free(d->value);
+        free(d);
+    }
+}
+
+void handle_api_ticket(struct worker *w, struct http_req *r)
+{
+    if (strcmp(http_req_method(r), "POST") != 0) {
+        http_req_add_header(r, "Allow", "POST");
+        reply_error(r, 405, "method_not_allowed", "use POST");
+        return;
+    }
+    if (!authorized(w, r))
+        return;
+    const char *ticket = http_req_form(r, "ticket");
+    if (!ticket)
+        ticket = http_req_arg(r, "ticket");
+    size_t n = ticket ? strlen(ticket) : 0;
+    if (n == 0 || n > 128 || strspn(ticket, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789") != n) {
+        reply_error(r, 400, "bad_request", "ticket=... (form or query) is required");
+        return;
+    }
+    struct redeem *d = calloc(1, sizeof(*d));
+    if (!d) {
+        reply_error(r, 503, "unavailable", "busy");
+        return;
+    }
+    d->w = w;
+    d->r = r;
+    login_ticket_key(w->cfg, ticket, d->key);
+    if (store_get(w->store, d->key, strlen(d->key), on_ticket, d) != 0) {
+        reply_error(r, 503, "unavailable", "the store is unavailable, try again");
+        free(d);
+    }
+}
+
+/* ---- GET /api/user ---- */
+
+struct user_req {
+    struct worker *w;
+    struct http_req *r;
+    struct config *cfg;             /* retained */
+    struct lua_vm *vm;              /* held */
+    const struct config_app *app;
+    char key[512];
+    char openid[200];
+    char *access, *refresh, *scope;
+    long access_exp;
+    int refreshed;
+};
+
+static void user_free(struct user_req *u)
+{
+    if (u->access)
+        explicit_bzero(u->access, strlen(u->access));
+    if (u->refresh)
+        explicit_bzero(u->refresh, strlen(u->refresh));
+    free(u->access);
+    free(u->refresh);
+    free(u->scope);
+    lua_vm_release(u->vm);
+    config_release(u->cfg);
+    free(u);
+}
+
+static struct wechat_client client(struct user_req *u)
+{
+    struct wechat_client wc = {
+        .fetch = u->w->fetch, .L = lua_vm_state(u->vm), .api_base = u->cfg->wechat_api_base,
+        .ca_file = u->cfg->wechat_ca_file,
+        .connect_timeout_ms = u->cfg->upstream_connect_timeout_ms,
+        .timeout_ms = u->cfg->upstream_timeout_ms};
+    return wc;
+}
+
+static void upstream_error(struct user_req *u, const struct wechat_reply *rep, const char *step)
+{
+    log_msg(LOG_ERROR, http_req_id(u->r), "api/user: %s failed: %s (errcode %d)", step,
+            wechat_err_name(rep->err), rep->errcode);
+    if (rep->err == WECHAT_REFRESH_INVALID || rep->err == WECHAT_REFRESH_EXPIRED)
+        reply_error(u->r, 409, "login_required", "the user must log in again");
+    else if (rep->err == WECHAT_SCOPE)
+        reply_error(u->r, 409, "scope", "the user authorized snsapi_base only: no profile");
+    else
+        reply_error(u->r, 502, "upstream", "WeChat did not answer as expected, try again");
+    user_free(u);
+}
+
+static void fetch_info(struct user_req *u);
+
+static void on_info(const struct wechat_reply *rep, void *arg)
+{
+    struct user_req *u = arg;
+    lua_State *L = lua_vm_state(u->vm);
+    if ((rep->err == WECHAT_TOKEN_EXPIRED || rep->err == WECHAT_TOKEN_INVALID) && !u->refreshed) {
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        u->access_exp = 0;
+        fetch_info(u);
+        return;
+    }
+    if (rep->err != WECHAT_OK) {
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        upstream_error(u, rep, "userinfo");
+        return;
+    }
+    int top = lua_gettop(L);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, rep->ref);
+    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    int t = lua_gettop(L);
+    lua_pushstring(L, u->app->appid);
+    lua_setfield(L, t, "appid");
+    lua_pushstring(L, u->app->name);
+    lua_setfield(L, t, "app");
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "cjson.safe");
+    char *json = NULL;
+    if (lua_pcall(L, 1, 1, 0) == 0) {
+        lua_getfield(L, -1, "encode");
+        lua_pushvalue(L, t);
+        if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING)
+            json = strdup(lua_tostring(L, -1));
+    }
+    lua_settop(L, top);
+    if (json)
+        reply_json(u->r, 200, json);
+    else
+        reply_error(u->r, 502, "upstream", "WeChat did not answer as expected, try again");
+    free(json);
+    user_free(u);
+}
+
+static void save_tokens(struct user_req *u)
+{
+    char val[4096];
+    long now = (long)time(NULL);
+    int n = snprintf(val, sizeof(val), "v1\t%s\t%s\t%ld\t%ld\t%s", u->access, u->refresh,
+                     u->access_exp, now + 30 * 86400, u->scope);
+    if (n > 0 && (size_t)n < sizeof(val))
+        store_set(u->w->store, u->key, strlen(u->key), val, (size_t)n, 30 * 86400 * 1000ULL,
+                  NULL, NULL);
+    explicit_bzero(val, sizeof(val));
+}
+
+static void on_refresh(const struct wechat_reply *rep, void *arg)
+{
+    struct user_req *u = arg;
+    lua_State *L = lua_vm_state(u->vm);
+    if (rep->err != WECHAT_OK) {
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        upstream_error(u, rep, "refresh");
+        return;
+    }
+    free(u->access);
+    u->access = strdup(rep->access_token);
+    if (rep->refresh_token) {
+        free(u->refresh);
+        u->refresh = strdup(rep->refresh_token);
+    }
+    u->access_exp = (long)time(NULL) + (rep->expires_in > 0 ? rep->expires_in : 7200);
+    u->refreshed = 1;
+    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    save_tokens(u);
+    fetch_info(u);
+}
+
+/* userinfo with the stored access token, or a refresh first when it has
+ * expired (by its recorded lifetime or WeChat's word). */
+static void fetch_info(struct user_req *u)
+{
+    struct wechat_client wc = client(u);
+    struct wechat_call *call;
+    if (u->access_exp - 60 <= (long)time(NULL) && !u->refreshed)
+        call = wechat_refresh(&wc, u->app, u->refresh, on_refresh, u);
+    else
+        call = wechat_userinfo(&wc, u->access, u->openid, "zh_CN", on_info, u);
+    if (!call) {
+        reply_error(u->r, 502, "upstream", "cannot reach WeChat");
+        user_free(u);
+    }
+}
+
+static void on_tokens(const struct store_reply *rep, void *arg)
+{
+    struct user_req *u = arg;
+    if (rep->status == STORE_ERROR) {
+        reply_error(u->r, 503, "unavailable", "the store is unavailable, try again");
+        user_free(u);
+        return;
+    }
+    char buf[4096];
+    char *f[6];
+    int n = 0;
+    if (rep->status == STORE_OK && rep->len < sizeof(buf)) {
+        memcpy(buf, rep->value, rep->len);
+        buf[rep->len] = '\0';
+        char *save = NULL;
+        for (char *tok = strtok_r(buf, "\t", &save); tok && n < 6;
+             tok = strtok_r(NULL, "\t", &save))
+            f[n++] = tok;
+    }
+    if (n != 6 || strcmp(f[0], "v1") != 0) {
+        reply_error(u->r, 404, "unknown_user", "no stored login for this app and openid");
+        user_free(u);
+        return;
+    }
+    u->access = strdup(f[1]);
+    u->refresh = strdup(f[2]);
+    u->access_exp = strtol(f[3], NULL, 10);
+    u->scope = strdup(f[5]);
+    explicit_bzero(buf, sizeof(buf));
+    if (!strstr(u->scope, "snsapi_userinfo")) {
+        reply_error(u->r, 409, "scope", "the user authorized snsapi_base only: no profile");
+        user_free(u);
+        return;
+    }
+    fetch_info(u);
+}
+
+void handle_api_user(struct worker *w, struct http_req *r)
+{
+    if (!authorized(w, r))
+        return;
+    const char *app = http_req_arg(r, "app");
+    const char *openid = http_req_arg(r, "openid");
+    const struct config_app *a = app ? config_find_app(w->cfg, app) : NULL;
+    size_t on = openid ? strlen(openid) : 0;
+    if (!a || on == 0 || on >= 200 ||
+        strspn(openid, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != on) {
+        reply_error(r, 400, "bad_request", "app=NAME_OR_APPID&openid=OPENID are required");
+        return;
+    }
+    struct user_req *u = calloc(1, sizeof(*u));
+    if (!u) {
+        reply_error(r, 503, "unavailable", "busy");
+        return;
+    }
+    u->w = w;
+    u->r = r;
+    u->cfg = config_retain(w->cfg);
+    u->vm = w->vm;
+    lua_vm_hold(u->vm);
+    u->app = a;
+    snprintf(u->openid, sizeof(u->openid), "%s", openid);
+    snprintf(u->key, sizeof(u->key), "ut:%s:%s", a->appid, openid);
+    if (store_get(w->store, u->key, strlen(u->key), on_tokens, u) != 0) {
+        reply_error(r, 503, "unavailable", "the store is unavailable, try again");
+        user_free(u);
+    }
+}

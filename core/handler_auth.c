@@ -1,0 +1,146 @@
+/* GET /auth?campaign=NAME&return=URL (url= is an alias, scope= may override
+ * where the campaign allows): checks the return URL against the campaign's
+ * allow-list, runs the campaign's authorize hook, and starts the login
+ * (login_start: state, cookie, 302 to WeChat). */
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "login.h"
+#include "lua_runtime.h"
+#include "page.h"
+#include "server.h"
+
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct auth_ctx {
+    struct worker *w;
+    struct http_req *r;
+    struct config *cfg;          /* retained */
+    const struct config_campaign *c;
+    char scope[32];
+    char *return_url;
+};
+
+static int valid_scope(const char *s)
+{
+    return strcmp(s, "snsapi_base") == 0 || strcmp(s, "snsapi_userinfo") == 0;
+}
+
+static void auth_free(struct auth_ctx *a)
+{
+    config_release(a->cfg);
+    free(a->return_url);
+    free(a);
+}
+
+static int push_ctx(lua_State *L, void *arg)
+{
+    struct auth_ctx *a = arg;
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, a->c->name);
+    lua_setfield(L, -2, "campaign");
+    lua_pushstring(L, a->c->app->name);
+    lua_setfield(L, -2, "app");
+    lua_pushstring(L, a->c->app->appid);
+    lua_setfield(L, -2, "appid");
+    lua_pushstring(L, a->scope);
+    lua_setfield(L, -2, "scope");
+    lua_pushstring(L, a->return_url);
+    lua_setfield(L, -2, "return_url");
+    return 1;
+}
+
+/* authorize(req, ctx) may return nothing (go on), a table { scope = ... },
+ * or false[, message] to refuse. A hook that fails is logged and the login
+ * goes on as configured. */
+static void on_hook_done(struct lua_task *t, int ok, int nres, void *arg)
+{
+    struct auth_ctx *a = arg;
+    lua_State *co = lua_task_thread(t);
+    const char *rid = http_req_id(a->r);
+    if (ok && nres >= 1 && lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
+        char en[512];
+        const char *msg = nres >= 2 && lua_type(co, 2) == LUA_TSTRING ? lua_tostring(co, 2) : NULL;
+        snprintf(en, sizeof(en), "This login is not available%s%s", msg ? ": " : ".",
+                 msg ? msg : "");
+        lua_task_free(t);
+        page_error(a->r, 403, "当前无法登录", en, NULL);
+        auth_free(a);
+        return;
+    }
+    if (ok && nres >= 1 && lua_istable(co, 1)) {
+        lua_getfield(co, 1, "scope");
+        const char *scope = lua_tostring(co, -1);
+        if (scope && valid_scope(scope))
+            snprintf(a->scope, sizeof(a->scope), "%s", scope);
+        else if (scope)
+            log_msg(LOG_WARN, rid, "authorize hook of %s: ignoring unknown scope", a->c->name);
+        lua_pop(co, 1);
+    }
+    lua_task_free(t);
+    login_start(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
+    auth_free(a);
+}
+
+static int in_wechat(struct http_req *r)
+{
+    const char *ua = http_req_header(r, "User-Agent");
+    return ua && strstr(ua, "MicroMessenger") != NULL;
+}
+
+void handle_auth(struct worker *w, struct http_req *r)
+{
+    struct config *cfg = w->cfg;
+    const char *name = http_req_arg(r, "campaign");
+    if (!name)
+        name = cfg->default_campaign;
+    const struct config_campaign *c = name ? config_find_campaign(cfg, name) : NULL;
+    if (!c) {
+        page_error(r, 404, "活动不存在", "There is no such campaign.", NULL);
+        return;
+    }
+    const char *ret = http_req_arg(r, "return");
+    if (!ret)
+        ret = http_req_arg(r, "url");
+    if (!ret || !login_return_allowed(c, ret)) {
+        log_msg(LOG_WARN, http_req_id(r), "auth: return URL refused for campaign %s", c->name);
+        page_error(r, 400, "返回地址无效", "The return address is not allowed for this campaign.",
+                   NULL);
+        return;
+    }
+    const char *scope = http_req_arg(r, "scope");
+    if (scope && (!c->scope_override || !valid_scope(scope))) {
+        page_error(r, 400, "授权范围无效", "This scope is not allowed for this campaign.", NULL);
+        return;
+    }
+    if (cfg->require_wechat_browser && !in_wechat(r)) {
+        char url[4096];
+        const char *base = cfg->public_url;
+        size_t n = strlen(base);
+        while (n && base[n - 1] == '/')
+            n--;
+        snprintf(url, sizeof(url), "%.*s%s", (int)n, base, http_req_uri(r));
+        page_open_in_wechat(r, url);
+        return;
+    }
+    struct auth_ctx *a = calloc(1, sizeof(*a));
+    if (!a) {
+        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        return;
+    }
+    a->w = w;
+    a->r = r;
+    a->cfg = config_retain(cfg);
+    a->c = c;
+    a->return_url = strdup(ret);
+    snprintf(a->scope, sizeof(a->scope), "%s", scope ? scope : c->scope);
+    size_t idx = (size_t)(c - cfg->campaigns);
+    if (lua_vm_has_hook(w->vm, idx, "authorize") &&
+        lua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
+        return;
+    login_start(w, r, cfg, c, a->scope, a->return_url, 0);
+    auth_free(a);
+}

@@ -1,0 +1,699 @@
+/* GET /callback?code=..&state=..: where WeChat sends the browser back.
+ *
+ * The flow, each step asynchronous:
+ *   state record  → unknown: clear page; expired or used: restart once
+ *   cookie        → present but not matching: refused (login CSRF)
+ *   no code       → the denied hook (default: return URL + wx_denied=1)
+ *   claim code    → already claimed: WeChat called twice; wait for and
+ *                   serve the first request's outcome (one exchange)
+ *   exchange      → used/expired code: restart once; upstream trouble:
+ *                   the error hook, else a clear page (never retried: the
+ *                   code may be spent)
+ *   tokens        → kept server-side per (app, openid)
+ *   userinfo      → when the scope allows
+ *   login hook    → final URL (default: return URL + one-time wx_ticket)
+ * The outcome is recorded under the code for a duplicate callback. */
+#include "config.h"
+#include "crypto.h"
+#include "http.h"
+#include "log.h"
+#include "login.h"
+#include "lua_runtime.h"
+#include "page.h"
+#include "server.h"
+#include "store.h"
+#include "wechat.h"
+
+#include <event2/event.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CODE_CLAIM_TTL_MS 300000ULL
+#define POLL_MS 50
+#define TOKEN_TTL_S (30 * 86400)
+
+struct flow {
+    struct worker *w;
+    struct http_req *r;
+    struct config *cfg;              /* retained */
+    struct lua_vm *vm;               /* held */
+    const struct config_campaign *c;
+    char state[129];
+    char code[256];
+    char code_key[300];
+    struct login_state ls;
+    struct event *poll_ev;
+    int polls;
+    int user_ref;                    /* the user table, in the VM */
+    int snapshot;
+    char *access_token, *refresh_token, *openid, *unionid, *scope;
+    long expires_in;
+    enum wechat_err err;             /* for the error hook */
+    int errcode;
+};
+
+static void flow_free(struct flow *f)
+{
+    lua_State *L = lua_vm_state(f->vm);
+    if (f->user_ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, f->user_ref);
+    if (f->poll_ev)
+        event_free(f->poll_ev);
+    if (f->access_token)
+        explicit_bzero(f->access_token, strlen(f->access_token));
+    if (f->refresh_token)
+        explicit_bzero(f->refresh_token, strlen(f->refresh_token));
+    free(f->access_token);
+    free(f->refresh_token);
+    free(f->openid);
+    free(f->unionid);
+    free(f->scope);
+    lua_vm_release(f->vm);
+    config_release(f->cfg);
+    free(f);
+}
+
+static const char *rid(struct flow *f) { return http_req_id(f->r); }
+
+static void retry_link(struct flow *f, char *out, size_t outsz)
+{
+    char *u = login_url_add_param("/auth", "campaign", f->ls.campaign);
+    char *v = u ? login_url_add_param(u, "return", f->ls.return_url) : NULL;
+    snprintf(out, outsz, "%s", v ? v : "/auth");
+    free(u);
+    free(v);
+}
+
+/* Records the outcome for a duplicate callback; fire and forget. */
+static void record_outcome(struct flow *f, const char *outcome)
+{
+    if (f->code_key[0])
+        store_set(f->w->store, f->code_key, strlen(f->code_key), outcome, strlen(outcome),
+                  CODE_CLAIM_TTL_MS, NULL, NULL);
+}
+
+static void finish_redirect(struct flow *f, const char *url)
+{
+    char *outcome = malloc(strlen(url) + 3);
+    if (outcome) {
+        sprintf(outcome, "L:%s", url);
+        record_outcome(f, outcome);
+        free(outcome);
+    }
+    http_req_add_header(f->r, "Location", url);
+    http_req_add_header(f->r, "Cache-Control", "no-store");
+    http_reply(f->r, 302, "text/html; charset=utf-8", "", 0);
+    flow_free(f);
+}
+
+static void finish_page(struct flow *f, const char *kind)
+{
+    char retry[4096], outcome[32];
+    retry_link(f, retry, sizeof(retry));
+    snprintf(outcome, sizeof(outcome), "E:%s", kind);
+    record_outcome(f, outcome);
+    if (strcmp(kind, "expired") == 0)
+        login_page_expired(f->r, retry);
+    else if (strcmp(kind, "refused") == 0)
+        page_error(f->r, 403, "登录被拒绝", "This login was refused.", NULL);
+    else
+        login_page_upstream(f->r, retry);
+    flow_free(f);
+}
+
+/* A state that cannot be used any more: start a fresh authorization once;
+ * the loop guard (restarts) stops a second one. */
+static void restart_or_expire(struct flow *f, const char *why)
+{
+    log_msg(LOG_INFO, rid(f), "callback: %s (campaign %s, restart %d)", why, f->ls.campaign,
+            f->ls.restarts);
+    if (f->ls.restarts >= 1) {
+        finish_page(f, "expired");
+        return;
+    }
+    record_outcome(f, "E:expired");
+    login_start(f->w, f->r, f->cfg, f->c, f->ls.scope, f->ls.return_url, f->ls.restarts + 1);
+    flow_free(f);
+}
+
+/* ---- hooks ---- */
+
+static int push_ctx(lua_State *L, struct flow *f)
+{
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, f->c->name);
+    lua_setfield(L, -2, "campaign");
+    lua_pushstring(L, f->c->app->name);
+    lua_setfield(L, -2, "app");
+    lua_pushstring(L, f->ls.return_url);
+    lua_setfield(L, -2, "return_url");
+    lua_pushstring(L, f->ls.scope);
+    lua_setfield(L, -2, "scope");
+    return 1;
+}
+
+static int push_user_ctx(lua_State *L, void *arg)
+{
+    struct flow *f = arg;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, f->user_ref);
+    return 1 + push_ctx(L, f);
+}
+
+static int push_only_ctx(lua_State *L, void *arg) { return push_ctx(L, arg); }
+
+/* Takes the URL a hook chose, if it is on the campaign's allow-list. */
+static const char *allowed_url(struct flow *f, const char *url, const char *hook)
+{
+    if (url && login_return_allowed(f->c, url))
+        return url;
+    if (url)
+        log_msg(LOG_ERROR, rid(f), "%s hook of %s returned a URL outside the allow-list: "
+                "using the return URL", hook, f->c->name);
+    return f->ls.return_url;
+}
+
+static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
+{
+    struct flow *f = arg;
+    lua_State *co = lua_task_thread(t);
+    const char *url = ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1)
+                                                                        : NULL;
+    char *final = url ? strdup(allowed_url(f, url, "denied"))
+                      : login_url_add_param(f->ls.return_url, "wx_denied", "1");
+    lua_task_free(t);
+    finish_redirect(f, final ? final : f->ls.return_url);
+    free(final);
+}
+
+static void run_denied(struct flow *f)
+{
+    size_t idx = (size_t)(f->c - f->cfg->campaigns);
+    if (lua_vm_call_hook(f->vm, idx, "denied", f->r, push_only_ctx, on_denied_done, f) != 0)
+        finish_page(f, "upstream");
+}
+
+/* Encodes the user table as JSON in the VM. Returns malloc'd JSON or NULL. */
+static char *user_json(struct flow *f)
+{
+    lua_State *L = lua_vm_state(f->vm);
+    int top = lua_gettop(L);
+    char *out = NULL;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "cjson.safe");
+    if (lua_pcall(L, 1, 1, 0) == 0) {
+        lua_getfield(L, -1, "encode");
+        lua_rawgeti(L, LUA_REGISTRYINDEX, f->user_ref);
+        if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING)
+            out = strdup(lua_tostring(L, -1));
+    }
+    lua_settop(L, top);
+    return out;
+}
+
+struct ticket_op {
+    struct flow *f;
+    char *url;                       /* final URL with the ticket */
+};
+
+static void on_ticket_stored(const struct store_reply *rep, void *arg)
+{
+    struct ticket_op *op = arg;
+    struct flow *f = op->f;
+    if (rep->status != STORE_OK) {
+        log_msg(LOG_ERROR, rid(f), "callback: cannot store the ticket: %s",
+                rep->err ? rep->err : "error");
+        finish_page(f, "upstream");
+    } else {
+        finish_redirect(f, op->url);
+    }
+    free(op->url);
+    free(op);
+}
+
+/* Final step: url (allowed), plus a ticket unless with_ticket is 0, plus
+ * extra params from the hook (on top of co at index params_idx, or 0). */
+static void complete(struct flow *f, const char *url, int with_ticket, lua_State *co,
+                     int params_idx)
+{
+    char *final = strdup(url);
+    if (co && params_idx) {
+        lua_pushnil(co);
+        while (final && lua_next(co, params_idx)) {
+            if (lua_type(co, -2) == LUA_TSTRING && lua_isstring(co, -1)) {
+                char *next = login_url_add_param(final, lua_tostring(co, -2),
+                                                 lua_tostring(co, -1));
+                free(final);
+                final = next;
+            }
+            lua_pop(co, 1);
+        }
+    }
+    if (!final) {
+        finish_page(f, "upstream");
+        return;
+    }
+    if (!with_ticket) {
+        finish_redirect(f, final);
+        free(final);
+        return;
+    }
+    char ticket[LOGIN_STATE_LEN + 1], key[64];
+    char *json = user_json(f);
+    struct ticket_op *op = calloc(1, sizeof(*op));
+    if (!json || !op || crypto_random_base62(ticket, LOGIN_STATE_LEN) != 0) {
+        free(json);
+        free(op);
+        free(final);
+        finish_page(f, "upstream");
+        return;
+    }
+    op->f = f;
+    op->url = login_url_add_param(final, "wx_ticket", ticket);
+    free(final);
+    login_ticket_key(f->cfg, ticket, key);
+    if (!op->url || store_set(f->w->store, key, strlen(key), json, strlen(json),
+                              (uint64_t)f->c->ticket_ttl * 1000, on_ticket_stored, op) != 0) {
+        free(op->url);
+        free(op);
+        finish_page(f, "upstream");
+    }
+    free(json);
+}
+
+/* login(req, user, ctx) returns nothing (default), a URL string, a table
+ * { url = ..., ticket = false, params = { ... } }, or false[, message]. */
+static void on_login_done(struct lua_task *t, int ok, int nres, void *arg)
+{
+    struct flow *f = arg;
+    lua_State *co = lua_task_thread(t);
+    const char *url = NULL;
+    int with_ticket = !f->snapshot, params = 0;
+    if (ok && nres >= 1) {
+        if (lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
+            lua_task_free(t);
+            finish_page(f, "refused");
+            return;
+        }
+        if (lua_type(co, 1) == LUA_TSTRING) {
+            url = lua_tostring(co, 1);
+            with_ticket = 1;
+        } else if (lua_istable(co, 1)) {
+            lua_getfield(co, 1, "url");
+            url = lua_tostring(co, -1);
+            lua_getfield(co, 1, "ticket");
+            if (lua_type(co, -1) == LUA_TBOOLEAN)
+                with_ticket = lua_toboolean(co, -1);
+            lua_getfield(co, 1, "params");
+            params = lua_istable(co, -1) ? lua_gettop(co) : 0;
+        }
+    }
+    char *fallback = NULL;
+    if (!url && f->snapshot && nres == 0)
+        url = fallback = login_url_add_param(f->ls.return_url, "wx_snapshot", "1");
+    else
+        url = allowed_url(f, url ? url : f->ls.return_url, "login");
+    complete(f, url ? url : f->ls.return_url, with_ticket, co, params);
+    free(fallback);
+    lua_task_free(t);
+}
+
+static void run_login(struct flow *f)
+{
+    size_t idx = (size_t)(f->c - f->cfg->campaigns);
+    if (lua_vm_call_hook(f->vm, idx, "login", f->r, push_user_ctx, on_login_done, f) != 0)
+        finish_page(f, "upstream");
+}
+
+/* error(req, err) may return a URL (on the allow-list) instead of the page. */
+static void on_error_done(struct lua_task *t, int ok, int nres, void *arg)
+{
+    struct flow *f = arg;
+    lua_State *co = lua_task_thread(t);
+    if (ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING &&
+        login_return_allowed(f->c, lua_tostring(co, 1))) {
+        char *url = strdup(lua_tostring(co, 1));
+        lua_task_free(t);
+        finish_redirect(f, url);
+        free(url);
+        return;
+    }
+    lua_task_free(t);
+    finish_page(f, "upstream");
+}
+
+static int push_err(lua_State *L, void *arg)
+{
+    struct flow *f = arg;
+    lua_createtable(L, 0, 2);
+    lua_pushstring(L, wechat_err_name(f->err));
+    lua_setfield(L, -2, "error");
+    lua_pushinteger(L, f->errcode);
+    lua_setfield(L, -2, "errcode");
+    return 1 + push_ctx(L, f);
+}
+
+static void fail_upstream(struct flow *f, const struct wechat_reply *rep, const char *step)
+{
+    log_msg(LOG_ERROR, rid(f), "callback: %s failed: %s (errcode %d)", step,
+            wechat_err_name(rep->err), rep->errcode);
+    size_t idx = (size_t)(f->c - f->cfg->campaigns);
+    f->err = rep->err;
+    f->errcode = rep->errcode;
+    if (!lua_vm_has_hook(f->vm, idx, "error") ||
+        lua_vm_call_hook(f->vm, idx, "error", f->r, push_err, on_error_done, f) != 0)
+        finish_page(f, "upstream");
+}
+
+/* ---- user, tokens, userinfo ---- */
+
+/* Sets the gateway's own fields on the user table on top of L. */
+static void decorate_user(struct flow *f, lua_State *L)
+{
+    lua_pushstring(L, f->openid);
+    lua_setfield(L, -2, "openid");
+    lua_getfield(L, -1, "unionid");
+    int has_union = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!has_union && f->unionid && !f->snapshot) {
+        lua_pushstring(L, f->unionid);
+        lua_setfield(L, -2, "unionid");
+    }
+    lua_pushstring(L, f->c->app->appid);
+    lua_setfield(L, -2, "appid");
+    lua_pushstring(L, f->c->app->name);
+    lua_setfield(L, -2, "app");
+    lua_pushstring(L, f->c->name);
+    lua_setfield(L, -2, "campaign");
+    lua_pushstring(L, f->scope ? f->scope : f->ls.scope);
+    lua_setfield(L, -2, "scope");
+    lua_pushboolean(L, f->snapshot);
+    lua_setfield(L, -2, "is_snapshotuser");
+}
+
+static void set_user(struct flow *f, int reply_ref)
+{
+    lua_State *L = lua_vm_state(f->vm);
+    if (reply_ref != LUA_NOREF) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, reply_ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, reply_ref);
+        /* errcode/errmsg fields of a reply are not part of the user */
+        lua_pushnil(L);
+        lua_setfield(L, -2, "errcode");
+        lua_pushnil(L);
+        lua_setfield(L, -2, "errmsg");
+    } else {
+        lua_newtable(L);
+    }
+    decorate_user(f, L);
+    f->user_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static void on_userinfo(const struct wechat_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    if (rep->err == WECHAT_OK && rep->openid && strcmp(rep->openid, f->openid) == 0) {
+        set_user(f, rep->ref);
+    } else {
+        log_msg(LOG_WARN, rid(f), "callback: userinfo failed: %s (errcode %d); going on with "
+                "the openid only", wechat_err_name(rep->err), rep->errcode);
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(lua_vm_state(f->vm), LUA_REGISTRYINDEX, rep->ref);
+        set_user(f, LUA_NOREF);
+    }
+    run_login(f);
+}
+
+static void fetch_userinfo(struct flow *f)
+{
+    struct wechat_client wc = {
+        .fetch = f->w->fetch, .L = lua_vm_state(f->vm), .api_base = f->cfg->wechat_api_base,
+        .ca_file = f->cfg->wechat_ca_file,
+        .connect_timeout_ms = f->cfg->upstream_connect_timeout_ms,
+        .timeout_ms = f->cfg->upstream_timeout_ms};
+    if (!wechat_userinfo(&wc, f->access_token, f->openid, f->c->lang, on_userinfo, f)) {
+        set_user(f, LUA_NOREF);
+        run_login(f);
+    }
+}
+
+static void on_tokens_stored(const struct store_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    if (rep->status != STORE_OK)
+        log_msg(LOG_ERROR, rid(f), "callback: tokens not kept: %s", rep->err ? rep->err : "?");
+    if (f->scope && strstr(f->scope, "snsapi_userinfo")) {
+        fetch_userinfo(f);
+    } else {
+        set_user(f, LUA_NOREF);
+        run_login(f);
+    }
+}
+
+/* Keeps the user's tokens server-side, per (app, openid), for /api/user. */
+static void store_tokens(struct flow *f)
+{
+    char key[512], val[4096];
+    long now = (long)time(NULL);
+    snprintf(key, sizeof(key), "ut:%s:%s", f->c->app->appid, f->openid);
+    int n = snprintf(val, sizeof(val), "v1\t%s\t%s\t%ld\t%ld\t%s", f->access_token,
+                     f->refresh_token ? f->refresh_token : "", now + f->expires_in,
+                     now + TOKEN_TTL_S, f->scope ? f->scope : f->ls.scope);
+    if (n <= 0 || (size_t)n >= sizeof(val) ||
+        store_set(f->w->store, key, strlen(key), val, (size_t)n, TOKEN_TTL_S * 1000ULL,
+                  on_tokens_stored, f) != 0) {
+        struct store_reply fail = {.status = STORE_ERROR, .err = "cannot write"};
+        on_tokens_stored(&fail, f);
+    }
+    explicit_bzero(val, sizeof(val));
+}
+
+static void on_exchange(const struct wechat_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    lua_State *L = lua_vm_state(f->vm);
+    if (rep->err != WECHAT_OK) {
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        if (rep->err == WECHAT_CODE_USED || rep->err == WECHAT_CODE_EXPIRED ||
+            rep->err == WECHAT_CODE_INVALID) {
+            restart_or_expire(f, wechat_err_name(rep->err));
+            return;
+        }
+        fail_upstream(f, rep, "code exchange");
+        return;
+    }
+    f->snapshot = rep->is_snapshotuser;
+    f->openid = strdup(rep->openid);
+    f->unionid = rep->unionid ? strdup(rep->unionid) : NULL;
+    f->scope = rep->scope ? strdup(rep->scope) : strdup(f->ls.scope);
+    f->expires_in = rep->expires_in > 0 ? rep->expires_in : 7200;
+    if (rep->ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    if (f->snapshot) {
+        /* A virtual user of the Moments snapshot page: never stored. */
+        set_user(f, LUA_NOREF);
+        run_login(f);
+        return;
+    }
+    f->access_token = strdup(rep->access_token);
+    f->refresh_token = rep->refresh_token ? strdup(rep->refresh_token) : NULL;
+    store_tokens(f);
+}
+
+static void exchange(struct flow *f)
+{
+    struct wechat_client wc = {
+        .fetch = f->w->fetch, .L = lua_vm_state(f->vm), .api_base = f->cfg->wechat_api_base,
+        .ca_file = f->cfg->wechat_ca_file,
+        .connect_timeout_ms = f->cfg->upstream_connect_timeout_ms,
+        .timeout_ms = f->cfg->upstream_timeout_ms};
+    if (!wechat_exchange_code(&wc, f->c->app, f->code, on_exchange, f)) {
+        struct wechat_reply rep = {.err = WECHAT_NETWORK, .ref = LUA_NOREF};
+        fail_upstream(f, &rep, "code exchange");
+    }
+}
+
+/* ---- duplicate callbacks ---- */
+
+static void serve_outcome(struct flow *f, const char *v, size_t len)
+{
+    char *s = strndup(v, len);
+    f->code_key[0] = '\0'; /* the owner records outcomes, not us */
+    if (len > 2 && strncmp(s, "L:", 2) == 0)
+        finish_redirect(f, s + 2);
+    else if (strcmp(s, "E:expired") == 0)
+        finish_page(f, "expired");
+    else if (strcmp(s, "E:refused") == 0)
+        finish_page(f, "refused");
+    else
+        finish_page(f, "upstream");
+    free(s);
+}
+
+static void poll_outcome(evutil_socket_t fd, short what, void *arg);
+
+static void on_outcome(const struct store_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    if (rep->status == STORE_OK && !(rep->len == 1 && rep->value[0] == 'P')) {
+        serve_outcome(f, rep->value, rep->len);
+        return;
+    }
+    int max_polls = (f->cfg->upstream_timeout_ms * 2 + 5000) / POLL_MS;
+    if (rep->status != STORE_OK || ++f->polls > max_polls) {
+        f->code_key[0] = '\0';
+        finish_page(f, "upstream");
+        return;
+    }
+    if (!f->poll_ev)
+        f->poll_ev = evtimer_new(f->w->base, poll_outcome, f);
+    struct timeval tv = {0, POLL_MS * 1000};
+    evtimer_add(f->poll_ev, &tv);
+}
+
+static void poll_outcome(evutil_socket_t fd, short what, void *arg)
+{
+    struct flow *f = arg;
+    if (store_get(f->w->store, f->code_key, strlen(f->code_key), on_outcome, f) != 0) {
+        f->code_key[0] = '\0';
+        finish_page(f, "upstream");
+    }
+}
+
+/* ---- claims ---- */
+
+static void on_state_claimed(const struct store_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    if (rep->status == STORE_EXISTS) {
+        restart_or_expire(f, "state already used");
+        return;
+    }
+    if (rep->status != STORE_OK) {
+        finish_page(f, "upstream");
+        return;
+    }
+    if (!f->code[0])
+        run_denied(f);
+    else
+        exchange(f);
+}
+
+static void claim_state(struct flow *f)
+{
+    char key[160];
+    snprintf(key, sizeof(key), "su:%s", f->state);
+    const char *v = f->code[0] ? f->code : "-";
+    if (store_add(f->w->store, key, strlen(key), v, strlen(v), LOGIN_STATE_TTL * 1000ULL,
+                  on_state_claimed, f) != 0)
+        finish_page(f, "upstream");
+}
+
+static void on_code_claimed(const struct store_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    if (rep->status == STORE_EXISTS) {
+        /* WeChat called back twice with this code: serve the first outcome. */
+        struct store_reply pending = {.status = STORE_OK, .value = "P", .len = 1};
+        log_msg(LOG_INFO, rid(f), "callback: duplicate callback, waiting for the first");
+        on_outcome(&pending, f);
+        return;
+    }
+    if (rep->status != STORE_OK) {
+        f->code_key[0] = '\0';
+        finish_page(f, "upstream");
+        return;
+    }
+    claim_state(f);
+}
+
+static void on_state(const struct store_reply *rep, void *arg)
+{
+    struct flow *f = arg;
+    if (rep->status != STORE_OK || login_state_decode(rep->value, rep->len, &f->ls) != 0) {
+        if (rep->status == STORE_ERROR)
+            page_error(f->r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.",
+                       NULL);
+        else
+            login_page_expired(f->r, NULL);
+        flow_free(f);
+        return;
+    }
+    f->c = config_find_campaign(f->cfg, f->ls.campaign);
+    if (!f->c || !login_return_allowed(f->c, f->ls.return_url)) {
+        login_page_expired(f->r, NULL);
+        flow_free(f);
+        return;
+    }
+    char mac[23];
+    login_state_mac(f->cfg, f->state, mac);
+    int bound = login_cookie_has(http_req_cookie(f->r, LOGIN_COOKIE), mac);
+    if (bound == 0) {
+        log_msg(LOG_WARN, rid(f), "callback: state cookie does not match (login CSRF?)");
+        page_error(f->r, 403, "登录请求无效", "This login did not start in this browser.", NULL);
+        flow_free(f);
+        return;
+    }
+    if (bound < 0)
+        log_msg(LOG_INFO, rid(f), "callback: no state cookie (accepted)");
+    if ((long)time(NULL) - f->ls.created > LOGIN_STATE_VALID) {
+        restart_or_expire(f, "state expired");
+        return;
+    }
+    if (!f->code[0]) {
+        claim_state(f);
+        return;
+    }
+    snprintf(f->code_key, sizeof(f->code_key), "cx:%s:%s", f->c->app->appid, f->code);
+    if (store_add(f->w->store, f->code_key, strlen(f->code_key), "P", 1, CODE_CLAIM_TTL_MS,
+                  on_code_claimed, f) != 0) {
+        f->code_key[0] = '\0';
+        finish_page(f, "upstream");
+    }
+}
+
+static int state_chars_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= 128 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+}
+
+static int code_chars_ok(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n < 200 &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") == n;
+}
+
+void handle_callback(struct worker *w, struct http_req *r)
+{
+    const char *state = http_req_arg(r, "state");
+    const char *code = http_req_arg(r, "code");
+    if (!state || !state_chars_ok(state) || (code && *code && !code_chars_ok(code))) {
+        login_page_expired(r, NULL);
+        return;
+    }
+    struct flow *f = calloc(1, sizeof(*f));
+    if (!f) {
+        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        return;
+    }
+    f->w = w;
+    f->r = r;
+    f->cfg = config_retain(w->cfg);
+    f->vm = w->vm;
+    lua_vm_hold(f->vm);
+    f->user_ref = LUA_NOREF;
+    snprintf(f->state, sizeof(f->state), "%s", state);
+    snprintf(f->code, sizeof(f->code), "%s", code ? code : "");
+    char key[160];
+    snprintf(key, sizeof(key), "st:%s", state);
+    if (store_get(w->store, key, strlen(key), on_state, f) != 0) {
+        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
+        flow_free(f);
+    }
+}

@@ -1,0 +1,380 @@
+/* The login flow's shared pieces (see login.h). */
+#include "login.h"
+
+#include "config.h"
+#include "crypto.h"
+#include "http.h"
+#include "log.h"
+#include "page.h"
+#include "server.h"
+#include "store.h"
+#include "wechat.h"
+
+#include <ctype.h>
+#include <event2/http.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+/* ---- allow-lists ---- */
+
+struct origin {
+    int https;
+    char host[256];
+    int port;
+    const char *path;     /* points into the parsed string: "/..." or "" */
+};
+
+/* Parses scheme://host[:port][path...]; strict: lowercase-insensitive
+ * http/https only, no userinfo, host of [A-Za-z0-9.-] or a [v6] literal. */
+static int parse_origin(const char *url, struct origin *o)
+{
+    const char *p;
+    if (strncasecmp(url, "https://", 8) == 0) {
+        o->https = 1;
+        p = url + 8;
+    } else if (strncasecmp(url, "http://", 7) == 0) {
+        o->https = 0;
+        p = url + 7;
+    } else {
+        return -1;
+    }
+    size_t alen = strcspn(p, "/?#");
+    if (alen == 0 || alen >= sizeof(o->host) || memchr(p, '@', alen))
+        return -1;
+    const char *hend = p + alen;
+    const char *colon = NULL;
+    if (*p == '[') {
+        const char *close = memchr(p, ']', alen);
+        if (!close)
+            return -1;
+        for (const char *q = p + 1; q < close; q++)
+            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
+                return -1;
+        if (close + 1 < hend) {
+            if (close[1] != ':')
+                return -1;
+            colon = close + 1;
+        }
+        hend = close + 1;
+    } else {
+        colon = memchr(p, ':', alen);
+        const char *stop = colon ? colon : hend;
+        for (const char *q = p; q < stop; q++)
+            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-')
+                return -1;
+        if (colon)
+            hend = colon;
+    }
+    if (hend == p)
+        return -1;
+    size_t hlen = (size_t)(hend - p);
+    for (size_t i = 0; i < hlen; i++)
+        o->host[i] = (char)tolower((unsigned char)p[i]);
+    o->host[hlen] = '\0';
+    o->port = o->https ? 443 : 80;
+    if (colon) {
+        const char *d = colon + 1;
+        const char *end = p + alen;
+        if (d == end || end - d > 5)
+            return -1;
+        int port = 0;
+        for (; d < end; d++) {
+            if (!isdigit((unsigned char)*d))
+                return -1;
+            port = port * 10 + (*d - '0');
+        }
+        if (port < 1 || port > 65535)
+            return -1;
+        o->port = port;
+    }
+    o->path = p + alen;
+    return 0;
+}
+
+static int has_dot_segment(const char *path, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        /* Encoded dots, slashes and backslashes only serve to disguise a path. */
+        if (path[i] == '%' && i + 3 <= len &&
+            (strncasecmp(path + i, "%2e", 3) == 0 || strncasecmp(path + i, "%2f", 3) == 0 ||
+             strncasecmp(path + i, "%5c", 3) == 0))
+            return 1;
+        if (path[i] == '.' && (i == 0 || path[i - 1] == '/')) {
+            size_t j = i + 1;
+            if (j < len && path[j] == '.')
+                j++;
+            if (j == len || path[j] == '/')
+                return 1;
+        }
+    }
+    return 0;
+}
+
+int login_return_allowed(const struct config_campaign *c, const char *url)
+{
+    size_t len = strlen(url);
+    if (len == 0 || len > 2000)
+        return 0;
+    for (const char *p = url; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= 0x20 || ch == 0x7f || ch == '\\' || ch == '"' || ch == '<' || ch == '>')
+            return 0;
+    }
+    /* Encoded CR, LF and NUL have no business in a return URL either. */
+    if (strcasestr(url, "%0d") || strcasestr(url, "%0a") || strcasestr(url, "%00"))
+        return 0;
+    struct origin u;
+    if (parse_origin(url, &u) != 0)
+        return 0;
+    size_t plen = strcspn(u.path, "?#");
+    if (has_dot_segment(u.path, plen))
+        return 0;
+    for (size_t i = 0; i < c->n_allow; i++) {
+        struct origin a;
+        if (parse_origin(c->allow[i], &a) != 0)
+            continue;
+        if (a.https != u.https || a.port != u.port || strcmp(a.host, u.host) != 0)
+            continue;
+        size_t alen = strlen(a.path);
+        if (alen == 0 || strcmp(a.path, "/") == 0)
+            return 1;
+        if (plen < alen || strncmp(u.path, a.path, alen) != 0)
+            continue;
+        /* "/spring" allows "/spring" and "/spring/..." but not "/springtime" */
+        if (a.path[alen - 1] == '/' || plen == alen || u.path[alen] == '/')
+            return 1;
+    }
+    return 0;
+}
+
+/* ---- state records ---- */
+
+int login_state_encode(const struct login_state *s, char *out, size_t outsz)
+{
+    int n = snprintf(out, outsz, "v1\t%ld\t%d\t%s\t%s\t%s", s->created, s->restarts, s->scope,
+                     s->campaign, s->return_url);
+    return n > 0 && (size_t)n < outsz ? n : -1;
+}
+
+int login_state_decode(const char *v, size_t len, struct login_state *s)
+{
+    char buf[4096];
+    if (len >= sizeof(buf) || len < 3 || memcmp(v, "v1\t", 3) != 0)
+        return -1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+    char *save = NULL;
+    char *f[6];
+    int n = 0;
+    for (char *tok = strtok_r(buf, "\t", &save); tok && n < 6; tok = strtok_r(NULL, "\t", &save))
+        f[n++] = tok;
+    if (n != 6)
+        return -1;
+    s->created = strtol(f[1], NULL, 10);
+    s->restarts = atoi(f[2]);
+    snprintf(s->scope, sizeof(s->scope), "%s", f[3]);
+    snprintf(s->campaign, sizeof(s->campaign), "%s", f[4]);
+    snprintf(s->return_url, sizeof(s->return_url), "%s", f[5]);
+    return 0;
+}
+
+/* ---- the state-binding cookie ---- */
+
+void login_state_mac(const struct config *cfg, const char *state, char out[23])
+{
+    unsigned char mac[32];
+    char b64[48];
+    const char *key = cfg->cookie_secret ? cfg->cookie_secret : "";
+    crypto_hmac_sha256(key, strlen(key), state, strlen(state), mac);
+    crypto_base64url_encode(mac, 16, b64);
+    memcpy(out, b64, 22);
+    out[22] = '\0';
+}
+
+int login_cookie_has(const char *cookie, const char *mac)
+{
+    if (!cookie || !*cookie)
+        return -1;
+    int usable = 0;
+    const char *p = cookie;
+    while (*p) {
+        size_t n = strcspn(p, ".");
+        if (n == 22) {
+            usable = 1;
+            if (crypto_equal(p, 22, mac, 22))
+                return 1;
+        }
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+    return usable ? 0 : -1;
+}
+
+void login_cookie_push(const char *cookie, const char *mac, char *out, size_t outsz)
+{
+    size_t o = (size_t)snprintf(out, outsz, "%s", mac);
+    int kept = 0;
+    const char *p = cookie ? cookie : "";
+    while (*p && kept < 3 && o + 24 < outsz) {
+        size_t n = strcspn(p, ".");
+        if (n == 22 && strncmp(p, mac, 22) != 0) {
+            out[o++] = '.';
+            memcpy(out + o, p, 22);
+            o += 22;
+            out[o] = '\0';
+            kept++;
+        }
+        p += n;
+        if (*p == '.')
+            p++;
+    }
+}
+
+void login_set_state_cookie(struct http_req *r, const struct config *cfg, const char *old,
+                            const char *state)
+{
+    char mac[23], value[128], header[256];
+    login_state_mac(cfg, state, mac);
+    login_cookie_push(old, mac, value, sizeof(value));
+    int secure = cfg->public_url && strncmp(cfg->public_url, "https://", 8) == 0;
+    snprintf(header, sizeof(header), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
+             LOGIN_COOKIE, value, LOGIN_STATE_TTL, secure ? "; Secure" : "");
+    http_req_add_header(r, "Set-Cookie", header);
+}
+
+/* ---- URLs and tickets ---- */
+
+char *login_url_add_param(const char *url, const char *name, const char *value)
+{
+    char *ev = evhttp_uriencode(value, -1, 0);
+    if (!ev)
+        return NULL;
+    size_t base = strcspn(url, "#");
+    const char *frag = url + base;
+    int has_query = memchr(url, '?', base) != NULL;
+    char sep = !has_query ? '?' : (base > 0 && (url[base - 1] == '?' || url[base - 1] == '&'))
+                                      ? '\0' : '&';
+    size_t cap = strlen(url) + strlen(name) + strlen(ev) + 4;
+    char *out = malloc(cap);
+    if (out) {
+        if (sep)
+            snprintf(out, cap, "%.*s%c%s=%s%s", (int)base, url, sep, name, ev, frag);
+        else
+            snprintf(out, cap, "%.*s%s=%s%s", (int)base, url, name, ev, frag);
+    }
+    free(ev);
+    return out;
+}
+
+void login_ticket_key(const struct config *cfg, const char *ticket, char out[64])
+{
+    unsigned char mac[32];
+    const char *key = cfg->ticket_secret ? cfg->ticket_secret : "";
+    crypto_hmac_sha256(key, strlen(key), ticket, strlen(ticket), mac);
+    memcpy(out, "tk:", 3);
+    crypto_base64url_encode(mac, 24, out + 3);
+}
+
+void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
+{
+    const char *base = cfg->public_url ? cfg->public_url : "";
+    size_t n = strlen(base);
+    while (n > 0 && base[n - 1] == '/')
+        n--;
+    snprintf(out, outsz, "%.*s/callback", (int)n, base);
+}
+
+/* ---- starting a login ---- */
+
+struct start_ctx {
+    struct http_req *r;
+    const struct config *cfg;     /* retained */
+    const struct config_campaign *campaign;
+    char state[LOGIN_STATE_LEN + 1];
+    char scope[32];
+    char *return_url;
+    int done, waiting;
+    int status;
+};
+
+static void start_finish(struct start_ctx *s, int ok)
+{
+    struct http_req *r = s->r;
+    const struct config *cfg = s->cfg;
+    if (!ok) {
+        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.",
+                   NULL);
+    } else {
+        char redirect[1024], url[4096];
+        login_redirect_uri(cfg, redirect, sizeof(redirect));
+        const struct config_campaign *c = s->campaign;
+        if (wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid,
+                                 redirect, s->scope, s->state, c->force_popup,
+                                 c->force_snapshot) != 0) {
+            page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
+        } else {
+            login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
+            http_req_add_header(r, "Location", url);
+            http_req_add_header(r, "Cache-Control", "no-store");
+            http_reply(r, 302, "text/html; charset=utf-8", "", 0);
+        }
+    }
+    config_release((struct config *)cfg);
+    free(s->return_url);
+    free(s);
+}
+
+static void on_state_stored(const struct store_reply *rep, void *arg)
+{
+    struct start_ctx *s = arg;
+    if (rep->status != STORE_OK)
+        log_msg(LOG_ERROR, http_req_id(s->r), "login: cannot store the state: %s",
+                rep->status == STORE_EXISTS ? "collision" : (rep->err ? rep->err : "error"));
+    start_finish(s, rep->status == STORE_OK);
+}
+
+void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
+                 const struct config_campaign *c, const char *scope, const char *return_url,
+                 int restarts)
+{
+    struct start_ctx *s = calloc(1, sizeof(*s));
+    struct login_state st = {.created = (long)time(NULL), .restarts = restarts};
+    char rec[4096], key[64];
+    if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0) {
+        free(s);
+        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
+        return;
+    }
+    s->r = r;
+    s->cfg = config_retain((struct config *)cfg);
+    s->campaign = c;
+    s->return_url = strdup(return_url);
+    snprintf(s->scope, sizeof(s->scope), "%s", scope);
+    snprintf(st.scope, sizeof(st.scope), "%s", scope);
+    snprintf(st.campaign, sizeof(st.campaign), "%s", c->name);
+    snprintf(st.return_url, sizeof(st.return_url), "%s", return_url);
+    int n = login_state_encode(&st, rec, sizeof(rec));
+    snprintf(key, sizeof(key), "st:%s", s->state);
+    if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n,
+                           LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
+        start_finish(s, 0);
+}
+
+/* ---- pages ---- */
+
+void login_page_expired(struct http_req *r, const char *retry)
+{
+    page_error(r, 400, "登录已过期，请返回重新打开页面",
+               "This login has expired or was already used. Please go back and open the page "
+               "again.", retry);
+}
+
+void login_page_upstream(struct http_req *r, const char *retry)
+{
+    page_error(r, 502, "微信暂时无法完成登录，请稍后重试",
+               "WeChat could not complete the login right now. Please try again.", retry);
+}

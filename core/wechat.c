@@ -1,0 +1,291 @@
+/* The WeChat protocol client (see wechat.h). */
+#include "wechat.h"
+
+#include "config.h"
+#include "crypto.h"
+#include "fetch.h"
+
+#include <event2/http.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct wechat_call {
+    struct fetch *f;
+    lua_State *L;
+    enum { CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
+    wechat_cb cb;
+    void *arg;
+};
+
+const char *wechat_err_name(enum wechat_err e)
+{
+    static const char *const names[] = {
+        "ok", "code_invalid", "code_used", "code_expired", "token_invalid", "token_expired",
+        "refresh_invalid", "refresh_expired", "scope", "openid", "quota", "busy",
+        "credentials", "http", "garbage", "timeout", "network", "unknown"};
+    return (size_t)e < sizeof(names) / sizeof(names[0]) ? names[e] : "unknown";
+}
+
+static enum wechat_err map_errcode(int errcode)
+{
+    switch (errcode) {
+    case 0: return WECHAT_OK;
+    case 40029: return WECHAT_CODE_INVALID;
+    case 40163: return WECHAT_CODE_USED;
+    case 42003: return WECHAT_CODE_EXPIRED;
+    case 40001: case 40014: case 41001: return WECHAT_TOKEN_INVALID;
+    case 42001: return WECHAT_TOKEN_EXPIRED;
+    case 40030: case 41003: return WECHAT_REFRESH_INVALID;
+    case 42002: return WECHAT_REFRESH_EXPIRED;
+    case 48001: case 40066: return WECHAT_SCOPE;
+    case 40003: case 41009: return WECHAT_OPENID;
+    case 45009: case 45011: return WECHAT_QUOTA;
+    case -1: return WECHAT_BUSY;
+    case 40013: case 40125: case 41002: case 41004: case 40164: return WECHAT_CREDENTIALS;
+    case 41008: return WECHAT_CODE_INVALID;
+    default: return WECHAT_UNKNOWN;
+    }
+}
+
+static int state_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 128)
+        return 0;
+    for (; *s; s++) {
+        char c = *s;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+/* WeChat checks the parameter order: appid, redirect_uri, response_type,
+ * scope, state, then the optional forcePopup, forceSnapShot and
+ * connect_redirect, and #wechat_redirect last. redirect_uri is encoded
+ * exactly once. */
+int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *scope, const char *state,
+                         int force_popup, int force_snapshot)
+{
+    if (!state_ok(state))
+        return -1;
+    char *eappid = evhttp_uriencode(appid, -1, 0);
+    char *eredirect = evhttp_uriencode(redirect_uri, -1, 0);
+    int n = -1;
+    if (eappid && eredirect) {
+        n = snprintf(out, outsz,
+                     "%s/connect/oauth2/authorize?appid=%s&redirect_uri=%s&response_type=code"
+                     "&scope=%s&state=%s%s%s&connect_redirect=1#wechat_redirect",
+                     open_base, eappid, eredirect, scope, state,
+                     force_popup ? "&forcePopup=true" : "",
+                     force_snapshot ? "&forceSnapShot=true" : "");
+    }
+    free(eappid);
+    free(eredirect);
+    return n > 0 && (size_t)n < outsz ? 0 : -1;
+}
+
+static const char *str_field(lua_State *L, int t, const char *name)
+{
+    lua_getfield(L, t, name);
+    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    lua_pop(L, 1); /* the string stays alive: the table holds it */
+    return s;
+}
+
+static long num_field(lua_State *L, int t, const char *name)
+{
+    lua_getfield(L, t, name);
+    long v = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tonumber(L, -1) : 0;
+    lua_pop(L, 1);
+    return v;
+}
+
+/* Decodes body with cjson into a table on top of L; 0 or -1. */
+static int decode(lua_State *L, const char *body, size_t len)
+{
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "cjson.safe");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_getfield(L, -1, "decode");
+    lua_remove(L, -2);
+    lua_pushlstring(L, body, len);
+    if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
+        lua_pop(L, 1);
+        return -1;
+    }
+    return 0;
+}
+
+static void on_reply(const struct fetch_response *res, void *arg)
+{
+    struct wechat_call *call = arg;
+    lua_State *L = call->L;
+    struct wechat_reply r = {.ref = LUA_NOREF};
+    int top = lua_gettop(L);
+
+    if (!res->ok) {
+        r.err = strcmp(res->error, "timeout") == 0 ? WECHAT_TIMEOUT : WECHAT_NETWORK;
+    } else if (res->status != 200) {
+        r.err = WECHAT_HTTP;
+    } else if (decode(L, res->body, res->body_len) != 0) {
+        r.err = WECHAT_GARBAGE;
+    } else {
+        int t = lua_gettop(L);
+        lua_getfield(L, t, "errcode");
+        int has_errcode = lua_type(L, -1) == LUA_TNUMBER;
+        r.errcode = has_errcode ? (int)lua_tonumber(L, -1) : 0;
+        lua_pop(L, 1);
+        r.err = map_errcode(r.errcode);
+        if (r.err == WECHAT_OK) {
+            r.access_token = str_field(L, t, "access_token");
+            r.refresh_token = str_field(L, t, "refresh_token");
+            r.openid = str_field(L, t, "openid");
+            r.scope = str_field(L, t, "scope");
+            r.unionid = str_field(L, t, "unionid");
+            r.ticket = str_field(L, t, "ticket");
+            r.expires_in = num_field(L, t, "expires_in");
+            r.is_snapshotuser = num_field(L, t, "is_snapshotuser") == 1;
+            int complete = 1;
+            switch (call->kind) {
+            case CALL_TOKEN: complete = r.access_token && (r.openid || !r.refresh_token); break;
+            case CALL_USERINFO: complete = r.openid != NULL; break;
+            case CALL_TICKET: complete = r.ticket != NULL; break;
+            case CALL_STATUS: complete = has_errcode; break;
+            }
+            if (!complete)
+                r.err = WECHAT_GARBAGE;
+        }
+        lua_pushvalue(L, t);
+        r.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    /* The strings stay alive through r.ref; the stack is cleaned first
+     * because the callback may end the last use of the VM. */
+    lua_settop(L, top);
+    wechat_cb cb = call->cb;
+    void *cb_arg = call->arg;
+    free(call);
+    cb(&r, cb_arg);
+}
+
+static struct wechat_call *start(const struct wechat_client *c, int kind, const char *url,
+                                 wechat_cb cb, void *arg)
+{
+    struct wechat_call *call = calloc(1, sizeof(*call));
+    if (!call)
+        return NULL;
+    call->L = c->L;
+    call->kind = kind;
+    call->cb = cb;
+    call->arg = arg;
+    struct fetch_request req = {
+        .method = "GET",
+        .url = url,
+        .connect_timeout_ms = c->connect_timeout_ms,
+        .timeout_ms = c->timeout_ms,
+        .ca_file = c->ca_file,
+        .max_body = 256 * 1024,
+    };
+    call->f = fetch_start(c->fetch, &req, on_reply, call);
+    if (!call->f) {
+        free(call);
+        return NULL;
+    }
+    return call;
+}
+
+void wechat_cancel(struct wechat_call *call)
+{
+    if (!call)
+        return;
+    fetch_cancel(call->f);
+    free(call);
+}
+
+/* Formats the URL of an API call with each value URL-encoded. */
+static struct wechat_call *call_api(const struct wechat_client *c, int kind, wechat_cb cb,
+                                    void *arg, const char *path, const char *const *kv)
+{
+    char url[4096];
+    size_t n = (size_t)snprintf(url, sizeof(url), "%s%s", c->api_base, path);
+    for (int i = 0; kv[i] && n < sizeof(url); i += 2) {
+        char *v = evhttp_uriencode(kv[i + 1] ? kv[i + 1] : "", -1, 0);
+        if (!v)
+            return NULL;
+        n += (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&', kv[i], v);
+        free(v);
+    }
+    if (n >= sizeof(url))
+        return NULL;
+    struct wechat_call *call = start(c, kind, url, cb, arg);
+    explicit_bzero(url, sizeof(url)); /* it held the secret or a token */
+    return call;
+}
+
+struct wechat_call *wechat_exchange_code(const struct wechat_client *c,
+                                         const struct config_app *app, const char *code,
+                                         wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"appid", app->appid, "secret", app->secret, "code", code,
+                        "grant_type", "authorization_code", NULL};
+    return call_api(c, CALL_TOKEN, cb, arg, "/sns/oauth2/access_token", kv);
+}
+
+struct wechat_call *wechat_refresh(const struct wechat_client *c, const struct config_app *app,
+                                   const char *refresh_token, wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"appid", app->appid, "grant_type", "refresh_token", "refresh_token",
+                        refresh_token, NULL};
+    return call_api(c, CALL_TOKEN, cb, arg, "/sns/oauth2/refresh_token", kv);
+}
+
+struct wechat_call *wechat_userinfo(const struct wechat_client *c, const char *access_token,
+                                    const char *openid, const char *lang, wechat_cb cb,
+                                    void *arg)
+{
+    const char *kv[] = {"access_token", access_token, "openid", openid, "lang",
+                        lang ? lang : "zh_CN", NULL};
+    return call_api(c, CALL_USERINFO, cb, arg, "/sns/userinfo", kv);
+}
+
+struct wechat_call *wechat_check_token(const struct wechat_client *c, const char *access_token,
+                                       const char *openid, wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"access_token", access_token, "openid", openid, NULL};
+    return call_api(c, CALL_STATUS, cb, arg, "/sns/auth", kv);
+}
+
+struct wechat_call *wechat_basic_token(const struct wechat_client *c,
+                                       const struct config_app *app, wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"grant_type", "client_credential", "appid", app->appid, "secret",
+                        app->secret, NULL};
+    return call_api(c, CALL_TOKEN, cb, arg, "/cgi-bin/token", kv);
+}
+
+struct wechat_call *wechat_jsapi_ticket(const struct wechat_client *c, const char *access_token,
+                                        wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"access_token", access_token, "type", "jsapi", NULL};
+    return call_api(c, CALL_TICKET, cb, arg, "/cgi-bin/ticket/getticket", kv);
+}
+
+void wechat_jssdk_signature(const char *ticket, const char *noncestr, const char *timestamp,
+                            const char *url, char out[41])
+{
+    size_t ulen = strcspn(url, "#");
+    size_t cap = strlen(ticket) + strlen(noncestr) + strlen(timestamp) + ulen + 64;
+    char *s = malloc(cap);
+    unsigned char digest[20];
+    int n = snprintf(s, cap, "jsapi_ticket=%s&noncestr=%s&timestamp=%s&url=%.*s", ticket,
+                     noncestr, timestamp, (int)ulen, url);
+    crypto_sha1(s, (size_t)n, digest);
+    crypto_hex(digest, 20, out);
+    free(s);
+}

@@ -1,0 +1,92 @@
+/* The WeChat web-authorization protocol client: builds the authorize URL
+ * exactly as WeChat checks it, and makes the API calls (code exchange,
+ * refresh, userinfo, sns/auth, basic token, jsapi ticket) asynchronously
+ * through the worker's fetch loop. Every reply is decoded once with
+ * lua-cjson into the worker's Lua state; the fields the core needs are read
+ * through the Lua C API and the same table can be handed to hooks. */
+#ifndef WX_WECHAT_H
+#define WX_WECHAT_H
+#include <lua.h>
+#include <stddef.h>
+
+struct fetch_loop;
+struct config;
+struct config_app;
+
+enum wechat_err {
+    WECHAT_OK = 0,
+    WECHAT_CODE_INVALID,     /* 40029 */
+    WECHAT_CODE_USED,        /* 40163 */
+    WECHAT_CODE_EXPIRED,     /* 42003 */
+    WECHAT_TOKEN_INVALID,    /* 40001 */
+    WECHAT_TOKEN_EXPIRED,    /* 42001 */
+    WECHAT_REFRESH_INVALID,  /* 40030 */
+    WECHAT_REFRESH_EXPIRED,  /* 42002 */
+    WECHAT_SCOPE,            /* 48001: the token's scope does not allow it */
+    WECHAT_OPENID,           /* 40003 */
+    WECHAT_QUOTA,            /* 45009, 45011 */
+    WECHAT_BUSY,             /* -1 */
+    WECHAT_CREDENTIALS,      /* 40013, 40125, 41002, 41004: our appid/secret */
+    WECHAT_HTTP,             /* upstream answered with an HTTP error */
+    WECHAT_GARBAGE,          /* not the JSON we expect */
+    WECHAT_TIMEOUT,
+    WECHAT_NETWORK,
+    WECHAT_UNKNOWN,          /* another errcode */
+};
+
+/* A short, stable name for logs, metrics and hooks ("code_used"). */
+const char *wechat_err_name(enum wechat_err e);
+
+struct wechat_reply {
+    enum wechat_err err;
+    int errcode;             /* WeChat's errcode (0 when none) */
+    int ref;                 /* registry ref of the decoded table, or LUA_NOREF;
+                                the callback owns it (luaL_unref when done) */
+    /* Fields read from the table (NULL/0 when absent); valid in the callback. */
+    const char *access_token, *refresh_token, *openid, *scope, *unionid, *ticket;
+    long expires_in;
+    int is_snapshotuser;
+};
+
+typedef void (*wechat_cb)(const struct wechat_reply *r, void *arg);
+
+struct wechat_client {
+    struct fetch_loop *fetch;
+    lua_State *L;            /* the VM's main thread: where replies are decoded */
+    const char *api_base;
+    const char *ca_file;
+    long connect_timeout_ms, timeout_ms;
+};
+
+struct wechat_call;
+
+/* Builds the authorize URL. 0 ok, -1 when out is too small or state is not
+ * [A-Za-z0-9]{1,128}. */
+int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *scope, const char *state,
+                         int force_popup, int force_snapshot);
+
+struct wechat_call *wechat_exchange_code(const struct wechat_client *c,
+                                         const struct config_app *app, const char *code,
+                                         wechat_cb cb, void *arg);
+struct wechat_call *wechat_refresh(const struct wechat_client *c, const struct config_app *app,
+                                   const char *refresh_token, wechat_cb cb, void *arg);
+struct wechat_call *wechat_userinfo(const struct wechat_client *c, const char *access_token,
+                                    const char *openid, const char *lang, wechat_cb cb,
+                                    void *arg);
+struct wechat_call *wechat_check_token(const struct wechat_client *c, const char *access_token,
+                                       const char *openid, wechat_cb cb, void *arg);
+struct wechat_call *wechat_basic_token(const struct wechat_client *c,
+                                       const struct config_app *app, wechat_cb cb, void *arg);
+struct wechat_call *wechat_jsapi_ticket(const struct wechat_client *c, const char *access_token,
+                                        wechat_cb cb, void *arg);
+/* The callback will not run. */
+void wechat_cancel(struct wechat_call *call);
+
+/* The JS-SDK page signature: sha1 of
+ * "jsapi_ticket=T&noncestr=N&timestamp=TS&url=U" with U cut at '#'.
+ * out: 41 bytes (hex). */
+void wechat_jssdk_signature(const char *ticket, const char *noncestr, const char *timestamp,
+                            const char *url, char out[41]);
+
+#endif
