@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "login.h"
 #include "lua_runtime.h"
 #include "page.h"
@@ -112,6 +113,9 @@ static void finish_redirect(struct flow *f, const char *url)
 static void finish_page(struct flow *f, const char *kind)
 {
     char retry[4096], outcome[32];
+    if (f->code_key[0] || !f->code[0])  /* the owner of the outcome counts it */
+        metrics_inc("wxgate_logins_failed_total", "campaign", f->ls.campaign, "error",
+                    f->err ? wechat_err_name(f->err) : kind, NULL);
     retry_link(f, retry, sizeof(retry));
     snprintf(outcome, sizeof(outcome), "E:%s", kind);
     record_outcome(f, outcome);
@@ -135,6 +139,7 @@ static void restart_or_expire(struct flow *f, const char *why)
         return;
     }
     record_outcome(f, "E:expired");
+    metrics_inc("wxgate_logins_restarted_total", "campaign", f->ls.campaign, NULL);
     login_start(f->w, f->r, f->cfg, f->c, f->ls.scope, f->ls.return_url, f->ls.restarts + 1);
     flow_free(f);
 }
@@ -181,6 +186,7 @@ static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
     lua_State *co = lua_task_thread(t);
     const char *url = ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1)
                                                                         : NULL;
+    metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
     char *final = url ? strdup(allowed_url(f, url, "denied"))
                       : login_url_add_param(f->ls.return_url, "wx_denied", "1");
     lua_task_free(t);
@@ -227,6 +233,7 @@ static void on_ticket_stored(const struct store_reply *rep, void *arg)
                 rep->err ? rep->err : "error");
         finish_page(f, "upstream");
     } else {
+        metrics_inc("wxgate_logins_completed_total", "campaign", f->c->name, NULL);
         finish_redirect(f, op->url);
     }
     free(op->url);
@@ -256,6 +263,7 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
         return;
     }
     if (!with_ticket) {
+        metrics_inc("wxgate_logins_completed_total", "campaign", f->c->name, NULL);
         finish_redirect(f, final);
         free(final);
         return;
@@ -637,8 +645,10 @@ static void on_state(const struct store_reply *rep, void *arg)
         flow_free(f);
         return;
     }
-    if (bound < 0)
+    if (bound < 0) {
         log_msg(LOG_INFO, rid(f), "callback: no state cookie (accepted)");
+        metrics_inc("wxgate_state_cookie_absent_total", NULL);
+    }
     if ((long)time(NULL) - f->ls.created > LOGIN_STATE_VALID) {
         restart_or_expire(f, "state expired");
         return;

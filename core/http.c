@@ -16,6 +16,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "log.h"
+#include "metrics.h"
 
 #include <errno.h>
 #include <event2/buffer.h>
@@ -299,6 +300,9 @@ static void finish(struct http_req *r, int status)
     struct http_server *s = r->srv;
     log_access(r->id, http_req_method(r), http_req_uri(r), status, http_now_ms() - r->start,
                r->client);
+    static const char *const classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    metrics_inc("wxgate_requests_total", "code",
+                classes[status >= 100 && status < 600 ? status / 100 : 0], NULL);
     s->active--;
     if (r->conn) {
         r->conn->current = NULL;

@@ -5,6 +5,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "page.h"
 #include "server.h"
 #include "store.h"
@@ -318,6 +319,7 @@ static void start_finish(struct start_ctx *s, int ok)
             page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
         } else {
             login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
+            metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
             http_req_add_header(r, "Location", url);
             http_req_add_header(r, "Cache-Control", "no-store");
             http_reply(r, 302, "text/html; charset=utf-8", "", 0);

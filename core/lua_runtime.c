@@ -4,6 +4,7 @@
 #include "config.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 #include "lua_bundle.h"
 #include "lua_crypto.h"
 #include "page.h"
@@ -120,6 +121,20 @@ static int load_bundled(lua_State *L)
     lua_pushstring(L, f->module);
     lua_call(L, 1, 1);
     return 1;
+}
+
+int lua_bundle_load(lua_State *L, const char *module)
+{
+    for (const struct lua_bundle_file *f = lua_bundle_files; f->module; f++) {
+        if (strcmp(f->module, module) != 0)
+            continue;
+        if (luaL_loadbuffer(L, f->source, f->len, f->chunkname) != 0) {
+            lua_pop(L, 1);
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
 }
 
 static int open_wx_core(lua_State *L)
@@ -441,6 +456,8 @@ static void task_run(struct lua_task *t, int nargs)
                 lua_tostring(vm->L, -1));
         lua_pop(vm->L, 1);
     }
+    metrics_inc("wxgate_lua_errors_total", "kind",
+                vm->killed ? "cpu" : rc == LUA_ERRMEM ? "memory" : "error", NULL);
     if (rc == LUA_ERRMEM || vm->killed)
         vm->collect = 1;
     task_finish(t, 0, 0);

@@ -70,6 +70,10 @@ void lua_task_free(struct lua_task *t);
  * cookies, body, client, id) onto L. */
 void lua_push_request(lua_State *L, struct http_req *r);
 
+/* Pushes the chunk of a module compiled into the binary (lua/NAME.lua), for
+ * use in a plain state. 0 ok, -1 (nothing pushed) when there is none. */
+int lua_bundle_load(lua_State *L, const char *module);
+
 /* Per-area injectors: each adds its functions to the table on top of L. */
 void lua_wx_inject(lua_State *L);       /* log, now, random, sleep: lua_wx.c */
 void lua_http_inject(lua_State *L);     /* http.request: lua_http.c */

@@ -6,6 +6,7 @@
 #include "server.h"
 
 int sandbox_main(int argc, char **argv); /* sandbox_cmd.c */
+int demo_main(int argc, char **argv);    /* demo_cmd.c */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@ static int usage(FILE *out)
             "usage: wxgate run -c FILE      serve with the config in FILE\n"
             "       wxgate check -c FILE    validate FILE and load every script\n"
             "       wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR]   the offline WeChat\n"
+            "       wxgate demo [-l ADDR] [--store URL] [--sandbox URL]  gateway + sandbox + "
+            "example campaign\n"
             "       wxgate version\n");
     return out == stderr ? 2 : 0;
 }
@@ -61,6 +64,8 @@ int main(int argc, char **argv)
         return usage(stdout);
     if (strcmp(cmd, "sandbox") == 0)
         return sandbox_main(argc, argv);
+    if (strcmp(cmd, "demo") == 0)
+        return demo_main(argc, argv);
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "run") == 0) {
         const char *path = config_arg(argc, argv);
         if (!path) {

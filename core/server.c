@@ -12,6 +12,7 @@
 #include "http.h"
 #include "log.h"
 #include "lua_runtime.h"
+#include "metrics.h"
 #include "page.h"
 #include "tls.h"
 
@@ -39,6 +40,7 @@ static void on_request(struct http_req *r, void *arg)
         {"/callback", handle_callback},
         {"/api/ticket", handle_api_ticket},
         {"/api/user", handle_api_user},
+        {"/metrics", handle_metrics},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(path, routes[i].path) == 0) {
@@ -49,6 +51,30 @@ static void on_request(struct http_req *r, void *arg)
     if (lua_vm_route(w->vm, r))
         return;
     page_error(r, 404, "页面不存在", "Page not found.", NULL);
+}
+
+static void describe_metrics(void)
+{
+    static const char *const m[][3] = {
+        {"wxgate_requests_total", "counter", "HTTP requests answered, by status class."},
+        {"wxgate_logins_started_total", "counter", "Redirects to WeChat, by campaign."},
+        {"wxgate_logins_completed_total", "counter", "Logins that reached their final URL."},
+        {"wxgate_logins_denied_total", "counter", "Users who refused the authorization."},
+        {"wxgate_logins_failed_total", "counter", "Failed logins, by campaign and error."},
+        {"wxgate_logins_restarted_total", "counter", "Fresh authorizations after a used or "
+                                                     "expired state or code."},
+        {"wxgate_state_cookie_absent_total", "counter", "Callbacks without the state cookie "
+                                                        "(accepted)."},
+        {"wxgate_upstream_seconds", "histogram", "WeChat API call latency, by endpoint."},
+        {"wxgate_upstream_errors_total", "counter", "WeChat API failures, by endpoint and "
+                                                    "error."},
+        {"wxgate_store_errors_total", "counter", "Store (Redis) errors."},
+        {"wxgate_lua_errors_total", "counter", "Lua errors, by kind (error, cpu, memory)."},
+        {"wxgate_basic_token_refreshes_total", "counter", "cgi-bin/token fetches, by app."},
+        {"wxgate_basic_token_quota_left", "gauge", "cgi-bin/token calls left today, by app."},
+    };
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+        metrics_describe(m[i][0], m[i][1], m[i][2]);
 }
 
 static void apply_secrets(const struct config *c)
@@ -233,6 +259,7 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     signal(SIGPIPE, SIG_IGN);
     apply_secrets(cfg);
     apply_log_level(cfg);
+    describe_metrics();
 
     if (cfg->tls_listen) {
         s.tls = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));

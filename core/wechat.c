@@ -4,6 +4,7 @@
 #include "config.h"
 #include "crypto.h"
 #include "fetch.h"
+#include "metrics.h"
 
 #include <event2/http.h>
 #include <lauxlib.h>
@@ -15,6 +16,7 @@ struct wechat_call {
     struct fetch *f;
     lua_State *L;
     enum { CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
+    const char *endpoint;            /* for metrics: "/sns/userinfo" */
     wechat_cb cb;
     void *arg;
 };
@@ -165,6 +167,11 @@ static void on_reply(const struct fetch_response *res, void *arg)
         lua_pushvalue(L, t);
         r.ref = luaL_ref(L, LUA_REGISTRYINDEX);
     }
+    metrics_observe("wxgate_upstream_seconds", res->total_ms / 1000.0, "endpoint",
+                    call->endpoint, NULL);
+    if (r.err != WECHAT_OK)
+        metrics_inc("wxgate_upstream_errors_total", "endpoint", call->endpoint, "error",
+                    wechat_err_name(r.err), NULL);
     /* The strings stay alive through r.ref; the stack is cleaned first
      * because the callback may end the last use of the VM. */
     lua_settop(L, top);
@@ -174,12 +181,13 @@ static void on_reply(const struct fetch_response *res, void *arg)
     cb(&r, cb_arg);
 }
 
-static struct wechat_call *start(const struct wechat_client *c, int kind, const char *url,
-                                 wechat_cb cb, void *arg)
+static struct wechat_call *start(const struct wechat_client *c, int kind, const char *endpoint,
+                                 const char *url, wechat_cb cb, void *arg)
 {
     struct wechat_call *call = calloc(1, sizeof(*call));
     if (!call)
         return NULL;
+    call->endpoint = endpoint;
     call->L = c->L;
     call->kind = kind;
     call->cb = cb;
@@ -223,7 +231,7 @@ static struct wechat_call *call_api(const struct wechat_client *c, int kind, wec
     }
     if (n >= sizeof(url))
         return NULL;
-    struct wechat_call *call = start(c, kind, url, cb, arg);
+    struct wechat_call *call = start(c, kind, path, url, cb, arg);
     explicit_bzero(url, sizeof(url)); /* it held the secret or a token */
     return call;
 }

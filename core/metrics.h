@@ -1,0 +1,21 @@
+/* Prometheus metrics: counters, gauges and histograms with labels, shared by
+ * every worker (one mutex; the hot paths add a handful of increments per
+ * request), rendered in the text exposition format for GET /metrics. */
+#ifndef WX_METRICS_H
+#define WX_METRICS_H
+#include <stddef.h>
+
+/* labels: NULL or pairs "name", "value", ..., NULL. Values are escaped. */
+void metrics_add(const char *name, double v, ...);     /* counter += v */
+void metrics_set(const char *name, double v, ...);     /* gauge = v */
+void metrics_observe(const char *name, double v, ...); /* histogram (seconds) */
+
+/* Help text for a metric family (once, at start). */
+void metrics_describe(const char *name, const char *type, const char *help);
+
+/* The exposition text (malloc'd; caller frees). */
+char *metrics_render(size_t *len);
+
+#define metrics_inc(name, ...) metrics_add(name, 1.0, __VA_ARGS__)
+
+#endif
