@@ -599,7 +599,7 @@ static void load_top(struct check *k, int top)
     static const char *const keys[] = {
         "listen", "public_url", "workers", "store", "log_level", "cookie_secret",
         "ticket_secret", "api_keys", "wechat", "limits", "lua", "apps", "campaigns",
-        "default_campaign", "routes", "tls", "require_wechat_browser", NULL};
+        "default_campaign", "routes", "tls", "require_wechat_browser", "token_key", NULL};
     static const char *const tls_keys[] = {"listen", "cert", "key", NULL};
     static const char *const wechat_keys[] = {"open_base", "api_base", "ca_file",
                                               "connect_timeout_ms", "timeout_ms", NULL};
@@ -629,6 +629,11 @@ static void load_top(struct check *k, int top)
         fail(k, "log_level", "must be debug, info, warn or error");
     get_secret(k, top, "", "cookie_secret", &c->cookie_secret, 1);
     get_secret(k, top, "", "ticket_secret", &c->ticket_secret, 1);
+    get_secret(k, top, "", "token_key", &c->token_key, 1);
+    if (c->token_key && strlen(c->token_key) < 16)
+        fail(k, "token_key", "too short: use at least 16 random characters");
+    if (strncmp(c->store, "redis://", 8) == 0 && !c->token_key)
+        fail(k, "token_key", "required with a Redis store: users' tokens are encrypted at rest");
     if (c->cookie_secret && strlen(c->cookie_secret) < 16)
         fail(k, "cookie_secret", "too short: use at least 16 random characters");
     if (c->ticket_secret && strlen(c->ticket_secret) < 16)
@@ -847,6 +852,7 @@ void config_release(struct config *c)
     free(c->log_level);
     free(c->cookie_secret);
     free(c->ticket_secret);
+    free(c->token_key);
     free(c->wechat_open_base);
     free(c->wechat_api_base);
     free(c->wechat_ca_file);
@@ -875,7 +881,7 @@ const struct config_campaign *config_find_campaign(const struct config *c, const
 
 const char **config_secrets(const struct config *c, size_t *n)
 {
-    const char **v = calloc(c->n_apps + c->n_api_keys + 2, sizeof(char *));
+    const char **v = calloc(c->n_apps + c->n_api_keys + 3, sizeof(char *));
     size_t k = 0;
     for (size_t i = 0; i < c->n_apps; i++)
         if (c->apps[i].secret)
@@ -886,6 +892,8 @@ const char **config_secrets(const struct config *c, size_t *n)
         v[k++] = c->cookie_secret;
     if (c->ticket_secret)
         v[k++] = c->ticket_secret;
+    if (c->token_key)
+        v[k++] = c->token_key;
     *n = k;
     return v;
 }

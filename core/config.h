@@ -69,6 +69,7 @@ struct config {
 
     char *cookie_secret;
     char *ticket_secret;
+    char *token_key;           /* encrypts users' tokens at rest */
     char **api_keys;
     size_t n_api_keys;
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -206,4 +207,86 @@ int crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
         return 0;
     }
     return CRYPTO_memcmp(a, b, alen) == 0;
+}
+
+/* ---- values at rest ---- */
+
+#define SEAL_NONCE 12
+#define SEAL_TAG 16
+
+static void seal_key(const char *secret, unsigned char key[32])
+{
+    crypto_sha256(secret, strlen(secret), key);
+}
+
+char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain,
+                  size_t len)
+{
+    unsigned char key[32];
+    size_t raw_len = SEAL_NONCE + len + SEAL_TAG;
+    unsigned char *raw = malloc(raw_len);
+    char *out = malloc(3 + 4 * ((raw_len + 2) / 3) + 1);
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int ok = raw && out && ctx && len <= INT_MAX && adlen <= INT_MAX &&
+             crypto_random_bytes(raw, SEAL_NONCE) == 0;
+    int n = 0;
+    seal_key(secret, key);
+    ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+         EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)adlen) == 1 &&
+         EVP_EncryptUpdate(ctx, raw + SEAL_NONCE, &n, plain, (int)len) == 1 &&
+         EVP_EncryptFinal_ex(ctx, raw + SEAL_NONCE + n, &n) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG, raw + SEAL_NONCE + len) == 1;
+    OPENSSL_cleanse(key, sizeof(key));
+    EVP_CIPHER_CTX_free(ctx);
+    if (ok) {
+        memcpy(out, "v1.", 3);
+        crypto_base64url_encode(raw, raw_len, out + 3);
+    } else {
+        free(out);
+        out = NULL;
+    }
+    if (raw)
+        OPENSSL_cleanse(raw, raw_len);
+    free(raw);
+    return out;
+}
+
+char *crypto_open(const char *secret, const void *ad, size_t adlen, const char *sealed,
+                  size_t sealed_len, size_t *len)
+{
+    if (sealed_len < 3 || memcmp(sealed, "v1.", 3) != 0 || sealed_len > (1u << 24))
+        return NULL;
+    unsigned char *raw = malloc(sealed_len);
+    size_t raw_len = 0;
+    if (!raw || crypto_base64url_decode(sealed + 3, sealed_len - 3, raw, &raw_len) != 0 ||
+        raw_len < SEAL_NONCE + SEAL_TAG) {
+        free(raw);
+        return NULL;
+    }
+    size_t ct_len = raw_len - SEAL_NONCE - SEAL_TAG;
+    char *plain = malloc(ct_len + 1);
+    unsigned char key[32];
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    seal_key(secret, key);
+    int ok = plain && ctx && adlen <= INT_MAX &&
+             EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+             EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)adlen) == 1 &&
+             EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + SEAL_NONCE,
+                               (int)ct_len) == 1 &&
+             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG,
+                                 raw + SEAL_NONCE + ct_len) == 1 &&
+             EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &n) == 1;
+    OPENSSL_cleanse(key, sizeof(key));
+    EVP_CIPHER_CTX_free(ctx);
+    free(raw);
+    if (!ok) {
+        if (plain)
+            OPENSSL_cleanse(plain, ct_len);
+        free(plain);
+        return NULL;
+    }
+    plain[ct_len] = '\0';
+    *len = ct_len;
+    return plain;
 }

@@ -19,4 +19,15 @@ int crypto_base64url_decode(const char *in, size_t len, unsigned char *out, size
 /* Constant-time equality of two byte strings (lengths may differ). */
 int crypto_equal(const void *a, size_t alen, const void *b, size_t blen);
 
+/* Authenticated encryption for values at rest: AES-256-GCM under a key
+ * derived from `secret` (SHA-256), a random 96-bit nonce, and ad bound in
+ * (e.g. the store key, so a value cannot be moved to another key).
+ * seal writes "v1." + base64url(nonce | ciphertext | tag); returns a malloc'd
+ * string or NULL. open returns the malloc'd plaintext (NUL-terminated) and
+ * its length, or NULL when the value is not genuine. */
+char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain,
+                  size_t len);
+char *crypto_open(const char *secret, const void *ad, size_t adlen, const char *sealed,
+                  size_t sealed_len, size_t *len);
+
 #endif

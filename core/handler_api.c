@@ -228,10 +228,14 @@ static void save_tokens(struct user_req *u)
     long now = (long)time(NULL);
     int n = snprintf(val, sizeof(val), "v1\t%s\t%s\t%ld\t%ld\t%s", u->access, u->refresh,
                      u->access_exp, now + 30 * 86400, u->scope);
-    if (n > 0 && (size_t)n < sizeof(val))
-        store_set(u->w->store, u->key, strlen(u->key), val, (size_t)n, 30 * 86400 * 1000ULL,
-                  NULL, NULL);
+    size_t slen = 0;
+    char *sealed = n > 0 && (size_t)n < sizeof(val) ? login_token_seal(u->cfg, u->key, val, &slen)
+                                                    : NULL;
     explicit_bzero(val, sizeof(val));
+    if (sealed)
+        store_set(u->w->store, u->key, strlen(u->key), sealed, slen, 30 * 86400 * 1000ULL,
+                  NULL, NULL);
+    free(sealed);
 }
 
 static void on_refresh(const struct wechat_reply *rep, void *arg)
@@ -281,18 +285,21 @@ static void on_tokens(const struct store_reply *rep, void *arg)
         user_free(u);
         return;
     }
-    char buf[4096];
+    char *buf = rep->status == STORE_OK ? login_token_open(u->cfg, u->key, rep->value, rep->len)
+                                        : NULL;
+    size_t blen = buf ? strlen(buf) : 0;
     char *f[6];
     int n = 0;
-    if (rep->status == STORE_OK && rep->len < sizeof(buf)) {
-        memcpy(buf, rep->value, rep->len);
-        buf[rep->len] = '\0';
+    if (buf) {
         char *save = NULL;
         for (char *tok = strtok_r(buf, "\t", &save); tok && n < 6;
              tok = strtok_r(NULL, "\t", &save))
             f[n++] = tok;
     }
     if (n != 6 || strcmp(f[0], "v1") != 0) {
+        if (buf)
+            explicit_bzero(buf, blen);
+        free(buf);
         reply_error(u->r, 404, "unknown_user", "no stored login for this app and openid");
         user_free(u);
         return;
@@ -301,7 +308,8 @@ static void on_tokens(const struct store_reply *rep, void *arg)
     u->refresh = strdup(f[2]);
     u->access_exp = strtol(f[3], NULL, 10);
     u->scope = strdup(f[5]);
-    explicit_bzero(buf, sizeof(buf));
+    explicit_bzero(buf, blen);
+    free(buf);
     if (!strstr(u->scope, "snsapi_userinfo")) {
         reply_error(u->r, 409, "scope", "the user authorized snsapi_base only: no profile");
         user_free(u);

@@ -469,13 +469,16 @@ static void store_tokens(struct flow *f)
     int n = snprintf(val, sizeof(val), "v1\t%s\t%s\t%ld\t%ld\t%s", f->access_token,
                      f->refresh_token ? f->refresh_token : "", now + f->expires_in,
                      now + TOKEN_TTL_S, f->scope ? f->scope : f->ls.scope);
-    if (n <= 0 || (size_t)n >= sizeof(val) ||
-        store_set(f->w->store, key, strlen(key), val, (size_t)n, TOKEN_TTL_S * 1000ULL,
-                  on_tokens_stored, f) != 0) {
+    size_t slen = 0;
+    char *sealed = n > 0 && (size_t)n < sizeof(val) ? login_token_seal(f->cfg, key, val, &slen)
+                                                    : NULL;
+    explicit_bzero(val, sizeof(val));
+    if (!sealed || store_set(f->w->store, key, strlen(key), sealed, slen,
+                             TOKEN_TTL_S * 1000ULL, on_tokens_stored, f) != 0) {
         struct store_reply fail = {.status = STORE_ERROR, .err = "cannot write"};
         on_tokens_stored(&fail, f);
     }
-    explicit_bzero(val, sizeof(val));
+    free(sealed);
 }
 
 static void on_exchange(const struct wechat_reply *rep, void *arg)

@@ -280,6 +280,25 @@ void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]
     crypto_base64url_encode(mac, 24, out + 3);
 }
 
+char *login_token_seal(const struct config *cfg, const char *key, const char *record,
+                       size_t *len)
+{
+    char *out = cfg->token_key
+                    ? crypto_seal(cfg->token_key, key, strlen(key), record, strlen(record))
+                    : strdup(record);
+    if (out)
+        *len = strlen(out);
+    return out;
+}
+
+char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len)
+{
+    size_t n;
+    if (cfg->token_key)
+        return crypto_open(cfg->token_key, key, strlen(key), v, len, &n);
+    return len >= 3 && memcmp(v, "v1\t", 3) == 0 ? strndup(v, len) : NULL;
+}
+
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
 {
     const char *base = cfg->public_url ? cfg->public_url : "";

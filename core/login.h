@@ -52,6 +52,14 @@ char *login_url_add_param(const char *url, const char *name, const char *value);
  * store dump does not hold redeemable tickets. */
 void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]);
 
+/* A user's token record ("ut:APPID:OPENID"): "v1\tACCESS\tREFRESH\t
+ * ACCESS_EXPIRES\tREFRESH_EXPIRES\tSCOPE", sealed with token_key (AES-GCM,
+ * bound to the store key) when one is configured. Both return malloc'd
+ * strings, or NULL. */
+char *login_token_seal(const struct config *cfg, const char *key, const char *record,
+                       size_t *len);
+char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len);
+
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
 

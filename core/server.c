@@ -41,6 +41,7 @@ static void on_request(struct http_req *r, void *arg)
         {"/api/ticket", handle_api_ticket},
         {"/api/user", handle_api_user},
         {"/metrics", handle_metrics},
+        {"/jssdk/config", handle_jssdk},
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(path, routes[i].path) == 0) {

@@ -63,5 +63,6 @@ void handle_callback(struct worker *w, struct http_req *r);
 void handle_api_ticket(struct worker *w, struct http_req *r);
 void handle_api_user(struct worker *w, struct http_req *r);
 void handle_metrics(struct worker *w, struct http_req *r);
+void handle_jssdk(struct worker *w, struct http_req *r);
 
 #endif

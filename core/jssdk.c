@@ -1,0 +1,408 @@
+/* Basic token and jsapi ticket ownership (see jssdk.h).
+ *
+ * Store records, per appid:
+ *   jt:APPID      "EXPIRES\tTICKET"              the jsapi ticket
+ *   bt:APPID      sealed "EXPIRES\tTOKEN"          the basic access_token
+ *   lk:APPID      fencing number                 held while one fetch runs (15 s)
+ *   fence:APPID   counter of lock holders
+ *   q:APPID:DAY   cgi-bin/token calls today
+ * Each worker also caches tickets it has seen until their refresh window. */
+#include "jssdk.h"
+
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "login.h"
+#include "lua_runtime.h"
+#include "metrics.h"
+#include "server.h"
+#include "store.h"
+#include "wechat.h"
+
+#include <event2/event.h>
+#include <lauxlib.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOCK_TTL_MS 15000ULL
+#define REFRESH_AHEAD_S 300   /* refresh a ticket this long before it expires */
+#define POLL_MS 50
+#define DAILY_QUOTA 2000
+
+struct jssdk_op {
+    struct worker *w;
+    struct config *cfg;            /* retained */
+    struct lua_vm *vm;             /* held: replies are decoded in it */
+    const struct config_app *app;
+    jssdk_cb cb;                   /* NULL: cancelled, or a background refresh */
+    void *arg;
+    int background;
+    int *finished;                 /* set when done inside jssdk_ticket */
+    char key_jt[160], key_bt[160], key_lk[160], key_fence[160];
+    long long fence;
+    int owner;                     /* holds the lock */
+    int retried;                   /* re-fetched the basic token after 40001 */
+    int polls;
+    struct event *timer;
+    struct wechat_call *call;
+    char *token;                   /* basic token */
+};
+
+/* ---- per-worker cache ---- */
+
+struct cached {
+    char appid[64];
+    char ticket[256];
+    long expires;
+    int refreshing;
+};
+
+static _Thread_local struct cached cache[16];
+
+static struct cached *cache_for(const char *appid, int create)
+{
+    for (size_t i = 0; i < 16; i++)
+        if (strcmp(cache[i].appid, appid) == 0)
+            return &cache[i];
+    if (!create)
+        return NULL;
+    for (size_t i = 0; i < 16; i++) {
+        if (!cache[i].appid[0]) {
+            snprintf(cache[i].appid, sizeof(cache[i].appid), "%s", appid);
+            return &cache[i];
+        }
+    }
+    return &cache[0];
+}
+
+static long now_s(void) { return (long)time(NULL); }
+
+static void op_free(struct jssdk_op *op)
+{
+    if (op->timer)
+        event_free(op->timer);
+    if (op->call)
+        wechat_cancel(op->call);
+    if (op->token) {
+        explicit_bzero(op->token, strlen(op->token));
+        free(op->token);
+    }
+    lua_vm_release(op->vm);
+    config_release(op->cfg);
+    free(op);
+}
+
+static void deliver(struct jssdk_op *op, const char *ticket, const char *err)
+{
+    if (op->owner) /* release the lock for the next refresh */
+        store_del(op->w->store, op->key_lk, strlen(op->key_lk), NULL, NULL);
+    struct cached *c = cache_for(op->app->appid, 0);
+    if (c && op->background)
+        c->refreshing = 0;
+    if (op->finished)
+        *op->finished = 1;
+    if (err)
+        log_warn("jssdk %s: %s", op->app->name, err);
+    jssdk_cb cb = op->cb;
+    void *arg = op->arg;
+    op_free(op);
+    if (cb)
+        cb(ticket, err, arg);
+}
+
+static struct wechat_client client(struct jssdk_op *op)
+{
+    struct wechat_client wc = {
+        .fetch = op->w->fetch, .L = lua_vm_state(op->vm), .api_base = op->cfg->wechat_api_base,
+        .ca_file = op->cfg->wechat_ca_file,
+        .connect_timeout_ms = op->cfg->upstream_connect_timeout_ms,
+        .timeout_ms = op->cfg->upstream_timeout_ms};
+    return wc;
+}
+
+static void fetch_basic_token(struct jssdk_op *op);
+
+/* ---- the owner's path ---- */
+
+static void on_ticket_reply(const struct wechat_reply *rep, void *arg)
+{
+    struct jssdk_op *op = arg;
+    op->call = NULL;
+    lua_State *L = lua_vm_state(op->vm);
+    if ((rep->err == WECHAT_TOKEN_INVALID || rep->err == WECHAT_TOKEN_EXPIRED) && !op->retried) {
+        /* Someone else replaced the token, or it expired early: once more. */
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        op->retried = 1;
+        store_del(op->w->store, op->key_bt, strlen(op->key_bt), NULL, NULL);
+        fetch_basic_token(op);
+        return;
+    }
+    if (rep->err != WECHAT_OK) {
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        deliver(op, NULL, wechat_err_name(rep->err));
+        return;
+    }
+    long ttl = rep->expires_in > 0 ? rep->expires_in : 7200;
+    char val[512], *ticket = strdup(rep->ticket);
+    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    int n = snprintf(val, sizeof(val), "%ld\t%s", now_s() + ttl, ticket);
+    store_set(op->w->store, op->key_jt, strlen(op->key_jt), val, (size_t)n,
+              (unsigned long long)ttl * 1000, NULL, NULL);
+    struct cached *c = cache_for(op->app->appid, 1);
+    snprintf(c->ticket, sizeof(c->ticket), "%s", ticket);
+    c->expires = now_s() + ttl;
+    deliver(op, ticket, NULL);
+    free(ticket);
+}
+
+static void get_ticket(struct jssdk_op *op)
+{
+    struct wechat_client wc = client(op);
+    op->call = wechat_jsapi_ticket(&wc, op->token, on_ticket_reply, op);
+    if (!op->call)
+        deliver(op, NULL, "network");
+}
+
+static void on_quota(const struct store_reply *rep, void *arg)
+{
+    const struct config_app *app = arg;
+    if (rep->status == STORE_OK)
+        metrics_set("wxgate_basic_token_quota_left", (double)(DAILY_QUOTA - rep->number),
+                    "app", app->name, NULL);
+}
+
+static void on_token_reply(const struct wechat_reply *rep, void *arg)
+{
+    struct jssdk_op *op = arg;
+    op->call = NULL;
+    lua_State *L = lua_vm_state(op->vm);
+    if (rep->err != WECHAT_OK) {
+        if (rep->ref != LUA_NOREF)
+            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        deliver(op, NULL, wechat_err_name(rep->err));
+        return;
+    }
+    long ttl = rep->expires_in > 0 ? rep->expires_in : 7200;
+    op->token = strdup(rep->access_token);
+    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    char rec[1024];
+    int n = snprintf(rec, sizeof(rec), "%ld\t%s", now_s() + ttl, op->token);
+    size_t slen = 0;
+    char *sealed = n > 0 ? login_token_seal(op->cfg, op->key_bt, rec, &slen) : NULL;
+    explicit_bzero(rec, sizeof(rec));
+    if (sealed && ttl > 120)
+        store_set(op->w->store, op->key_bt, strlen(op->key_bt), sealed, slen,
+                  (unsigned long long)(ttl - 60) * 1000, NULL, NULL);
+    free(sealed);
+    get_ticket(op);
+}
+
+static void fetch_basic_token(struct jssdk_op *op)
+{
+    char day[16], key[200];
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(day, sizeof(day), "%Y%m%d", &tm);
+    snprintf(key, sizeof(key), "q:%s:%s", op->app->appid, day);
+    store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota,
+               (void *)op->app);
+    metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
+    struct wechat_client wc = client(op);
+    op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
+    if (!op->call)
+        deliver(op, NULL, "network");
+}
+
+static void on_basic_token(const struct store_reply *rep, void *arg)
+{
+    struct jssdk_op *op = arg;
+    char *rec = rep->status == STORE_OK
+                    ? login_token_open(op->cfg, op->key_bt, rep->value, rep->len) : NULL;
+    char *tab = rec ? strchr(rec, '\t') : NULL;
+    if (tab && strtol(rec, NULL, 10) > now_s() + 60 && !op->retried) {
+        op->token = strdup(tab + 1);
+        explicit_bzero(rec, strlen(rec));
+        free(rec);
+        get_ticket(op);
+        return;
+    }
+    if (rec) {
+        explicit_bzero(rec, strlen(rec));
+        free(rec);
+    }
+    fetch_basic_token(op);
+}
+
+/* ---- waiting for the owner ---- */
+
+static void lookup(struct jssdk_op *op);
+
+static void on_poll(evutil_socket_t fd, short what, void *arg) { lookup(arg); }
+
+static void on_locked(const struct store_reply *rep, void *arg)
+{
+    struct jssdk_op *op = arg;
+    if (rep->status == STORE_OK) {
+        op->owner = 1;
+        if (store_get(op->w->store, op->key_bt, strlen(op->key_bt), on_basic_token, op) != 0)
+            deliver(op, NULL, "store unavailable");
+        return;
+    }
+    if (rep->status == STORE_ERROR) {
+        deliver(op, NULL, "store unavailable");
+        return;
+    }
+    /* Another request, here or on another instance, is fetching. */
+    if (op->background) {
+        deliver(op, NULL, NULL); /* a background refresh has nothing to wait for */
+        return;
+    }
+    int max = (op->cfg->upstream_timeout_ms * 3 + 2000) / POLL_MS;
+    if (++op->polls > max) {
+        deliver(op, NULL, "timeout");
+        return;
+    }
+    if (!op->timer)
+        op->timer = evtimer_new(op->w->base, on_poll, op);
+    struct timeval tv = {0, POLL_MS * 1000};
+    evtimer_add(op->timer, &tv);
+}
+
+static void on_fence(const struct store_reply *rep, void *arg)
+{
+    struct jssdk_op *op = arg;
+    if (rep->status != STORE_OK) {
+        deliver(op, NULL, "store unavailable");
+        return;
+    }
+    op->fence = rep->number;
+    char v[32];
+    int n = snprintf(v, sizeof(v), "%lld", op->fence);
+    if (store_add(op->w->store, op->key_lk, strlen(op->key_lk), v, (size_t)n, LOCK_TTL_MS,
+                  on_locked, op) != 0)
+        deliver(op, NULL, "store unavailable");
+}
+
+static void acquire(struct jssdk_op *op)
+{
+    if (op->polls > 0) { /* waiting: just look again whether the lock is free */
+        char v[] = "0";
+        if (store_add(op->w->store, op->key_lk, strlen(op->key_lk), v, 1, LOCK_TTL_MS,
+                      on_locked, op) != 0)
+            deliver(op, NULL, "store unavailable");
+        return;
+    }
+    if (store_incr(op->w->store, op->key_fence, strlen(op->key_fence), 1, 0, on_fence, op) != 0)
+        deliver(op, NULL, "store unavailable");
+}
+
+static void start_background_refresh(struct worker *w, const struct config_app *app);
+
+static void on_stored_ticket(const struct store_reply *rep, void *arg)
+{
+    struct jssdk_op *op = arg;
+    const char *tab = rep->status == STORE_OK ? memchr(rep->value, '\t', rep->len) : NULL;
+    long expires = tab ? strtol(rep->value, NULL, 10) : 0;
+    if (tab && expires > now_s() + 60 && !op->background) {
+        char ticket[256];
+        snprintf(ticket, sizeof(ticket), "%.*s", (int)(rep->len - (size_t)(tab + 1 - rep->value)),
+                 tab + 1);
+        struct cached *c = cache_for(op->app->appid, 1);
+        snprintf(c->ticket, sizeof(c->ticket), "%s", ticket);
+        c->expires = expires;
+        struct worker *w = op->w;
+        const struct config_app *app = op->app;
+        int ahead = expires - now_s() < REFRESH_AHEAD_S;
+        deliver(op, ticket, NULL);
+        if (ahead)
+            start_background_refresh(w, app);
+        return;
+    }
+    if (rep->status == STORE_ERROR) {
+        deliver(op, NULL, "store unavailable");
+        return;
+    }
+    acquire(op);
+}
+
+static void lookup(struct jssdk_op *op)
+{
+    if (store_get(op->w->store, op->key_jt, strlen(op->key_jt), on_stored_ticket, op) != 0)
+        deliver(op, NULL, "store unavailable");
+}
+
+static struct jssdk_op *op_new(struct worker *w, const struct config_app *app, jssdk_cb cb,
+                               void *arg)
+{
+    struct jssdk_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->w = w;
+    op->cfg = config_retain(w->cfg);
+    op->vm = w->vm;
+    lua_vm_hold(op->vm);
+    op->app = app;
+    op->cb = cb;
+    op->arg = arg;
+    snprintf(op->key_jt, sizeof(op->key_jt), "jt:%s", app->appid);
+    snprintf(op->key_bt, sizeof(op->key_bt), "bt:%s", app->appid);
+    snprintf(op->key_lk, sizeof(op->key_lk), "lk:%s", app->appid);
+    snprintf(op->key_fence, sizeof(op->key_fence), "fence:%s", app->appid);
+    return op;
+}
+
+/* Refreshes ahead of expiry while requests keep using the current ticket. */
+static void start_background_refresh(struct worker *w, const struct config_app *app)
+{
+    struct cached *c = cache_for(app->appid, 1);
+    if (c->refreshing)
+        return;
+    struct jssdk_op *op = op_new(w, app, NULL, NULL);
+    if (!op)
+        return;
+    c->refreshing = 1;
+    op->background = 1;
+    acquire(op);
+}
+
+struct jssdk_op *jssdk_ticket(struct worker *w, const struct config_app *app, jssdk_cb cb,
+                              void *arg)
+{
+    struct cached *c = cache_for(app->appid, 0);
+    if (c && c->expires - now_s() > REFRESH_AHEAD_S) {
+        cb(c->ticket, NULL, arg);
+        return NULL;
+    }
+    struct jssdk_op *op = op_new(w, app, cb, arg);
+    if (!op) {
+        cb(NULL, "out of memory", arg);
+        return NULL;
+    }
+    /* The op may finish inside lookup (a memory store answers at once). */
+    int finished = 0;
+    op->finished = &finished;
+    lookup(op);
+    if (finished)
+        return NULL;
+    op->finished = NULL;
+    return op;
+}
+
+/* The fetch goes on (others may wait for it); only the callback is dropped. */
+void jssdk_cancel(struct jssdk_op *op)
+{
+    if (op)
+        op->cb = NULL;
+}
+
+void jssdk_sign(const char *ticket, const char *url, struct jssdk_sig *out)
+{
+    snprintf(out->timestamp, sizeof(out->timestamp), "%ld", now_s());
+    crypto_random_base62(out->nonce, 16);
+    wechat_jssdk_signature(ticket, out->nonce, out->timestamp, url, out->signature);
+}
