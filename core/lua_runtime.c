@@ -232,6 +232,8 @@ static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
             lua_getglobal(L, "require");
             lua_pushstring(L, rt->module);
             vm->capped = 1;
+            vm->killed = 0;
+            vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms * 5;
             int rc = lua_pcall(L, 1, 1, 0);
             if (rc == 0) {
                 lua_getfield(L, -1, "new");

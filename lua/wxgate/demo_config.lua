@@ -9,9 +9,9 @@ local DEMO = {
   cookie_secret = "wxgate-demo-cookie-secret-NOT-FOR-PRODUCTION",
   ticket_secret = "wxgate-demo-ticket-secret-NOT-FOR-PRODUCTION",
   api_key = "wxgate-demo-api-key-NOT-FOR-PRODUCTION",
-  -- The sandbox's built-in demo app (see lua/sandbox/defaults.lua).
-  appid = "wx5a1db0x0demo001",
-  app_secret = "sandbox-demo-secret-0001",
+  -- The sandbox's built-in demo app (see lua/sandbox/config.lua).
+  appid = "wx_sandbox_demo",
+  app_secret = "sandbox_demo_secret",
 }
 
 return function(o)
