@@ -214,8 +214,10 @@ static void on_info(const struct wechat_reply *rep, void *arg)
             json = strdup(lua_tostring(L, -1));
     }
     lua_settop(L, top);
-    if (json)
+    if (json) {
+        login_json_fix_privilege(json);
         reply_json(u->r, 200, json);
+    }
     else
         reply_error(u->r, 502, "upstream", "WeChat did not answer as expected, try again");
     free(json);

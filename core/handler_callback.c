@@ -34,6 +34,7 @@
 
 #define CODE_CLAIM_TTL_MS 300000ULL
 #define POLL_MS 50
+#define DUPLICATE_WINDOW_S 20  /* a later callback with the same code is a reload */
 #define TOKEN_TTL_S (30 * 86400)
 
 struct flow {
@@ -98,9 +99,10 @@ static void record_outcome(struct flow *f, const char *outcome)
 
 static void finish_redirect(struct flow *f, const char *url)
 {
-    char *outcome = malloc(strlen(url) + 3);
+    size_t cap = strlen(url) + 32;
+    char *outcome = malloc(cap);
     if (outcome) {
-        sprintf(outcome, "L:%s", url);
+        snprintf(outcome, cap, "L:%ld\t%s", (long)time(NULL), url);
         record_outcome(f, outcome);
         free(outcome);
     }
@@ -216,6 +218,8 @@ static char *user_json(struct flow *f)
             out = strdup(lua_tostring(L, -1));
     }
     lua_settop(L, top);
+    if (out)
+        login_json_fix_privilege(out);
     return out;
 }
 
@@ -529,12 +533,20 @@ static void exchange(struct flow *f)
 
 /* ---- duplicate callbacks ---- */
 
+/* A duplicate of a callback that finished: WeChat's second call within
+ * moments gets the same redirect; a reload later (the ticket in it is spent)
+ * gets a fresh authorization. */
 static void serve_outcome(struct flow *f, const char *v, size_t len)
 {
     char *s = strndup(v, len);
+    char *tab = strchr(s, '\t');
     f->code_key[0] = '\0'; /* the owner records outcomes, not us */
-    if (len > 2 && strncmp(s, "L:", 2) == 0)
-        finish_redirect(f, s + 2);
+    if (len > 2 && strncmp(s, "L:", 2) == 0 && tab) {
+        if ((long)time(NULL) - strtol(s + 2, NULL, 10) > DUPLICATE_WINDOW_S)
+            restart_or_expire(f, "reload of a finished callback");
+        else
+            finish_redirect(f, tab + 1);
+    }
     else if (strcmp(s, "E:expired") == 0)
         finish_page(f, "expired");
     else if (strcmp(s, "E:refused") == 0)

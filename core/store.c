@@ -12,7 +12,7 @@ store_t *store_open(const char *url, const char **err) {
     if (!url || strcmp(url, "memory") == 0 || strncmp(url, "memory?", 7) == 0)
         s = store_memory_open(url ? url + strlen("memory") : "", &why);
     else if (strncmp(url, "redis://", 8) == 0)
-        why = "redis store not built yet";
+        s = store_redis_open(url, &why);
     if (!s && err) *err = why;
     return s;
 }
@@ -27,6 +27,11 @@ store_conn_t *store_attach(store_t *s, struct event_base *base) {
 
 void store_detach(store_conn_t *c) {
     if (c) c->store->ops->detach(c);
+}
+
+int store_healthy(store_conn_t *c) {
+    if (!c) return 0;
+    return c->store->ops->healthy ? c->store->ops->healthy(c) : 1;
 }
 
 /* A NULL callback means the caller does not want the reply. */

@@ -56,6 +56,10 @@ int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta,
 /* STORE_OK when a key was removed, STORE_NOT_FOUND otherwise. */
 int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
 
+/* 1 when the connection can serve calls now (for /healthz): always for the
+ * memory store; for Redis, connected and not stalled. 0 for NULL. */
+int store_healthy(store_conn_t *c);
+
 /* For tests: the memory store's clock offset in ms (advances expiry). */
 void store_memory_advance_clock(store_t *s, int64_t ms);
 

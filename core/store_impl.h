@@ -21,6 +21,8 @@ struct store_ops {
     int (*incr)(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
                 store_cb cb, void *arg);
     int (*del)(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
+    /* 1 when calls can be served now; NULL means always (memory). */
+    int (*healthy)(store_conn_t *c);
 };
 
 struct store {
@@ -38,5 +40,10 @@ store_t *store_memory_open(const char *opts, const char **err);
 /* Keys held (expired ones not yet swept included) and bytes charged against
  * the cap. For tests and metrics; s must be a memory store. */
 void store_memory_stats(store_t *s, size_t *keys, size_t *bytes);
+
+/* The Redis back end (store_redis.c). url is the whole "redis://..." url;
+ * it is parsed and its host resolved here, but nothing connects before
+ * store_attach(). */
+store_t *store_redis_open(const char *url, const char **err);
 
 #endif
