@@ -4,7 +4,8 @@
 -- encoded by cjson, so strings are escaped the way WeChat's are ("/" → "\/").
 local cjson = require("cjson").new()
 
-local concat, type, ipairs, error, tostring = table.concat, type, ipairs, error, tostring
+local concat, type, ipairs, pairs, error, tostring, tonumber =
+  table.concat, type, ipairs, pairs, error, tostring, tonumber
 local floor = math.floor
 local encode = cjson.encode
 
@@ -32,12 +33,22 @@ value = function(v)
   elseif t == "number" then
     return integer(v)
   elseif t == "table" then
-    if getmetatable(v) == array_mt then
+    if getmetatable(v) == array_mt or v[1] ~= nil then
       local out = {}
       for i, x in ipairs(v) do out[i] = value(x) end
       return "[" .. concat(out, ",") .. "]"
     end
-    return encode(v)
+    -- a plain table: an object with its keys sorted (deterministic output)
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = tostring(k) end
+    table.sort(keys)
+    local out = {}
+    for i, k in ipairs(keys) do
+      local x = v[k]
+      if x == nil then x = v[tonumber(k)] end
+      out[i] = encode(k) .. ":" .. value(x)
+    end
+    return "{" .. concat(out, ",") .. "}"
   end
   error("sandbox.json: cannot encode a " .. t, 3)
 end
