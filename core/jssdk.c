@@ -244,12 +244,15 @@ static void lookup(struct jssdk_op *op);
 
 static void on_poll(evutil_socket_t fd, short what, void *arg) { lookup(arg); }
 
+static void on_stored_ticket(const struct store_reply *rep, void *arg);
+
 static void on_locked(const struct store_reply *rep, void *arg)
 {
     struct jssdk_op *op = arg;
     if (rep->status == STORE_OK) {
+        /* Look once more: the previous owner may have just finished. */
         op->owner = 1;
-        if (store_get(op->w->store, op->key_bt, strlen(op->key_bt), on_basic_token, op) != 0)
+        if (store_get(op->w->store, op->key_jt, strlen(op->key_jt), on_stored_ticket, op) != 0)
             deliver(op, NULL, "store unavailable");
         return;
     }
@@ -308,7 +311,8 @@ static void on_stored_ticket(const struct store_reply *rep, void *arg)
     struct jssdk_op *op = arg;
     const char *tab = rep->status == STORE_OK ? memchr(rep->value, '\t', rep->len) : NULL;
     long expires = tab ? strtol(rep->value, NULL, 10) : 0;
-    if (tab && expires > now_s() + 60 && !op->background) {
+    if (tab && expires > now_s() + 60 && (!op->background || op->owner) &&
+        !(op->background && expires - now_s() < REFRESH_AHEAD_S)) {
         char ticket[256];
         snprintf(ticket, sizeof(ticket), "%.*s", (int)(rep->len - (size_t)(tab + 1 - rep->value)),
                  tab + 1);
@@ -325,6 +329,11 @@ static void on_stored_ticket(const struct store_reply *rep, void *arg)
     }
     if (rep->status == STORE_ERROR) {
         deliver(op, NULL, "store unavailable");
+        return;
+    }
+    if (op->owner) { /* we hold the lock and there is still no ticket */
+        if (store_get(op->w->store, op->key_bt, strlen(op->key_bt), on_basic_token, op) != 0)
+            deliver(op, NULL, "store unavailable");
         return;
     }
     acquire(op);

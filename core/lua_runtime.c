@@ -725,6 +725,8 @@ void lua_push_request(lua_State *L, struct http_req *r)
     lua_setfield(L, -2, "id");
     lua_pushstring(L, http_req_client(r));
     lua_setfield(L, -2, "client");
+    lua_pushstring(L, http_req_is_tls(r) ? "https" : "http");
+    lua_setfield(L, -2, "scheme");
     size_t blen;
     const char *body = http_req_body(r, &blen);
     if (body) {

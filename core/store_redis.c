@@ -185,7 +185,7 @@ static struct cmd *cmd_new(struct redis_conn *c, enum cmd_kind kind, store_cb cb
     return cmd;
 }
 
-/* The caller must know the timer cannot fire and hiredis does not hold it. */
+/* Only once hiredis no longer holds the record; stops its timer. */
 static void cmd_free(struct cmd *cmd) {
     struct redis_conn *c = cmd->conn;
     event_del(&cmd->timer);
@@ -197,8 +197,8 @@ static void cmd_free(struct cmd *cmd) {
     free(cmd);
 }
 
-/* Answer on the next loop turn with STORE_ERROR why (store.h lets a call
- * answer later; it must never answer inside a call that then returns -1). */
+/* Answer STORE_ERROR why on the next loop turn, as every reply of this back
+ * end comes: never inside the call. */
 static int cmd_fail_soon(struct cmd *cmd, const char *why) {
     cmd->fail = why;
     event_active(&cmd->timer, EV_TIMEOUT, 1);
@@ -218,6 +218,7 @@ static const char *incr_error(const char *text) {
 static void deliver(enum cmd_kind kind, const redisReply *r, const char *lost, store_cb cb,
                     void *arg) {
     struct store_reply out = {.status = STORE_ERROR, .err = err_reply};
+    long long n;
 
     if (!r) {
         out.err = lost;
@@ -239,8 +240,8 @@ static void deliver(enum cmd_kind kind, const redisReply *r, const char *lost, s
                 out = (struct store_reply){.status = STORE_EXISTS};
             break;
         case CMD_INCR:
-            if (r->type == REDIS_REPLY_STRING && parse_ll(r->str, r->len, &out.number) == 0)
-                out = (struct store_reply){.status = STORE_OK, .number = out.number};
+            if (r->type == REDIS_REPLY_STRING && parse_ll(r->str, r->len, &n) == 0)
+                out = (struct store_reply){.status = STORE_OK, .number = n};
             break;
         case CMD_DEL:
             if (r->type == REDIS_REPLY_INTEGER)

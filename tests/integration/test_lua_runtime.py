@@ -315,6 +315,8 @@ def test_check_refuses_route_not_returning_function_and_bad_hooks(tmp_path):
     assert p.returncode == 1 and "must return a function" in p.stderr
     (tmp_path / "c.lua").write_text(
         'return { apps = { a = { appid = "wx1", secret = { env = "S" } } },'
+        ' public_url = "https://l.example.com", cookie_secret = "0123456789abcdef0",'
+        ' ticket_secret = "0123456789abcdef0",'
         ' campaigns = { c = { allow = { "https://h5.example.com/" }, script = "h.lua" } } }\n')
     (tmp_path / "h.lua").write_text('return { login = function() end, logn = function() end }\n')
     p = subprocess.run([BIN, "check", "-c", str(tmp_path / "c.lua")], capture_output=True,

@@ -2,7 +2,8 @@
  * message with its key path (unknown keys, types, listen addresses, app
  * secrets from env/file, campaigns and their allow-lists, default_campaign,
  * routes, tls), several errors in one message, config_secrets(),
- * config_retain/config_release and config_parse_listen(). Each test writes
+ * config_retain/config_release, config_parse_listen() and the shipped
+ * examples/wxgate.lua (found through WX_SOURCE_DIR). Each test writes
  * its config files into a fresh temporary directory. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -752,6 +753,25 @@ static void test_tls(void **state)
     refused(t, "return { tls = 'on' }\n", "config: tls: must be a table, found a string");
 }
 
+/* ---- the shipped example ---- */
+
+/* examples/wxgate.lua validates, and its scripts resolve next to it. */
+static void test_example_config(void **state)
+{
+    char err[4096], dir[4096];
+    assert_non_null(realpath(WX_SOURCE_DIR "/examples", dir));
+    struct config *c = config_load(WX_SOURCE_DIR "/examples/wxgate.lua", err, sizeof(err));
+    if (!c)
+        fail_msg("%s", err);
+    assert_string_equal(c->dir, dir);
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const char *s = c->routes[i].script;
+        if (s && (strncmp(s, dir, strlen(dir)) != 0 || access(s, R_OK) != 0))
+            fail_msg("route %s: script %s", c->routes[i].prefix, s);
+    }
+    config_release(c);
+}
+
 /* ---- several errors together ---- */
 
 static void test_several_errors_in_one_message(void **state)
@@ -902,6 +922,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes_relative_to_config_dir, setup, teardown),
         cmocka_unit_test_setup_teardown(test_route_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tls, setup, teardown),
+        cmocka_unit_test(test_example_config),
         cmocka_unit_test_setup_teardown(test_several_errors_in_one_message, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_buffer_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_listed, setup, teardown),

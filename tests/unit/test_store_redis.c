@@ -687,6 +687,7 @@ static void test_down_and_back(void **state) {
 
 /* A store opened while Redis is down works once Redis starts. */
 static void test_start_before_redis(void **state) {
+    (void)state;
     if (!have_redis) skip();
     struct fix f = {.base = event_base_new()};
     struct server srv = {.port = free_port()};
@@ -707,6 +708,7 @@ static void test_start_before_redis(void **state) {
 }
 
 static void test_password(void **state) {
+    (void)state;
     if (!have_redis) skip();
     auth_redis.port = free_port();
     auth_redis.password = PASSWORD;
