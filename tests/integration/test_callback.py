@@ -157,8 +157,9 @@ class World:
             assert s not in blob
         # The sandbox's access and refresh tokens are 64+ base62 characters;
         # nothing the gateway shows legitimately is that long.
-        # (JWTs a hook put in a redirect start with "eyJ" and are meant to be seen.)
-        assert not re.search(r"(?<![A-Za-z0-9])(?!eyJ)[A-Za-z0-9]{60,}(?![A-Za-z0-9])", blob)
+        # (A JWT that a hook put in a redirect is meant to be seen.)
+        blob = re.sub(r"eyJ[\w-]+\.[\w-]+\.[\w-]+", "", blob)
+        assert not re.search(r"(?<![A-Za-z0-9])[A-Za-z0-9]{60,}(?![A-Za-z0-9])", blob)
 
 
 @pytest.fixture

@@ -1,0 +1,22 @@
+-- A gateway with the three example campaigns (examples/campaigns/*.lua),
+-- pointed at the sandbox: `build/wxgate sandbox` in one terminal, then
+--   WX_DEMO_SECRET=sandbox_demo_secret build/wxgate run -c examples/campaigns.lua
+return {
+  listen = "127.0.0.1:8080",
+  public_url = "http://127.0.0.1:8080",
+  cookie_secret = { env = "WXGATE_COOKIE_SECRET" },
+  ticket_secret = { env = "WXGATE_TICKET_SECRET" },
+  api_keys = { { env = "WXGATE_API_KEY" } },
+  require_wechat_browser = false,
+  wechat = { open_base = "http://127.0.0.1:9000", api_base = "http://127.0.0.1:9000" },
+  apps = { demo = { appid = "wx_sandbox_demo", secret = { env = "WX_DEMO_SECRET" } } },
+  default_campaign = "spring",
+  campaigns = {
+    spring = { app = "demo", scope = "snsapi_userinfo", allow = { "https://h5.example.com/spring/" },
+               script = "campaigns/ab_redirect.lua" },
+    game = { app = "demo", scope = "snsapi_userinfo", allow = { "https://game.example.com/" },
+             script = "campaigns/game_account.lua" },
+    static = { app = "demo", scope = "snsapi_base", allow = { "https://static.example.com/" },
+               script = "campaigns/signed_static.lua" },
+  },
+}
