@@ -1,0 +1,122 @@
+"""The shipped examples work: every example config passes `wxgate check`, and
+the three example campaign scripts do what their comments say, against the
+sandbox (examples/campaigns/*.lua)."""
+import base64
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import subprocess
+import threading
+import urllib.parse
+
+import pytest
+import requests
+
+from conftest import BIN, ROOT
+
+UA = "Mozilla/5.0 (iPhone) Mobile/15E148 MicroMessenger/8.0.50"
+EX = os.path.join(ROOT, "examples")
+ENV = {"WX_DEMO_SECRET": "sandbox_demo_secret", "WXGATE_COOKIE_SECRET": "c" * 32,
+       "WXGATE_TICKET_SECRET": "t" * 32, "WXGATE_API_KEY": "k" * 32,
+       "STATIC_PAGE_KEY": "static-key-0123456789", "GAME_BACKEND_KEY": "game-key"}
+
+
+@pytest.mark.parametrize("name", ["wxgate.lua", "campaigns.lua"])
+def test_example_configs_pass_check(name):
+    p = subprocess.run([BIN, "check", "-c", os.path.join(EX, name)], capture_output=True,
+                       text=True, env=dict(os.environ, **ENV))
+    assert p.returncode == 0, p.stderr
+    for v in ENV.values():
+        assert v not in p.stdout + p.stderr
+
+
+class Backend(http.server.BaseHTTPRequestHandler):
+    calls = []
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Backend.calls.append((self.headers.get("Authorization"), body))
+        out = json.dumps({"player_id": 4242}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *a):
+        pass
+
+
+@pytest.fixture
+def world(gateway, sandbox):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Backend)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    sb = sandbox()
+    with open(os.path.join(EX, "campaigns.lua"), encoding="utf-8") as f:
+        cfg = f.read()
+    cfg = (cfg.replace("127.0.0.1:8080", "127.0.0.1:{PORT}")
+              .replace("http://127.0.0.1:9000", sb.url)
+              .replace('"campaigns/', '"%s/campaigns/' % EX))
+    env = dict(ENV, GAME_BACKEND="http://127.0.0.1:%d" % srv.server_address[1])
+    g = gateway(cfg, env=env)
+    s = requests.Session()
+    s.headers["User-Agent"] = UA
+    s.post(sb.url + "/_sandbox/login?user=xiaoming", timeout=5)
+    for user in ("xiaoming", "meimei"):
+        requests.post(sb.url + "/_sandbox/grant", params={"user": user, "appid": "wx_sandbox_demo"},
+                      timeout=5)
+    yield g, sb, s, srv
+    srv.shutdown()
+
+
+def login(g, s, campaign, ret, extra=""):
+    r = s.get(g.url + "/auth?campaign=%s&return=%s%s" % (campaign, urllib.parse.quote(ret, safe=""),
+                                                        extra), allow_redirects=False, timeout=10)
+    assert r.status_code == 302, r.text[:300]
+    r = s.get(r.headers["Location"], allow_redirects=False, timeout=10)
+    assert r.status_code == 302, r.text[:300]
+    r = s.get(r.headers["Location"], allow_redirects=False, timeout=10)
+    assert r.status_code == 302, r.text[:300]
+    return r.headers["Location"]
+
+
+def test_ab_redirect_is_stable_per_user_and_keeps_the_query(world):
+    g, sb, s, _ = world
+    first = login(g, s, "spring", "https://h5.example.com/spring/?share=abc")
+    m = re.match(r"https://h5\.example\.com/spring/(a|b)\.html\?share=abc&wx_ticket=\w+$", first)
+    assert m, first
+    again = login(g, s, "spring", "https://h5.example.com/spring/?share=abc")
+    assert again.startswith(first.split("&wx_ticket=")[0])
+
+
+def test_game_account_mapping_through_the_backend(world):
+    g, sb, s, srv = world
+    loc = login(g, s, "game", "https://game.example.com/play")
+    assert re.match(r"https://game\.example\.com/play\?player=4242&wx_ticket=\w+$", loc), loc
+    auth, body = Backend.calls[-1]
+    assert auth == "Bearer game-key" and body["nickname"] == "小明" and body["unionid"]
+    # The mapping is cached: a second login makes no backend call.
+    n = len(Backend.calls)
+    login(g, s, "game", "https://game.example.com/play")
+    assert len(Backend.calls) == n
+
+
+def test_signed_static_params_verify_with_the_shared_key(world):
+    g, sb, s, _ = world
+    loc = login(g, s, "static", "https://static.example.com/p")
+    q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query, keep_blank_values=True))
+    assert set(q) == {"openid", "nick", "ts", "sig"} and "wx_ticket" not in loc
+    canonical = "&".join("%s=%s" % (k, urllib.parse.quote(q[k], safe="-._~"))
+                         for k in sorted(q) if k != "sig")
+    mac = hmac.new(b"static-key-0123456789", canonical.encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() == q["sig"]
+    loc = login(g, s, "static", "https://static.example.com/p", extra="&jwt=1")
+    jwt = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))["jwt"]
+    head, payload, sig = jwt.split(".")
+    mac = hmac.new(b"static-key-0123456789", (head + "." + payload).encode(), hashlib.sha256).digest()
+    assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() == sig
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert claims["sub"] and claims["exp"] > claims["iat"]
