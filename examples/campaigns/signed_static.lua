@@ -8,7 +8,9 @@ local KEY = os.getenv("STATIC_PAGE_KEY") or "change-me-0123456789abcdef"
 
 return {
   login = function(req, user, ctx)
-    if req.query.jwt then
+    -- The page chooses the form through its own return URL: ...?auth=jwt
+    local page = wx.url.parse(ctx.return_url)
+    if page and page.args.auth == "jwt" then
       return {
         url = ctx.return_url, ticket = false,
         params = { jwt = wx.sign.jwt_encode({ sub = user.openid, nick = user.nickname,

@@ -113,7 +113,7 @@ def test_signed_static_params_verify_with_the_shared_key(world):
                          for k in sorted(q) if k != "sig")
     mac = hmac.new(b"static-key-0123456789", canonical.encode(), hashlib.sha256).digest()
     assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() == q["sig"]
-    loc = login(g, s, "static", "https://static.example.com/p", extra="&jwt=1")
+    loc = login(g, s, "static", "https://static.example.com/p?auth=jwt")
     jwt = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))["jwt"]
     head, payload, sig = jwt.split(".")
     mac = hmac.new(b"static-key-0123456789", (head + "." + payload).encode(), hashlib.sha256).digest()
