@@ -128,7 +128,8 @@ static int get_int(struct check *k, int idx, const char *path, const char *key, 
             r = -1;
         } else {
             lua_Number n = lua_tonumber(L, -1);
-            if (n != (lua_Number)(long)n || n < min || n > max) {
+            /* Range first: converting NaN or a huge number is undefined. */
+            if (!(n >= min && n <= max) || n != (lua_Number)(long)n) {
                 fail(k, p, "must be a whole number from %ld to %ld", min, max);
                 r = -1;
             } else {
@@ -288,15 +289,16 @@ int config_parse_listen(const char *s, char **host, int *port)
         h = strndup(s + 1, (size_t)(end - s - 1));
         colon = end + 1;
     } else {
-        colon = strrchr(s, ':');
-        if (!colon)
-            return -1;
+        colon = strchr(s, ':');
+        if (!colon || strchr(colon + 1, ':'))
+            return -1; /* no port, or an IPv6 address without brackets */
         h = strndup(s, (size_t)(colon - s));
     }
     char *endp;
     errno = 0;
     long p = strtol(colon + 1, &endp, 10);
-    if (colon[1] == '\0' || *endp != '\0' || errno || p < 0 || p > 65535 || strchr(h, ' ')) {
+    if (colon[1] < '0' || colon[1] > '9' || *endp != '\0' || errno || p < 0 || p > 65535 ||
+        strpbrk(h, " \t")) {
         free(h);
         return -1;
     }
@@ -784,7 +786,8 @@ struct config *config_load(const char *path, char *err, size_t errsz)
     luaL_openlibs(L);
     struct config *c = NULL;
     if (luaL_loadfile(L, abs) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
-        snprintf(err, errsz, "config: %s", lua_tostring(L, -1));
+        const char *msg = lua_tostring(L, -1);
+        snprintf(err, errsz, "config: %s", msg ? msg : "error (the error object is not a string)");
     } else {
         c = config_from_lua(L, abs, err, errsz);
     }

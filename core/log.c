@@ -61,11 +61,14 @@ static void redact_secrets(char *buf)
     pthread_mutex_lock(&secrets_lock);
     for (size_t i = 0; i < n_secrets; i++) {
         size_t slen = strlen(secrets[i]);
-        char *p;
-        while ((p = strstr(buf, secrets[i])) != NULL) {
+        char *p = buf;
+        /* Search on after each mask, so a secret that is part of the mask
+         * itself cannot match again. */
+        while ((p = strstr(p, secrets[i])) != NULL) {
             size_t mlen = slen < sizeof(mask) - 1 ? slen : sizeof(mask) - 1;
             memcpy(p, mask, mlen);
             memmove(p + mlen, p + slen, strlen(p + slen) + 1);
+            p += mlen;
         }
     }
     pthread_mutex_unlock(&secrets_lock);
@@ -174,6 +177,7 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    redact_secrets(msg); /* before escaping, which would change the secret's bytes */
 
     size_t o = put_time(line, sizeof(line));
     o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"level\":\"%s\"", level_names[level]);
@@ -196,6 +200,7 @@ void log_access(const char *rid, const char *method, const char *uri, int status
     char safe[2048];
     char line[8192];
     log_redact_url(uri ? uri : "", safe, sizeof(safe));
+    redact_secrets(safe);
     size_t o = put_time(line, sizeof(line));
     o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"level\":\"info\",\"rid\":\"");
     o = json_escape(line, sizeof(line), o, rid);

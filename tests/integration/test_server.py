@@ -148,6 +148,13 @@ def test_check_accepts_minimal_config(tmp_path):
     ('return "nope"', "must return a table"),
     ('return {', "config:"),
     ('return { cookie_secret = "short" }', "config: cookie_secret: too short"),
+    ('return { workers = 0/0 }', "config: workers: must be a whole number"),
+    ('return { workers = math.huge }', "config: workers: must be a whole number"),
+    ('return { listen = "::1" }', "config: listen: bad listen address"),
+    ('return { listen = "host:+80" }', "config: listen: bad listen address"),
+    ('return { listen = "a:1:2" }', "config: listen: bad listen address"),
+    ('error({})', "the error object is not a string"),
+    ('return { store = "redis://127.0.0.1:6379/0" }', "config: token_key: required with a Redis"),
 ])
 def test_bad_configs_are_refused_with_key_path(tmp_path, text, expected):
     cfg = tmp_path / "c.lua"
