@@ -623,8 +623,9 @@ static void load_top(struct check *k, int top)
     get_int(k, top, "", "workers", &c->workers, 1, 256);
     get_bool(k, top, "", "require_wechat_browser", &c->require_wechat_browser);
     if (get_string(k, top, "", "store", &c->store) == 1 && strcmp(c->store, "memory") &&
-        strncmp(c->store, "redis://", 8))
-        fail(k, "store", "must be \"memory\" or \"redis://host:port/db\"");
+        strncmp(c->store, "memory?", 7) && strncmp(c->store, "redis://", 8))
+        fail(k, "store", "must be \"memory\" (or \"memory?max_mb=N\") or "
+                         "\"redis://host:port/db\"");
     if (get_string(k, top, "", "log_level", &c->log_level) == 1 &&
         strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
         strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))

@@ -18,6 +18,7 @@ struct demo_opts {
     const char *sandbox;
     const char *ca_file;
     const char *examples;
+    const char *public_url;
     int workers;
     char api_key[128];
 };
@@ -26,10 +27,12 @@ static int demo_usage(void)
 {
     fprintf(stderr,
             "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
-            "                   [--examples DIR] [--workers N]\n"
+            "                   [--public-url URL] [--examples DIR] [--workers N]\n"
             "  -l ADDR          where the gateway listens (default 127.0.0.1:8080)\n"
             "  --store URL      memory (default) or redis://host:port/db\n"
             "  --sandbox URL    use a running `wxgate sandbox` instead of an embedded one\n"
+            "  --public-url URL the URL users reach (a load balancer in front of several\n"
+            "                   demos); default http://ADDR\n"
             "  --examples DIR   where examples/demo lives (default: beside the binary)\n");
     return 2;
 }
@@ -87,6 +90,8 @@ int demo_main(int argc, char **argv)
             o.ca_file = v;
         else if (strcmp(a, "--examples") == 0)
             o.examples = v;
+        else if (strcmp(a, "--public-url") == 0)
+            o.public_url = v;
         else if (strcmp(a, "--workers") == 0)
             o.workers = atoi(v);
         else
@@ -104,6 +109,12 @@ int demo_main(int argc, char **argv)
     snprintf(public_url, sizeof(public_url), "http://%s:%d",
              strcmp(host, "0.0.0.0") == 0 ? "127.0.0.1" : host, port);
     free(host);
+    if (o.public_url) {
+        size_t n = strlen(o.public_url);
+        while (n && o.public_url[n - 1] == '/')
+            n--;
+        snprintf(public_url, sizeof(public_url), "%.*s", (int)n, o.public_url);
+    }
     char *examples = o.examples ? strdup(o.examples) : default_examples();
 
     lua_State *L = luaL_newstate();

@@ -141,6 +141,7 @@ static int open_wx_core(lua_State *L)
 {
     lua_newtable(L);
     lua_wx_inject(L);
+    lua_jssdk_inject(L);
     lua_newtable(L);
     lua_http_inject(L);
     lua_setfield(L, -2, "http");

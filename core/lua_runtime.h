@@ -78,5 +78,6 @@ int lua_bundle_load(lua_State *L, const char *module);
 void lua_wx_inject(lua_State *L);       /* log, now, random, sleep: lua_wx.c */
 void lua_http_inject(lua_State *L);     /* http.request: lua_http.c */
 void lua_store_inject(lua_State *L);    /* store.get/set/add/incr/del: lua_store.c */
+void lua_jssdk_inject(lua_State *L);    /* jssdk: lua_jssdk.c */
 
 #endif

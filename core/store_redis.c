@@ -39,6 +39,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "metrics.h"
 #include "store_impl.h"
 
 #define DEFAULT_PORT 6379
@@ -249,6 +250,8 @@ static void deliver(enum cmd_kind kind, const redisReply *r, const char *lost, s
             break;
         }
     }
+    if (out.status == STORE_ERROR)
+        metrics_inc("wxgate_store_errors_total", "error", r ? "reply" : "connection lost", NULL);
     cb(&out, arg);
 }
 
@@ -305,6 +308,7 @@ static void on_cmd_timer(evutil_socket_t fd, short what, void *arg) {
         if (now_ms() - c->progress_ms >= dead_ms) conn_drop(c, err_unavailable);
     }
     struct store_reply out = {.status = STORE_ERROR, .err = why};
+    metrics_inc("wxgate_store_errors_total", "error", why, NULL);
     cb(&out, cbarg);
 }
 

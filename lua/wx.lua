@@ -31,6 +31,7 @@ wx.sign = sign
 wx.now = core.now
 wx.random = core.random
 wx.sleep = async("wx.sleep", core.sleep)
+wx.jssdk = async("wx.jssdk", core.jssdk)
 
 local log = core.log
 wx.log = setmetatable({

@@ -8,6 +8,7 @@
 local DEMO = {
   cookie_secret = "wxgate-demo-cookie-secret-NOT-FOR-PRODUCTION",
   ticket_secret = "wxgate-demo-ticket-secret-NOT-FOR-PRODUCTION",
+  token_key = "wxgate-demo-token-key-NOT-FOR-PRODUCTION",
   api_key = "wxgate-demo-api-key-NOT-FOR-PRODUCTION",
   -- The sandbox's built-in demo app (see lua/sandbox/config.lua).
   appid = "wx_sandbox_demo",
@@ -23,6 +24,7 @@ return function(o)
     require_wechat_browser = false,
     cookie_secret = DEMO.cookie_secret,
     ticket_secret = DEMO.ticket_secret,
+    token_key = DEMO.token_key,
     api_keys = { DEMO.api_key },
     wechat = { open_base = o.sandbox, api_base = o.sandbox, ca_file = o.ca_file },
     apps = { demo = { appid = DEMO.appid, secret = { env = "WXGATE_DEMO_APP_SECRET" } } },

@@ -8,6 +8,8 @@
 #   nginx_return  nginx, 1 worker: return 200 "ok"
 #   nginx_lua     nginx + libnginx-mod-http-lua: content_by_lua_block
 #                 { ngx.say("ok") } (the OpenResty equivalent), if it loads
+#   auth_plain    GET /auth of a campaign without a script (state, cookie, 302)
+#   auth_hook     the same with an empty authorize hook: the cost of a hook call
 #
 # Rounds are interleaved (every target once per round), each a wrk run of
 # BENCH_SECONDS with BENCH_THREADS threads and BENCH_CONNECTIONS connections;
@@ -94,6 +96,9 @@ start_wxgate() {
   cat >"$tmp/ok.lua" <<'EOF'
 return function(req) return 200, "ok" end
 EOF
+  cat >"$tmp/hook.lua" <<'EOF'
+return { authorize = function(req, ctx) end }
+EOF
   cat >"$tmp/wxgate.lua" <<EOF
 return {
   listen = "127.0.0.1:$WX_PORT",
@@ -101,9 +106,20 @@ return {
   log_level = "warn",            -- no access log line per request
   limits = { drain_timeout_ms = 1000 },
   routes = { ["/lua"] = "ok.lua" },
+  store = "memory?max_mb=2048",  -- /auth stores a state per request
+  public_url = "https://login.example.com",
+  cookie_secret = "bench-cookie-secret-0123456789",
+  ticket_secret = "bench-ticket-secret-0123456789",
+  require_wechat_browser = false,
+  apps = { a = { appid = "wxbench", secret = { env = "BENCH_APP_SECRET" } } },
+  campaigns = {
+    plain = { app = "a", allow = { "https://h5.example.com/" } },
+    hooked = { app = "a", allow = { "https://h5.example.com/" }, script = "hook.lua" },
+  },
 }
 EOF
-  "$BIN" run -c "$tmp/wxgate.lua" >"$tmp/wxgate.out" 2>"$tmp/wxgate.log" </dev/null &
+  BENCH_APP_SECRET=bench-app-secret "$BIN" run -c "$tmp/wxgate.lua" >"$tmp/wxgate.out" \
+    2>"$tmp/wxgate.log" </dev/null &
   local pid=$!
   track_pid "$pid"
   wait_http "http://127.0.0.1:$WX_PORT/healthz" "$pid" ||
@@ -174,8 +190,10 @@ start_nginx() {
 
 # ---- targets and ratios ----
 
-T_NAMES=() T_LABELS=() T_URLS=()
-add_target() { T_NAMES+=("$1"); T_LABELS+=("$2"); T_URLS+=("$3"); }
+T_NAMES=() T_LABELS=() T_URLS=() T_EXPECT=()
+# add_target NAME LABEL URL [EXPECT]: EXPECT is "ok" (a 200 with ok in the
+# body, the default) or an HTTP status such as 302.
+add_target() { T_NAMES+=("$1"); T_LABELS+=("$2"); T_URLS+=("$3"); T_EXPECT+=("${4:-ok}"); }
 R_LABELS=() R_NUM=() R_DEN=()
 add_ratio() { R_LABELS+=("$1"); R_NUM+=("$2"); R_DEN+=("$3"); }
 
@@ -204,19 +222,39 @@ target_nginx_lua() {
   add_target nginx_lua "nginx content_by_lua_block" "http://127.0.0.1:$NGX_PORT/lua"
 }
 
-TARGETS=(target_wxgate_c target_wxgate_lua target_nginx_return target_nginx_lua)
+AUTH_QUERY="return=https%3A%2F%2Fh5.example.com%2Fp"
+target_auth_plain() {
+  [ -n "$WX_PORT" ] || start_wxgate
+  add_target auth_plain "wxgate GET /auth (no hook)" \
+    "http://127.0.0.1:$WX_PORT/auth?campaign=plain&$AUTH_QUERY" 302
+}
+
+target_auth_hook() {
+  [ -n "$WX_PORT" ] || start_wxgate
+  add_target auth_hook "wxgate GET /auth (empty authorize hook)" \
+    "http://127.0.0.1:$WX_PORT/auth?campaign=hooked&$AUTH_QUERY" 302
+}
+
+TARGETS=(target_wxgate_c target_wxgate_lua target_nginx_return target_nginx_lua
+         target_auth_plain target_auth_hook)
 for t in "${TARGETS[@]}"; do "$t"; done
 
 add_ratio "wxgate Lua route / wxgate C handler" wxgate_lua wxgate_c
 add_ratio "wxgate C handler / nginx return 200" wxgate_c nginx_return
 add_ratio "wxgate Lua route / nginx Lua" wxgate_lua nginx_lua
+add_ratio "/auth with empty hook / /auth without" auth_hook auth_plain
 
 # ---- measuring ----
 
 # Every target must answer 200 with "ok" in its body before it is timed.
 for i in "${!T_NAMES[@]}"; do
-  body=$(curl -fsS --max-time 2 "${T_URLS[$i]}") || die "${T_URLS[$i]} does not answer 200"
-  case "$body" in *ok*) ;; *) die "${T_URLS[$i]} answered \"$body\"" ;; esac
+  if [ "${T_EXPECT[$i]}" = ok ]; then
+    body=$(curl -fsS --max-time 2 "${T_URLS[$i]}") || die "${T_URLS[$i]} does not answer 200"
+    case "$body" in *ok*) ;; *) die "${T_URLS[$i]} answered \"$body\"" ;; esac
+  else
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "${T_URLS[$i]}")
+    [ "$code" = "${T_EXPECT[$i]}" ] || die "${T_URLS[$i]} answered $code, not ${T_EXPECT[$i]}"
+  fi
 done
 
 # run_wrk URL SECONDS: prints requests/s; fails on errors or non-2xx answers.

@@ -174,3 +174,73 @@ def test_redis_down_gives_quick_clear_errors_and_recovers(gateway, sandbox, redi
     assert redeem(b, kept).status_code == 200
     r = s.get(start(s, b), allow_redirects=False, timeout=10)
     assert "wx_ticket=" in r.headers["Location"]
+
+
+def test_invalid_basic_token_is_refetched_at_once(gateway, sandbox, redis):
+    sb, (a, _) = instances(gateway, sandbox, redis)
+    # getticket answers 40001 once, as when another server replaced the token.
+    r = requests.post(sb.url + "/_sandbox/fault", timeout=5, params={
+        "endpoint": "/cgi-bin/ticket/getticket", "type": "errcode", "errcode": "40001",
+        "count": "1"})
+    assert r.status_code == 200
+    r = requests.get(a.url + "/jssdk/config", params={"app": "demo", "url": PAGE}, timeout=20)
+    assert r.status_code == 200, r.text
+    assert stats(sb, "/cgi-bin/token") == 2
+    assert stats(sb, "/cgi-bin/ticket/getticket") == 2
+
+
+def test_wx_jssdk_from_lua(gateway, sandbox, redis):
+    sb = sandbox()
+    cfg = CONFIG % {"redis": redis.url + "?prefix=t2:", "key": API_KEY, "sb": sb.url}
+    cfg = cfg.replace("campaigns = {", 'routes = { ["/sig"] = "sig.lua" },\n  campaigns = {')
+    g = gateway(cfg, env={"S_DEMO": "sandbox_demo_secret"}, files={"sig.lua": '''
+local wx = require "wx"
+return function(req)
+  local c, err = wx.jssdk(req.query.app, req.query.url)
+  if not c then return 502, tostring(err) end
+  return 200, wx.json.encode(c), { ["Content-Type"] = "application/json" }
+end
+'''})
+    r = requests.get(g.url + "/sig", params={"app": "wx_sandbox_demo", "url": PAGE + "#x"}, timeout=20)
+    assert r.status_code == 200, r.text
+    j = r.json()
+    v = requests.get(sb.url + "/_sandbox/jssdk/verify", timeout=5, params={
+        "appid": "wx_sandbox_demo", "url": PAGE, "noncestr": j["nonceStr"],
+        "timestamp": j["timestamp"], "signature": j["signature"]}).json()
+    assert v["ok"] is True
+    r = requests.get(g.url + "/sig", params={"app": "nope", "url": PAGE}, timeout=20)
+    assert r.status_code == 502 and r.text == "unknown app"
+
+
+def test_two_demos_on_one_redis_share_logins(sandbox, redis):
+    from conftest import Proc, free_port
+    sb = sandbox()
+    demos = []
+    try:
+        ports = [free_port(), free_port()]
+        # Both behind one "load balancer": the public URL is the first one's.
+        for port in ports:
+            p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--store", redis.url,
+                      "--sandbox", sb.url, "--public-url", "http://127.0.0.1:%d" % ports[0]])
+            p.wait_out(r"api_key: ")
+            p.url = "http://127.0.0.1:%d" % port
+            demos.append(p)
+        a, b = demos
+        assert "sandbox: " + sb.url in a.out()
+        s = phone(sb)
+        requests.post(sb.url + "/_sandbox/grant", params={"user": "xiaoming",
+                      "appid": "wx_sandbox_demo"}, timeout=5)
+        page = a.url + "/demo/"
+        r = s.get(a.url + "/auth?campaign=demo&return=" + urllib.parse.quote(page, safe=""),
+                  allow_redirects=False, timeout=10)
+        r = s.get(r.headers["Location"], allow_redirects=False, timeout=10)
+        cb = r.headers["Location"].replace(a.url, b.url)
+        r = s.get(cb, allow_redirects=False, timeout=10)
+        ticket = re.search(r"wx_ticket=(\w+)", r.headers["Location"]).group(1)
+        # The ticket issued by B is redeemed through A's example backend.
+        r = s.post(a.url + "/demo/api/session?ticket=" + ticket, timeout=10)
+        assert r.status_code == 200 and r.json()["nickname"] == "小明"
+    finally:
+        for p in demos:
+            p.stop()
+            p.check_sanitizers()
