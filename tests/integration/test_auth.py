@@ -183,3 +183,20 @@ def test_campaign_config_requires_keys(tmp_path):
     assert p.returncode == 1
     for key in ("public_url", "cookie_secret", "ticket_secret"):
         assert "config: %s: required with campaigns" % key in p.stderr
+
+
+def test_reload_swaps_campaigns_and_allow_lists(g):
+    import signal
+    ret = urllib.parse.quote("https://new.example.com/x", safe="")
+    assert auth(g, "campaign=spring&return=" + ret).status_code == 400
+    assert auth(g, "campaign=autumn&return=" + ret).status_code == 404
+    with open(g.config, encoding="utf-8") as f:
+        text = f.read()
+    text = text.replace('"http://127.0.0.1:8000" } },',
+                        '"http://127.0.0.1:8000", "https://new.example.com/" } },\n'
+                        '    autumn = { app = "main", allow = { "https://new.example.com/" } },')
+    g.write("wxgate.lua", text)
+    g.signal(signal.SIGHUP)
+    g.wait_log(r"worker 0: reloaded")
+    assert auth(g, "campaign=spring&return=" + ret).status_code == 302
+    assert auth(g, "campaign=autumn&return=" + ret).status_code == 302
