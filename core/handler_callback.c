@@ -89,12 +89,18 @@ static void retry_link(struct flow *f, char *out, size_t outsz)
     free(v);
 }
 
-/* Records the outcome for a duplicate callback; fire and forget. */
+/* Records the outcome for a duplicate callback; fire and forget. It is
+ * sealed with the ticket secret: a redirect holds a redeemable ticket. */
 static void record_outcome(struct flow *f, const char *outcome)
 {
-    if (f->code_key[0])
-        store_set(f->w->store, f->code_key, strlen(f->code_key), outcome, strlen(outcome),
+    if (!f->code_key[0])
+        return;
+    const char *key = f->cfg->ticket_secret ? f->cfg->ticket_secret : "";
+    char *sealed = crypto_seal(key, f->code_key, strlen(f->code_key), outcome, strlen(outcome));
+    if (sealed)
+        store_set(f->w->store, f->code_key, strlen(f->code_key), sealed, strlen(sealed),
                   CODE_CLAIM_TTL_MS, NULL, NULL);
+    free(sealed);
 }
 
 static void finish_redirect(struct flow *f, const char *url)
@@ -186,6 +192,11 @@ static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
     lua_State *co = lua_task_thread(t);
+    if (http_req_aborted(f->r)) {
+        lua_task_free(t);
+        finish_page(f, "upstream");
+        return;
+    }
     const char *url = ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1)
                                                                         : NULL;
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
@@ -301,6 +312,13 @@ static void on_login_done(struct lua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
     lua_State *co = lua_task_thread(t);
+    if (http_req_aborted(f->r)) {
+        /* The client left before the hook decided: no ticket, no outcome a
+         * reload could replay (the hook might have refused). */
+        lua_task_free(t);
+        finish_page(f, "upstream");
+        return;
+    }
     const char *url = NULL;
     int with_ticket = !f->snapshot, params = 0;
     if (ok && nres >= 1) {
@@ -344,7 +362,7 @@ static void on_error_done(struct lua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
     lua_State *co = lua_task_thread(t);
-    if (ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING &&
+    if (ok && !http_req_aborted(f->r) && nres >= 1 && lua_type(co, 1) == LUA_TSTRING &&
         login_return_allowed(f->c, lua_tostring(co, 1))) {
         char *url = strdup(lua_tostring(co, 1));
         lua_task_free(t);
@@ -538,7 +556,15 @@ static void exchange(struct flow *f)
  * gets a fresh authorization. */
 static void serve_outcome(struct flow *f, const char *v, size_t len)
 {
-    char *s = strndup(v, len);
+    const char *key = f->cfg->ticket_secret ? f->cfg->ticket_secret : "";
+    size_t n = 0;
+    char *s = crypto_open(key, f->code_key, strlen(f->code_key), v, len, &n);
+    if (!s) {
+        f->code_key[0] = '\0';
+        finish_page(f, "upstream");
+        return;
+    }
+    len = n;
     char *tab = strchr(s, '\t');
     f->code_key[0] = '\0'; /* the owner records outcomes, not us */
     if (len > 2 && strncmp(s, "L:", 2) == 0 && tab) {
@@ -546,8 +572,7 @@ static void serve_outcome(struct flow *f, const char *v, size_t len)
             restart_or_expire(f, "reload of a finished callback");
         else
             finish_redirect(f, tab + 1);
-    }
-    else if (strcmp(s, "E:expired") == 0)
+    } else if (strcmp(s, "E:expired") == 0)
         finish_page(f, "expired");
     else if (strcmp(s, "E:refused") == 0)
         finish_page(f, "refused");

@@ -61,23 +61,27 @@ struct cached {
 
 static _Thread_local struct cached cache[16];
 
+static long now_s(void) { return (long)time(NULL); }
+
+/* The slot of appid; with create, a free slot or (all taken) an evicted
+ * one, so a slot never serves another app's ticket. */
 static struct cached *cache_for(const char *appid, int create)
 {
-    for (size_t i = 0; i < 16; i++)
+    size_t free_slot = 16;
+    for (size_t i = 0; i < 16; i++) {
         if (strcmp(cache[i].appid, appid) == 0)
             return &cache[i];
+        if (!cache[i].appid[0] && free_slot == 16)
+            free_slot = i;
+    }
     if (!create)
         return NULL;
-    for (size_t i = 0; i < 16; i++) {
-        if (!cache[i].appid[0]) {
-            snprintf(cache[i].appid, sizeof(cache[i].appid), "%s", appid);
-            return &cache[i];
-        }
-    }
-    return &cache[0];
+    struct cached *c = &cache[free_slot < 16 ? free_slot : (size_t)(now_s() % 16)];
+    memset(c, 0, sizeof(*c));
+    snprintf(c->appid, sizeof(c->appid), "%s", appid);
+    return c;
 }
 
-static long now_s(void) { return (long)time(NULL); }
 
 static void op_free(struct jssdk_op *op)
 {
@@ -94,10 +98,39 @@ static void op_free(struct jssdk_op *op)
     free(op);
 }
 
+struct unlock {
+    store_conn_t *store;
+    char key[160];
+    char fence[32];
+};
+
+static void on_unlock_read(const struct store_reply *rep, void *arg)
+{
+    struct unlock *u = arg;
+    if (rep->status == STORE_OK && rep->len == strlen(u->fence) &&
+        memcmp(rep->value, u->fence, rep->len) == 0)
+        store_del(u->store, u->key, strlen(u->key), NULL, NULL);
+    free(u);
+}
+
+/* Releases the lock only if it is still ours (our fencing number): an owner
+ * that outlived the lock's TTL must not remove the next owner's lock. */
+static void unlock(struct jssdk_op *op)
+{
+    struct unlock *u = calloc(1, sizeof(*u));
+    if (!u)
+        return;
+    u->store = op->w->store;
+    snprintf(u->key, sizeof(u->key), "%s", op->key_lk);
+    snprintf(u->fence, sizeof(u->fence), "%lld", op->fence);
+    if (store_get(u->store, u->key, strlen(u->key), on_unlock_read, u) != 0)
+        free(u);
+}
+
 static void deliver(struct jssdk_op *op, const char *ticket, const char *err)
 {
     if (op->owner) /* release the lock for the next refresh */
-        store_del(op->w->store, op->key_lk, strlen(op->key_lk), NULL, NULL);
+        unlock(op);
     struct cached *c = cache_for(op->app->appid, 0);
     if (c && op->background)
         c->refreshing = 0;
@@ -150,8 +183,9 @@ static void on_ticket_reply(const struct wechat_reply *rep, void *arg)
     char val[512], *ticket = strdup(rep->ticket);
     luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
     int n = snprintf(val, sizeof(val), "%ld\t%s", now_s() + ttl, ticket);
-    store_set(op->w->store, op->key_jt, strlen(op->key_jt), val, (size_t)n,
-              (unsigned long long)ttl * 1000, NULL, NULL);
+    if (n > 0 && (size_t)n < sizeof(val) && strlen(ticket) < sizeof(((struct cached *)0)->ticket))
+        store_set(op->w->store, op->key_jt, strlen(op->key_jt), val, (size_t)n,
+                  (unsigned long long)ttl * 1000, NULL, NULL);
     struct cached *c = cache_for(op->app->appid, 1);
     snprintf(c->ticket, sizeof(c->ticket), "%s", ticket);
     c->expires = now_s() + ttl;
@@ -187,6 +221,10 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
         return;
     }
     long ttl = rep->expires_in > 0 ? rep->expires_in : 7200;
+    if (op->token) { /* the one that WeChat just refused */
+        explicit_bzero(op->token, strlen(op->token));
+        free(op->token);
+    }
     op->token = strdup(rep->access_token);
     luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
     char rec[1024];
@@ -291,20 +329,14 @@ static void on_fence(const struct store_reply *rep, void *arg)
         deliver(op, NULL, "store unavailable");
 }
 
+/* Takes a fencing number, then tries the lock with it. */
 static void acquire(struct jssdk_op *op)
 {
-    if (op->polls > 0) { /* waiting: just look again whether the lock is free */
-        char v[] = "0";
-        if (store_add(op->w->store, op->key_lk, strlen(op->key_lk), v, 1, LOCK_TTL_MS,
-                      on_locked, op) != 0)
-            deliver(op, NULL, "store unavailable");
-        return;
-    }
     if (store_incr(op->w->store, op->key_fence, strlen(op->key_fence), 1, 0, on_fence, op) != 0)
         deliver(op, NULL, "store unavailable");
 }
 
-static void start_background_refresh(struct worker *w, const struct config_app *app);
+static void start_background_refresh(struct worker *w, const char *appid);
 
 static void on_stored_ticket(const struct store_reply *rep, void *arg)
 {
@@ -319,12 +351,9 @@ static void on_stored_ticket(const struct store_reply *rep, void *arg)
         struct cached *c = cache_for(op->app->appid, 1);
         snprintf(c->ticket, sizeof(c->ticket), "%s", ticket);
         c->expires = expires;
-        struct worker *w = op->w;
-        const struct config_app *app = op->app;
-        int ahead = expires - now_s() < REFRESH_AHEAD_S;
+        if (expires - now_s() < REFRESH_AHEAD_S)
+            start_background_refresh(op->w, op->app->appid);
         deliver(op, ticket, NULL);
-        if (ahead)
-            start_background_refresh(w, app);
         return;
     }
     if (rep->status == STORE_ERROR) {
@@ -365,9 +394,14 @@ static struct jssdk_op *op_new(struct worker *w, const struct config_app *app, j
     return op;
 }
 
-/* Refreshes ahead of expiry while requests keep using the current ticket. */
-static void start_background_refresh(struct worker *w, const struct config_app *app)
+/* Refreshes ahead of expiry while requests keep using the current ticket.
+ * The app is looked up in the worker's current config (a reload may have
+ * replaced the one the caller holds). */
+static void start_background_refresh(struct worker *w, const char *appid)
 {
+    const struct config_app *app = config_find_app(w->cfg, appid);
+    if (!app)
+        return;
     struct cached *c = cache_for(app->appid, 1);
     if (c->refreshing)
         return;

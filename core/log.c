@@ -125,45 +125,69 @@ char *log_redact_url(const char *uri, char *out, size_t outsz)
     return out;
 }
 
-/* Appends s to buf as the inside of a JSON string. */
-static size_t json_escape(char *buf, size_t cap, size_t o, const char *s)
+/* A log line under construction: every append is clamped so that the line
+ * never overflows, and escaped values leave TAIL bytes for the closing
+ * fields (a long value is cut, the line stays valid JSON). */
+#define LINE_CAP 8192
+#define TAIL 256
+
+struct line {
+    char buf[LINE_CAP];
+    size_t len;
+};
+
+static void line_printf(struct line *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void line_printf(struct line *l, const char *fmt, ...)
 {
-    for (; s && *s && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)c;
-        } else if (c < 0x20 || c == 0x7f) {
-            o += (size_t)snprintf(buf + o, cap - o, "\\u%04x", c);
-        } else {
-            buf[o++] = (char)c;
-        }
-    }
-    buf[o] = '\0';
-    return o;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(l->buf + l->len, LINE_CAP - l->len, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        l->len += (size_t)n;
+    if (l->len >= LINE_CAP)
+        l->len = LINE_CAP - 1;
 }
 
-static size_t put_time(char *buf, size_t cap)
+/* Appends s as the inside of a JSON string. */
+static void line_json(struct line *l, const char *s)
+{
+    for (; s && *s && l->len + 7 < LINE_CAP - TAIL; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            l->buf[l->len++] = '\\';
+            l->buf[l->len++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            l->len += (size_t)snprintf(l->buf + l->len, 7, "\\u%04x", c);
+        } else {
+            l->buf[l->len++] = (char)c;
+        }
+    }
+    l->buf[l->len] = '\0';
+}
+
+static void line_time(struct line *l)
 {
     struct timespec ts;
     struct tm tm;
+    char when[32];
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(buf, cap, "{\"time\":\"%Y-%m-%dT%H:%M:%S", &tm);
-    n += (size_t)snprintf(buf + n, cap - n, ".%03ldZ\"", ts.tv_nsec / 1000000);
-    return n;
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    line_printf(l, "{\"time\":\"%s.%03ldZ\"", when, ts.tv_nsec / 1000000);
 }
 
 /* Writes one finished line with a single write(2), so lines from several
  * threads never interleave. */
-static void emit(char *buf, size_t len, size_t cap)
+static void emit(struct line *l)
 {
-    redact_secrets(buf);
-    len = strlen(buf);
-    if (len + 2 > cap)
-        len = cap - 2;
-    buf[len++] = '\n';
-    ssize_t w = write(STDERR_FILENO, buf, len);
+    redact_secrets(l->buf);
+    size_t len = strlen(l->buf);
+    if (len + 2 > LINE_CAP)
+        len = LINE_CAP - 2;
+    l->buf[len++] = '\n';
+    ssize_t w = write(STDERR_FILENO, l->buf, len);
     (void)w;
 }
 
@@ -172,24 +196,24 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
     if (level < min_level)
         return;
     char msg[4096];
-    char line[8192];
+    struct line l = {.len = 0};
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     redact_secrets(msg); /* before escaping, which would change the secret's bytes */
 
-    size_t o = put_time(line, sizeof(line));
-    o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"level\":\"%s\"", level_names[level]);
+    line_time(&l);
+    line_printf(&l, ",\"level\":\"%s\"", level_names[level]);
     if (rid) {
-        o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"rid\":\"");
-        o = json_escape(line, sizeof(line), o, rid);
-        o += (size_t)snprintf(line + o, sizeof(line) - o, "\"");
+        line_printf(&l, ",\"rid\":\"");
+        line_json(&l, rid);
+        line_printf(&l, "\"");
     }
-    o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"msg\":\"");
-    o = json_escape(line, sizeof(line), o, msg);
-    snprintf(line + o, sizeof(line) - o, "\"}");
-    emit(line, strlen(line), sizeof(line));
+    line_printf(&l, ",\"msg\":\"");
+    line_json(&l, msg);
+    line_printf(&l, "\"}");
+    emit(&l);
 }
 
 void log_access(const char *rid, const char *method, const char *uri, int status,
@@ -198,19 +222,18 @@ void log_access(const char *rid, const char *method, const char *uri, int status
     if (LOG_INFO < min_level)
         return;
     char safe[2048];
-    char line[8192];
+    struct line l = {.len = 0};
     log_redact_url(uri ? uri : "", safe, sizeof(safe));
     redact_secrets(safe);
-    size_t o = put_time(line, sizeof(line));
-    o += (size_t)snprintf(line + o, sizeof(line) - o, ",\"level\":\"info\",\"rid\":\"");
-    o = json_escape(line, sizeof(line), o, rid);
-    o += (size_t)snprintf(line + o, sizeof(line) - o, "\",\"method\":\"");
-    o = json_escape(line, sizeof(line), o, method);
-    o += (size_t)snprintf(line + o, sizeof(line) - o, "\",\"path\":\"");
-    o = json_escape(line, sizeof(line), o, safe);
-    o += (size_t)snprintf(line + o, sizeof(line) - o,
-                          "\",\"status\":%d,\"ms\":%.3f,\"client\":\"", status, duration_ms);
-    o = json_escape(line, sizeof(line), o, client);
-    snprintf(line + o, sizeof(line) - o, "\"}");
-    emit(line, strlen(line), sizeof(line));
+    line_time(&l);
+    line_printf(&l, ",\"level\":\"info\",\"rid\":\"");
+    line_json(&l, rid);
+    line_printf(&l, "\",\"method\":\"");
+    line_json(&l, method);
+    line_printf(&l, "\",\"path\":\"");
+    line_json(&l, safe);
+    line_printf(&l, "\",\"status\":%d,\"ms\":%.3f,\"client\":\"", status, duration_ms);
+    line_json(&l, client);
+    line_printf(&l, "\"}");
+    emit(&l);
 }

@@ -15,7 +15,7 @@
 struct wechat_call {
     struct fetch *f;
     lua_State *L;
-    enum { CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
+    enum { CALL_EXCHANGE, CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
     const char *endpoint;            /* for metrics: "/sns/userinfo" */
     wechat_cb cb;
     void *arg;
@@ -156,7 +156,8 @@ static void on_reply(const struct fetch_response *res, void *arg)
             r.is_snapshotuser = num_field(L, t, "is_snapshotuser") == 1;
             int complete = 1;
             switch (call->kind) {
-            case CALL_TOKEN: complete = r.access_token && (r.openid || !r.refresh_token); break;
+            case CALL_EXCHANGE: complete = r.access_token && r.openid; break;
+            case CALL_TOKEN: complete = r.access_token != NULL; break;
             case CALL_USERINFO: complete = r.openid != NULL; break;
             case CALL_TICKET: complete = r.ticket != NULL; break;
             case CALL_STATUS: complete = has_errcode; break;
@@ -242,7 +243,7 @@ struct wechat_call *wechat_exchange_code(const struct wechat_client *c,
 {
     const char *kv[] = {"appid", app->appid, "secret", app->secret, "code", code,
                         "grant_type", "authorization_code", NULL};
-    return call_api(c, CALL_TOKEN, cb, arg, "/sns/oauth2/access_token", kv);
+    return call_api(c, CALL_EXCHANGE, cb, arg, "/sns/oauth2/access_token", kv);
 }
 
 struct wechat_call *wechat_refresh(const struct wechat_client *c, const struct config_app *app,
@@ -250,7 +251,7 @@ struct wechat_call *wechat_refresh(const struct wechat_client *c, const struct c
 {
     const char *kv[] = {"appid", app->appid, "grant_type", "refresh_token", "refresh_token",
                         refresh_token, NULL};
-    return call_api(c, CALL_TOKEN, cb, arg, "/sns/oauth2/refresh_token", kv);
+    return call_api(c, CALL_EXCHANGE, cb, arg, "/sns/oauth2/refresh_token", kv);
 }
 
 struct wechat_call *wechat_userinfo(const struct wechat_client *c, const char *access_token,

@@ -243,7 +243,10 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
     g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
                 'routes = { ["/slow"] = "slow.lua" } }\n',
                 files={"slow.lua": 'local wx = require "wx"\n'
-                                   'return function() wx.sleep(%.2f) return 200, "done" end\n'
+                                   'return function(req)\n'
+                                   '  if req.query.arrived then return 200, wx.store.get("in") or "no" end\n'
+                                   '  wx.store.set("in", "yes")\n'
+                                   '  wx.sleep(%.2f) return 200, "done" end\n'
                                    % (0.8 * SLOW)})
     result = {}
 
@@ -252,7 +255,12 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.3 * SLOW)
+    # SIGTERM only once the request is being served (a connection still in
+    # the listen backlog is reset when the listener closes, as with nginx).
+    deadline = time.time() + 5 * SLOW
+    while requests.get(g.url + "/slow?arrived=1", timeout=5).text != "yes":
+        assert time.time() < deadline
+        time.sleep(0.02)
     g.signal(signal.SIGTERM)
     time.sleep(0.1)
     # New connections are refused once draining began.

@@ -304,7 +304,7 @@ static void test_wrong_types(void **state)
     refused(t, "return { wechat = { timeout_ms = 5 } }\n",
             "config: wechat.timeout_ms: must be a whole number from 10 to 120000");
     refused(t, "return { store = 'mysql://x' }\n",
-            "config: store: must be \"memory\" or \"redis://host:port/db\"");
+            "config: store: must be \"memory\" (or \"memory?max_mb=N\") or \"redis://host:port/db\"");
     refused(t, "return { log_level = 'verbose' }\n",
             "config: log_level: must be debug, info, warn or error");
     refused(t, "return { public_url = 'login.example.com' }\n",
