@@ -55,6 +55,7 @@ return {
     end
     if mode == "ab" then return "https://h5.example.com/b?nick=" .. wx.url.escape(user.nickname) end
     if mode == "refuse" then return false, "closed" end
+    if mode == "slowrefuse" then wx.sleep(1) return false, "closed" end
   end,
   denied = function(req, ctx)
     if wx.store.get("mode") == "denied" then return "https://h5.example.com/sorry" end
@@ -335,6 +336,24 @@ def test_login_hook_outcomes(w):
     assert "outside the allow-list" in w.g.log()
     w.mode("refuse")
     assert w.login("hooked").status_code == 403
+
+
+def test_disconnect_during_login_hook_never_yields_a_ticket(w):
+    """A client that leaves while the hook decides must not find, on reload,
+    a ticket the hook may have refused."""
+    import socket
+    w.grant("xiaoming")
+    w.mode("slowrefuse")
+    cb = w.to_callback(w.start("hooked"))
+    path = cb[len(w.g.url):]
+    s = socket.create_connection(("127.0.0.1", w.g.port))
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % (path, UA)).encode())
+    time.sleep(0.3)
+    s.close()
+    time.sleep(1.2 * SLOW)
+    r = w.get(cb)
+    assert "wx_ticket" not in r.headers.get("Location", "")
+    assert r.status_code in (403, 502)
 
 
 @pytest.mark.parametrize("mode", ["raise", "spin"])

@@ -270,3 +270,27 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
     assert result["r"].status_code == 200 and result["r"].text == "done"
     assert g.p.wait(timeout=10 * SLOW) == 0
     assert "stopped" in g.log()
+
+
+def test_hostile_request_lines_are_logged_safely(gateway):
+    """Control bytes in the URI grow 6x when escaped into the JSON log line."""
+    g = gateway(MINIMAL)
+    for payload in (b"\x01" * 2000, b"\"\\" * 1500, b"\x7f" * 3000, "微信".encode() * 500):
+        s = socket.create_connection(("127.0.0.1", g.port))
+        s.sendall(b"GET /healthz?a=" + payload + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        s.settimeout(5 * SLOW)
+        data = b""
+        try:
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        assert data.startswith(b"HTTP/1.1 "), data[:100]
+    assert g.get("/healthz").status_code == 200
+    for line in g.log().splitlines():
+        if line.startswith("{"):
+            json.loads(line)  # every line is still one valid JSON object
