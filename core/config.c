@@ -187,6 +187,19 @@ static int get_table(struct check *k, int idx, const char *path, const char *key
     return 0;
 }
 
+/* The number of entries of the table at idx (lua_objlen counts only the
+ * array part). */
+static size_t table_size(lua_State *L, int idx)
+{
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    return n;
+}
+
 static char *read_small_file(const char *path, char *why, size_t whysz)
 {
     FILE *f = fopen(path, "rb");
@@ -345,12 +358,7 @@ static void load_apps(struct check *k, int top)
     int t = get_table(k, top, "", "apps");
     if (!t)
         return;
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        n++;
-        lua_pop(L, 1);
-    }
+    size_t n = table_size(L, t);
     c->apps = calloc(n ? n : 1, sizeof(*c->apps));
     static const char *const keys[] = {"appid", "secret", "domains", NULL};
     lua_pushnil(L);
@@ -405,12 +413,7 @@ static void load_campaigns(struct check *k, int top)
     int t = get_table(k, top, "", "campaigns");
     if (!t)
         return;
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        n++;
-        lua_pop(L, 1);
-    }
+    size_t n = table_size(L, t);
     c->campaigns = calloc(n ? n : 1, sizeof(*c->campaigns));
     static const char *const keys[] = {"app", "scope", "scope_override", "allow", "script",
                                        "force_popup", "force_snapshot", "lang", "ticket_ttl",
@@ -503,12 +506,7 @@ static void load_route_options(struct check *k, int ri, const char *path, struct
     int o = get_table(k, ri, path, "options");
     if (!o)
         return;
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, o)) {
-        n++;
-        lua_pop(L, 1);
-    }
+    size_t n = table_size(L, o);
     r->opt_keys = calloc(n ? n : 1, sizeof(char *));
     r->opt_vals = calloc(n ? n : 1, sizeof(char *));
     lua_pushnil(L);
@@ -535,12 +533,7 @@ static void load_routes(struct check *k, int top)
     int t = get_table(k, top, "", "routes");
     if (!t)
         return;
-    size_t n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        n++;
-        lua_pop(L, 1);
-    }
+    size_t n = table_size(L, t);
     c->routes = calloc(n ? n : 1, sizeof(*c->routes));
     lua_pushnil(L);
     while (lua_next(L, t)) {

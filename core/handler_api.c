@@ -154,16 +154,6 @@ static void user_free(struct user_req *u)
     free(u);
 }
 
-static struct wechat_client client(struct user_req *u)
-{
-    struct wechat_client wc = {
-        .fetch = u->w->fetch, .L = lua_vm_state(u->vm), .api_base = u->cfg->wechat_api_base,
-        .ca_file = u->cfg->wechat_ca_file,
-        .connect_timeout_ms = u->cfg->upstream_connect_timeout_ms,
-        .timeout_ms = u->cfg->upstream_timeout_ms};
-    return wc;
-}
-
 static void upstream_error(struct user_req *u, const struct wechat_reply *rep, const char *step)
 {
     log_msg(LOG_ERROR, http_req_id(u->r), "api/user: %s failed: %s (errcode %d)", step,
@@ -184,15 +174,13 @@ static void on_info(const struct wechat_reply *rep, void *arg)
     struct user_req *u = arg;
     lua_State *L = lua_vm_state(u->vm);
     if ((rep->err == WECHAT_TOKEN_EXPIRED || rep->err == WECHAT_TOKEN_INVALID) && !u->refreshed) {
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         u->access_exp = 0;
         fetch_info(u);
         return;
     }
     if (rep->err != WECHAT_OK) {
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         upstream_error(u, rep, "userinfo");
         return;
     }
@@ -245,8 +233,7 @@ static void on_refresh(const struct wechat_reply *rep, void *arg)
     struct user_req *u = arg;
     lua_State *L = lua_vm_state(u->vm);
     if (rep->err != WECHAT_OK) {
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         upstream_error(u, rep, "refresh");
         return;
     }
@@ -267,7 +254,7 @@ static void on_refresh(const struct wechat_reply *rep, void *arg)
  * expired (by its recorded lifetime or WeChat's word). */
 static void fetch_info(struct user_req *u)
 {
-    struct wechat_client wc = client(u);
+    struct wechat_client wc = wechat_client(u->w->fetch, lua_vm_state(u->vm), u->cfg);
     struct wechat_call *call;
     if (u->access_exp - 60 <= (long)time(NULL) && !u->refreshed)
         call = wechat_refresh(&wc, u->app, u->refresh, on_refresh, u);

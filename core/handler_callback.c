@@ -449,8 +449,7 @@ static void on_userinfo(const struct wechat_reply *rep, void *arg)
     } else {
         log_msg(LOG_WARN, rid(f), "callback: userinfo failed: %s (errcode %d); going on with "
                 "the openid only", wechat_err_name(rep->err), rep->errcode);
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(lua_vm_state(f->vm), LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(lua_vm_state(f->vm), rep);
         set_user(f, LUA_NOREF);
     }
     run_login(f);
@@ -458,11 +457,7 @@ static void on_userinfo(const struct wechat_reply *rep, void *arg)
 
 static void fetch_userinfo(struct flow *f)
 {
-    struct wechat_client wc = {
-        .fetch = f->w->fetch, .L = lua_vm_state(f->vm), .api_base = f->cfg->wechat_api_base,
-        .ca_file = f->cfg->wechat_ca_file,
-        .connect_timeout_ms = f->cfg->upstream_connect_timeout_ms,
-        .timeout_ms = f->cfg->upstream_timeout_ms};
+    struct wechat_client wc = wechat_client(f->w->fetch, lua_vm_state(f->vm), f->cfg);
     if (!wechat_userinfo(&wc, f->access_token, f->openid, f->c->lang, on_userinfo, f)) {
         set_user(f, LUA_NOREF);
         run_login(f);
@@ -508,8 +503,7 @@ static void on_exchange(const struct wechat_reply *rep, void *arg)
     struct flow *f = arg;
     lua_State *L = lua_vm_state(f->vm);
     if (rep->err != WECHAT_OK) {
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         if (rep->err == WECHAT_CODE_USED || rep->err == WECHAT_CODE_EXPIRED ||
             rep->err == WECHAT_CODE_INVALID) {
             restart_or_expire(f, wechat_err_name(rep->err));
@@ -523,8 +517,7 @@ static void on_exchange(const struct wechat_reply *rep, void *arg)
     f->unionid = rep->unionid ? strdup(rep->unionid) : NULL;
     f->scope = rep->scope ? strdup(rep->scope) : strdup(f->ls.scope);
     f->expires_in = rep->expires_in > 0 ? rep->expires_in : 7200;
-    if (rep->ref != LUA_NOREF)
-        luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    wechat_reply_drop(L, rep);
     if (f->snapshot) {
         /* A virtual user of the Moments snapshot page: never stored. */
         set_user(f, LUA_NOREF);
@@ -538,11 +531,7 @@ static void on_exchange(const struct wechat_reply *rep, void *arg)
 
 static void exchange(struct flow *f)
 {
-    struct wechat_client wc = {
-        .fetch = f->w->fetch, .L = lua_vm_state(f->vm), .api_base = f->cfg->wechat_api_base,
-        .ca_file = f->cfg->wechat_ca_file,
-        .connect_timeout_ms = f->cfg->upstream_connect_timeout_ms,
-        .timeout_ms = f->cfg->upstream_timeout_ms};
+    struct wechat_client wc = wechat_client(f->w->fetch, lua_vm_state(f->vm), f->cfg);
     if (!wechat_exchange_code(&wc, f->c->app, f->code, on_exchange, f)) {
         struct wechat_reply rep = {.err = WECHAT_NETWORK, .ref = LUA_NOREF};
         fail_upstream(f, &rep, "code exchange");

@@ -145,16 +145,6 @@ static void deliver(struct jssdk_op *op, const char *ticket, const char *err)
         cb(ticket, err, arg);
 }
 
-static struct wechat_client client(struct jssdk_op *op)
-{
-    struct wechat_client wc = {
-        .fetch = op->w->fetch, .L = lua_vm_state(op->vm), .api_base = op->cfg->wechat_api_base,
-        .ca_file = op->cfg->wechat_ca_file,
-        .connect_timeout_ms = op->cfg->upstream_connect_timeout_ms,
-        .timeout_ms = op->cfg->upstream_timeout_ms};
-    return wc;
-}
-
 static void fetch_basic_token(struct jssdk_op *op);
 
 /* ---- the owner's path ---- */
@@ -166,16 +156,14 @@ static void on_ticket_reply(const struct wechat_reply *rep, void *arg)
     lua_State *L = lua_vm_state(op->vm);
     if ((rep->err == WECHAT_TOKEN_INVALID || rep->err == WECHAT_TOKEN_EXPIRED) && !op->retried) {
         /* Someone else replaced the token, or it expired early: once more. */
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         op->retried = 1;
         store_del(op->w->store, op->key_bt, strlen(op->key_bt), NULL, NULL);
         fetch_basic_token(op);
         return;
     }
     if (rep->err != WECHAT_OK) {
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         deliver(op, NULL, wechat_err_name(rep->err));
         return;
     }
@@ -195,7 +183,7 @@ static void on_ticket_reply(const struct wechat_reply *rep, void *arg)
 
 static void get_ticket(struct jssdk_op *op)
 {
-    struct wechat_client wc = client(op);
+    struct wechat_client wc = wechat_client(op->w->fetch, lua_vm_state(op->vm), op->cfg);
     op->call = wechat_jsapi_ticket(&wc, op->token, on_ticket_reply, op);
     if (!op->call)
         deliver(op, NULL, "network");
@@ -215,8 +203,7 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
     op->call = NULL;
     lua_State *L = lua_vm_state(op->vm);
     if (rep->err != WECHAT_OK) {
-        if (rep->ref != LUA_NOREF)
-            luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+        wechat_reply_drop(L, rep);
         deliver(op, NULL, wechat_err_name(rep->err));
         return;
     }
@@ -250,7 +237,7 @@ static void fetch_basic_token(struct jssdk_op *op)
     store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota,
                (void *)op->app);
     metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
-    struct wechat_client wc = client(op);
+    struct wechat_client wc = wechat_client(op->w->fetch, lua_vm_state(op->vm), op->cfg);
     op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
     if (!op->call)
         deliver(op, NULL, "network");

@@ -209,6 +209,22 @@ static struct wechat_call *start(const struct wechat_client *c, int kind, const 
     return call;
 }
 
+struct wechat_client wechat_client(struct fetch_loop *fetch, lua_State *L,
+                                   const struct config *cfg)
+{
+    struct wechat_client c = {
+        .fetch = fetch, .L = L, .api_base = cfg->wechat_api_base, .ca_file = cfg->wechat_ca_file,
+        .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
+        .timeout_ms = cfg->upstream_timeout_ms};
+    return c;
+}
+
+void wechat_reply_drop(lua_State *L, const struct wechat_reply *r)
+{
+    if (r->ref != LUA_NOREF)
+        luaL_unref(L, LUA_REGISTRYINDEX, r->ref);
+}
+
 void wechat_cancel(struct wechat_call *call)
 {
     if (!call)

@@ -60,6 +60,13 @@ struct wechat_client {
 
 struct wechat_call;
 
+/* The client for cfg's WeChat (base URL, CA file, timeouts), decoding
+ * replies in L. */
+struct wechat_client wechat_client(struct fetch_loop *fetch, lua_State *L,
+                                   const struct config *cfg);
+/* Drops the decoded table of a reply the callback does not keep. */
+void wechat_reply_drop(lua_State *L, const struct wechat_reply *r);
+
 /* Builds the authorize URL. 0 ok, -1 when out is too small or state is not
  * [A-Za-z0-9]{1,128}. */
 int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
