@@ -415,3 +415,32 @@ def test_metrics_count_the_flow(w):
     assert 'wxgate_logins_started_total{campaign="base"} 1' in text
     assert 'wxgate_logins_completed_total{campaign="base"} 1' in text
     assert 'wxgate_upstream_seconds_count{endpoint="/sns/oauth2/access_token"} 1' in text
+
+
+def test_gateway_verifies_the_sandbox_over_https(gateway, sandbox, tmp_path):
+    """The exchange over HTTPS works with the sandbox's CA and fails (clear
+    page, no crash) without it: TLS to WeChat is always verified."""
+    from conftest import free_port
+    tls_port = free_port()
+    sb = sandbox(extra_args=["--tls", "127.0.0.1:%d" % tls_port, "--ca-dir", str(tmp_path)])
+    ca = sb.wait_out(r"ca: (\S+)").group(1)
+    https = "https://127.0.0.1:%d" % tls_port
+    results = {}
+    for label, ca_line in (("with_ca", 'ca_file = "%s",' % ca), ("without_ca", "")):
+        cfg = CONFIG % {"sb": https, "key": API_KEY, "timeout": 3000}
+        cfg = cfg.replace('wechat = { open_base', 'wechat = { %s open_base' % ca_line)
+        g = gateway(cfg, files={"hooks.lua": HOOKS},
+                    env={"S_DEMO": SECRETS["demo"], "S_SOLO": SECRETS["solo"]})
+        s = requests.Session()
+        s.headers["User-Agent"] = UA
+        s.post(sb.url + "/_sandbox/login?user=xiaoming", timeout=5)
+        r = s.get(g.url + "/auth?campaign=base&return=" + urllib.parse.quote(RETURN, safe=""),
+                  allow_redirects=False, timeout=10)
+        authorize = r.headers["Location"].replace(https, sb.url)  # the browser side, plain HTTP
+        r = s.get(authorize, allow_redirects=False, timeout=10)
+        r = s.get(r.headers["Location"], allow_redirects=False, timeout=10)
+        results[label] = r
+    assert results["with_ca"].status_code == 302
+    assert "wx_ticket=" in results["with_ca"].headers["Location"]
+    assert results["without_ca"].status_code == 502
+    assert "微信暂时无法完成登录" in results["without_ca"].text
