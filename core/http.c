@@ -343,7 +343,12 @@ void http_reply_raw_and_close(struct http_req *r, const char *bytes, size_t len)
     struct evhttp_connection *evcon = evhttp_request_get_connection(r->req);
     if (evcon && r->conn) {
         int fd = (int)bufferevent_getfd(r->conn->bev);
-        if (fd >= 0 && len) {
+        SSL *ssl = bufferevent_openssl_get_ssl(r->conn->bev);
+        /* Nothing else is queued on the connection while a handler holds its
+         * request, so the bytes can go straight out, through TLS if any. */
+        if (ssl && len)
+            SSL_write(ssl, bytes, (int)len);
+        else if (fd >= 0 && len) {
             ssize_t w = send(fd, bytes, len, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
         }

@@ -350,3 +350,32 @@ def test_control_api_refused_beyond_loopback_without_a_configured_token():
     finally:
         p.stop()
         p.check_sanitizers()
+
+
+def test_close_fault_over_https_cuts_the_reply(tls_sandbox):
+    """The connection is closed mid-reply through TLS: the client reads a
+    valid status line and a short body, not a TLS error."""
+    import socket
+    import ssl
+    p, port, tls_port, ca_dir = tls_sandbox
+    plain = "http://127.0.0.1:%d" % port
+    r = requests.post(plain + "/_sandbox/fault", timeout=5,
+                      params={"endpoint": "/sns/userinfo", "type": "close", "count": "1"})
+    assert r.status_code == 200
+    ctx = ssl.create_default_context(cafile=os.path.join(ca_dir, "ca.pem"))
+    with socket.create_connection(("127.0.0.1", tls_port), timeout=10 * SLOW) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+            s.sendall(b"GET /sns/userinfo?access_token=a&openid=b HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = b""
+            try:
+                while True:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            except (ssl.SSLError, OSError):
+                pass
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(re.search(rb"Content-Length: (\d+)", head, re.I).group(1))
+    assert 0 < len(body) < length
