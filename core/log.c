@@ -70,6 +70,16 @@ static void redact_secrets(char *buf)
             memmove(p + mlen, p + slen, strlen(p + slen) + 1);
             p += mlen;
         }
+        /* A secret cut short by a buffer limit: mask its beginning too. */
+        size_t blen = strlen(buf);
+        for (size_t k = slen - 1; k >= 4; k--) {
+            if (k <= blen && memcmp(buf + blen - k, secrets[i], k) == 0) {
+                size_t mlen = k < sizeof(mask) - 1 ? k : sizeof(mask) - 1;
+                memcpy(buf + blen - k, mask, mlen);
+                buf[blen - k + mlen] = '\0';
+                break;
+            }
+        }
     }
     pthread_mutex_unlock(&secrets_lock);
 }

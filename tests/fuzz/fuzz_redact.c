@@ -9,7 +9,9 @@
  * memfd): the line is one line of JSON-escaped text and neither the raw
  * secret nor the secret after JSON unescaping appears in it, not even its
  * first 8 bytes when the input held them only as part of the whole secret
- * (a line truncated inside a secret). */
+ * (a line truncated inside a secret). That last check can be turned off
+ * with WXGATE_FUZZ_SKIP_SECRET_PREFIX=1 to fuzz the rest while the known
+ * leak is open (see tests/fuzz/known_bugs/). */
 #include "log.h"
 
 #include "fuzz_common.h"
@@ -28,9 +30,12 @@ static const char *const secrets[] = {
 #define N_SECRETS (sizeof(secrets) / sizeof(secrets[0]))
 
 static int capture_fd = -1, saved_stderr = -1;
+static int check_prefix = 1;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+    const char *skip = getenv("WXGATE_FUZZ_SKIP_SECRET_PREFIX");
+    check_prefix = !(skip && *skip && strcmp(skip, "0") != 0);
     log_set_secrets(secrets, N_SECRETS);
     log_set_level(LOG_INFO);
     capture_fd = memfd_create("fuzz_redact_stderr", 0);
@@ -207,7 +212,8 @@ static void check_line(const char *what, const char *input)
     for (size_t i = 0; i < N_SECRETS; i++) {
         FUZZ_CHECK(strstr(line, secrets[i]) == NULL,
                    "%s: secret %zu in the line once JSON-decoded: %s", what, i, line);
-        FUZZ_CHECK(!prefix_only_in_secret(input, secrets[i]) || !has_prefix_of(line, secrets[i]),
+        FUZZ_CHECK(!check_prefix || !prefix_only_in_secret(input, secrets[i]) ||
+                       !has_prefix_of(line, secrets[i]),
                    "%s: the beginning of secret %zu is in the line: %s", what, i, line);
     }
     free(line);
