@@ -133,8 +133,9 @@ def gateway():
         return g
 
     yield start
-    for g in started:
+    for g in started:  # stop every one before any check can raise
         g.stop()
+    for g in started:
         g.check_sanitizers()
 
 
@@ -171,6 +172,7 @@ def sandbox():
     yield start
     for s in started:
         s.stop()
+    for s in started:
         s.check_sanitizers()
 
 
