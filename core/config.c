@@ -315,6 +315,10 @@ int config_parse_listen(const char *s, char **host, int *port)
         free(h);
         return -1;
     }
+    if (strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:%") != strlen(h)) {
+        free(h);
+        return -1;
+    }
     if (*h == '\0') {
         free(h);
         h = strdup("0.0.0.0");
@@ -428,6 +432,11 @@ static void load_campaigns(struct check *k, int top)
         }
         struct config_campaign *cp = &c->campaigns[c->n_campaigns++];
         cp->name = strdup(lua_tostring(L, -2));
+        size_t nl = strlen(cp->name);
+        if (nl == 0 || nl > 64 ||
+            strspn(cp->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != nl)
+            fail(k, "campaigns", "campaign names are 1-64 letters, digits, _ or - (\"%.64s\")",
+                 cp->name);
         cp->scope = strdup("snsapi_base");
         cp->lang = strdup("zh_CN");
         cp->ticket_ttl = 300;

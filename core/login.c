@@ -220,9 +220,12 @@ void login_cookie_push(const char *cookie, const char *mac, char *out, size_t ou
     size_t o = (size_t)snprintf(out, outsz, "%s", mac);
     int kept = 0;
     const char *p = cookie ? cookie : "";
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     while (*p && kept < 3 && o + 24 < outsz) {
         size_t n = strcspn(p, ".");
-        if (n == 22 && strncmp(p, mac, 22) != 0) {
+        /* Only well-formed MACs are carried over into Set-Cookie. */
+        if (n == 22 && strncmp(p, mac, 22) != 0 && strspn(p, b64url) >= 22) {
             out[o++] = '.';
             memcpy(out + o, p, 22);
             o += 22;

@@ -41,8 +41,9 @@ static int ref_others(const char *cookie, const char *mac)
     const char *p = cookie ? cookie : "";
     while (*p) {
         size_t n = strcspn(p, ".");
-        if (n == 22 && memcmp(p, mac, 22) != 0)
-            k++;
+        if (n == 22 && memcmp(p, mac, 22) != 0 &&
+            strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") >= 22)
+            k++; /* only well-formed MACs are carried over */
         p += n;
         if (*p == '.')
             p++;

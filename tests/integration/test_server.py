@@ -154,6 +154,9 @@ def test_check_accepts_minimal_config(tmp_path):
     ('return { listen = "host:+80" }', "config: listen: bad listen address"),
     ('return { listen = "a:1:2" }', "config: listen: bad listen address"),
     ('error({})', "the error object is not a string"),
+    ('return { apps = { a = { appid = "wx1", secret = { env = "HOME" } } },'
+     ' campaigns = { ["bad name"] = { allow = { "https://x.com/" } } } }',
+     "config: campaigns: campaign names are 1-64 letters"),
     ('return { store = "redis://127.0.0.1:6379/0" }', "config: token_key: required with a Redis"),
 ])
 def test_bad_configs_are_refused_with_key_path(tmp_path, text, expected):
