@@ -21,10 +21,20 @@ SANITIZED = os.environ.get("WXGATE_SANITIZED") == "1"
 SLOW = 3.0 if SANITIZED else 1.0
 
 
+_handed_out = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free loopback port, never the same one twice in a session: wxgate
+    listens with SO_REUSEPORT, so two of our processes given one port would
+    silently share it instead of failing."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 class Proc:
