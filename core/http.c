@@ -575,7 +575,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 void http_server_set_limits(struct http_server *s, const struct config_limits *l)
 {
     s->limits = *l;
-    struct timeval tv = {l->read_timeout_ms / 1000, (l->read_timeout_ms % 1000) * 1000};
+    struct timeval tv = {l->io_timeout_ms / 1000, (l->io_timeout_ms % 1000) * 1000};
     evhttp_set_max_headers_size(s->http, (ev_ssize_t)l->max_header_size);
     evhttp_set_max_body_size(s->http, (ev_ssize_t)l->max_body_size);
     evhttp_set_timeout_tv(s->http, &tv);

@@ -75,7 +75,7 @@ def test_slow_client_is_timed_out_and_worker_keeps_serving(gateway):
     """A client trickling its request head is cut off at header_timeout_ms even
     though it never stays silent long enough for an inactivity timeout."""
     g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1, '
-                'limits = { header_timeout_ms = 800, read_timeout_ms = 5000 } }\n')
+                'limits = { header_timeout_ms = 800, io_timeout_ms = 5000 } }\n')
     s = socket.create_connection(("127.0.0.1", g.port))
     s.settimeout(0.2)
     start = time.time()

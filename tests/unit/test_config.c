@@ -164,8 +164,7 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->limits.max_body_size, 65536);
     assert_int_equal(c->limits.max_connections, 4096);
     assert_int_equal(c->limits.header_timeout_ms, 10000);
-    assert_int_equal(c->limits.read_timeout_ms, 10000);
-    assert_int_equal(c->limits.write_timeout_ms, 10000);
+    assert_int_equal(c->limits.io_timeout_ms, 10000);
     assert_int_equal(c->limits.keepalive_timeout_ms, 30000);
     assert_int_equal(c->limits.drain_timeout_ms, 10000);
     assert_int_equal(c->n_apps, 0);
@@ -198,8 +197,8 @@ static void test_explicit_values(void **state)
         "  wechat = { open_base = 'http://127.0.0.1:1', api_base = 'http://127.0.0.1:2',\n"
         "             connect_timeout_ms = 100, timeout_ms = 200 },\n"
         "  limits = { max_header_size = 2048, max_uri_length = 512, max_body_size = 0,\n"
-        "             max_connections = 10, header_timeout_ms = 100, read_timeout_ms = 200,\n"
-        "             write_timeout_ms = 300, keepalive_timeout_ms = 400, drain_timeout_ms = 0 },\n"
+        "             max_connections = 10, header_timeout_ms = 100, io_timeout_ms = 200,\n"
+        "             keepalive_timeout_ms = 400, drain_timeout_ms = 0 },\n"
         "  lua = { cpu_budget_ms = 50, memory_mb = 8 } }\n");
     assert_string_equal(c->listen_host, "0.0.0.0");
     assert_int_equal(c->listen_port, 9090);
@@ -218,8 +217,7 @@ static void test_explicit_values(void **state)
     assert_int_equal(c->limits.max_body_size, 0);
     assert_int_equal(c->limits.max_connections, 10);
     assert_int_equal(c->limits.header_timeout_ms, 100);
-    assert_int_equal(c->limits.read_timeout_ms, 200);
-    assert_int_equal(c->limits.write_timeout_ms, 300);
+    assert_int_equal(c->limits.io_timeout_ms, 200);
     assert_int_equal(c->limits.keepalive_timeout_ms, 400);
     assert_int_equal(c->limits.drain_timeout_ms, 0);
     assert_int_equal(c->lua_cpu_budget_ms, 50);
