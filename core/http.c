@@ -633,6 +633,18 @@ void http_server_stop_accepting(struct http_server *s)
 int http_server_active_requests(const struct http_server *s) { return s->active; }
 int http_server_connections(const struct http_server *s) { return s->n_conns; }
 
+int http_server_busy(const struct http_server *s)
+{
+    int busy = s->active;
+    for (const struct conn *c = s->conns; c; c = c->next) {
+        bufferevent_data_cb readcb = NULL;
+        bufferevent_getcb(c->bev, &readcb, NULL, NULL, NULL);
+        if (readcb && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+            busy++;
+    }
+    return busy;
+}
+
 void http_server_free(struct http_server *s)
 {
     if (!s)

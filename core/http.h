@@ -25,6 +25,9 @@ struct http_server *http_server_new(struct event_base *base, int fd,
 void http_server_set_limits(struct http_server *s, const struct config_limits *limits);
 void http_server_stop_accepting(struct http_server *s);
 int http_server_active_requests(const struct http_server *s);
+/* Requests in handlers plus replies still being written: 0 when a drain
+ * may stop the loop without cutting a reply short. */
+int http_server_busy(const struct http_server *s);
 int http_server_connections(const struct http_server *s);
 void http_server_free(struct http_server *s);
 

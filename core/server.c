@@ -120,8 +120,7 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    int active = http_server_active_requests(w->http) +
-                 (w->https ? http_server_active_requests(w->https) : 0);
+    int active = http_server_busy(w->http) + (w->https ? http_server_busy(w->https) : 0);
     if (active == 0 || http_now_ms() > w->drain_deadline) {
         if (active)
             log_warn("worker %d: drain timeout with %d requests in flight", w->id, active);
