@@ -6,8 +6,8 @@
  * (evhttp_set_bevcb) without BEV_OPT_CLOSE_ON_FREE and with one extra
  * reference held by a struct conn: evhttp still closes the socket itself the
  * moment it frees the connection, but the bufferevent's memory stays valid
- * until our periodic sweep sees that evhttp let go (its callbacks are NULL)
- * and drops the reference. The same sweep enforces the total time a request
+ * until our periodic sweep sees that evhttp let go (conn_alive) and drops
+ * the reference. The same sweep enforces the total time a request
  * head may take, notices clients that hung up while a handler holds their
  * request, and keeps the connection count that pauses accept(2) at the
  * limit. */
@@ -241,6 +241,16 @@ static struct conn *find_conn(struct http_server *s, struct bufferevent *bev)
     return NULL;
 }
 
+/* Does evhttp still use this connection? bufferevent_free() clears every
+ * callback; while alive, evhttp always keeps its event (error) callback, even
+ * when it clears the read callback to write a reply. */
+static int conn_alive(const struct conn *c)
+{
+    bufferevent_event_cb eventcb = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &eventcb, NULL);
+    return eventcb != NULL;
+}
+
 static void fire_abort(struct http_req *r)
 {
     if (r->aborted)
@@ -266,9 +276,7 @@ static void sweep(evutil_socket_t fd_unused, short what, void *arg)
     struct conn *c = s->conns;
     while (c) {
         struct conn *next = c->next;
-        bufferevent_data_cb readcb = NULL;
-        bufferevent_getcb(c->bev, &readcb, NULL, NULL, NULL);
-        if (!readcb) {
+        if (!conn_alive(c)) {
             /* evhttp freed the connection and closed the socket. */
             if (c->current) {
                 c->current->conn = NULL;
@@ -636,12 +644,9 @@ int http_server_connections(const struct http_server *s) { return s->n_conns; }
 int http_server_busy(const struct http_server *s)
 {
     int busy = s->active;
-    for (const struct conn *c = s->conns; c; c = c->next) {
-        bufferevent_data_cb readcb = NULL;
-        bufferevent_getcb(c->bev, &readcb, NULL, NULL, NULL);
-        if (readcb && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
+    for (const struct conn *c = s->conns; c; c = c->next)
+        if (conn_alive(c) && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0)
             busy++;
-    }
     return busy;
 }
 

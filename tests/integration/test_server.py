@@ -297,3 +297,43 @@ def test_hostile_request_lines_are_logged_safely(gateway):
     for line in g.log().splitlines():
         if line.startswith("{"):
             json.loads(line)  # every line is still one valid JSON object
+
+
+def _slow_read(port, path, tls_ca=None, pause=0.05):
+    """Reads a reply slowly enough that the connection sweeps run mid-write."""
+    import ssl
+    raw = socket.create_connection(("127.0.0.1", port), timeout=20 * SLOW)
+    # A small window keeps the reply in the server's buffers while we pause.
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    s = raw
+    if tls_ca:
+        s = ssl.create_default_context(cafile=tls_ca).wrap_socket(raw, server_hostname="127.0.0.1")
+    s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+    data = bytearray()
+    t0 = time.time()
+    while True:
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        data += chunk
+        if time.time() - t0 < 0.5:
+            time.sleep(pause)
+    s.close()
+    head, _, body = bytes(data).partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_big_replies_to_slow_readers_arrive_whole_over_http_and_https(gateway, sandbox, tmp_path):
+    sb = sandbox(extra_args=["--tls", "127.0.0.1:%d" % free_port(), "--ca-dir", str(tmp_path)])
+    sb.wait_out(r"ca: ")
+    tls_port = free_port()
+    g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1,'
+                ' tls = { listen = "127.0.0.1:%d", cert = "%s/server.pem", key = "%s/server-key.pem" },'
+                ' routes = { ["/big"] = "big.lua" } }\n' % (tls_port, tmp_path, tmp_path),
+                files={"big.lua": 'local body = ("0123456789abcdef"):rep(262144)\n'
+                                  'return function() return 200, body end\n'})
+    for port, ca in ((g.port, None), (tls_port, str(tmp_path / "ca.pem"))):
+        head, body = _slow_read(port, "/big", tls_ca=ca)
+        assert head.startswith(b"HTTP/1.1 200")
+        assert len(body) == 16 * 262144 and body[:16] == b"0123456789abcdef"
+    assert g.get("/healthz").status_code == 200
