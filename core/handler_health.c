@@ -10,10 +10,12 @@
 
 void handle_health(struct worker *w, struct http_req *r)
 {
-    char body[160];
+    char body[200];
     int ok = store_healthy(w->store);
-    int n = snprintf(body, sizeof(body), "{\"status\":\"%s\",\"worker\":%d,\"store\":\"%s\"}\n",
-                     ok ? "ok" : "degraded", w->id, ok ? "ok" : "unavailable");
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"%s\",\"worker\":%d,\"store\":\"%s\",\"connections\":%d}\n",
+                     ok ? "ok" : "degraded", w->id, ok ? "ok" : "unavailable",
+                     http_server_connections(w->http));
     http_req_add_header(r, "Cache-Control", "no-store");
     http_reply(r, ok ? 200 : 503, "application/json", body, (size_t)n);
 }

@@ -388,7 +388,6 @@ const char *http_req_path(const struct http_req *r) { return r->path; }
 const char *http_req_query_string(const struct http_req *r) { return r->query ? r->query : ""; }
 const char *http_req_client(const struct http_req *r) { return r->client; }
 int http_req_is_tls(const struct http_req *r) { return r->srv->tls != NULL; }
-double http_req_start_ms(const struct http_req *r) { return r->start; }
 
 const char *http_req_body(const struct http_req *r, size_t *len)
 {

@@ -48,7 +48,6 @@ const char *http_req_form(struct http_req *r, const char *name);
 const char *http_req_client(const struct http_req *r); /* peer address */
 int http_req_is_tls(const struct http_req *r);
 const char *http_req_body(const struct http_req *r, size_t *len);
-double http_req_start_ms(const struct http_req *r);
 
 /* Iterates over request headers / query arguments in order. */
 typedef void (*http_kv_cb)(const char *name, const char *value, void *arg);

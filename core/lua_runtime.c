@@ -522,11 +522,6 @@ static void task_abort(void *arg)
 
 /* ---- routes ---- */
 
-struct header_ctx {
-    struct http_req *r;
-    int bad;
-};
-
 static void add_response_headers(lua_State *L, int idx, struct http_req *r, int *bad)
 {
     lua_pushnil(L);
