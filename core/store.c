@@ -76,3 +76,19 @@ int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *
     if (!c || fix_buf(&key, klen) < 0) return -1;
     return c->store->ops->del(c, key, klen, cb ? cb : ignore_reply, arg);
 }
+
+/* Strict decimal: an optional '-', then digits only, within long long. */
+int store_parse_ll(const char *s, size_t len, long long *out) {
+    size_t i = (len > 0 && s[0] == '-');
+    long long v = 0;
+    if (i == len) return -1;
+    for (; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        int digit = s[i] - '0';
+        if (__builtin_mul_overflow(v, 10, &v)) return -1;
+        if (s[0] == '-' ? __builtin_sub_overflow(v, digit, &v) : __builtin_add_overflow(v, digit, &v))
+            return -1;
+    }
+    *out = v;
+    return 0;
+}

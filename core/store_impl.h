@@ -46,4 +46,8 @@ void store_memory_stats(store_t *s, size_t *keys, size_t *bytes);
  * store_attach(). */
 store_t *store_redis_open(const char *url, const char **err);
 
+/* Strict decimal for counters: an optional '-', then digits only, within
+ * long long. 0 ok, -1 otherwise. (store.c) */
+int store_parse_ll(const char *s, size_t len, long long *out);
+
 #endif

@@ -429,21 +429,6 @@ static void apply_add(struct mem_store *m, struct shard *sh, uint64_t hash,
                        expiry_for(now, w->ttl_ms));
 }
 
-/* Strict decimal: an optional '-', then digits only, within long long. */
-static int parse_ll(const char *s, size_t len, long long *out) {
-    size_t i = (len > 0 && s[0] == '-');
-    long long v = 0;
-    if (i == len) return -1;
-    for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        int digit = s[i] - '0';
-        if (__builtin_mul_overflow(v, 10, &v)) return -1;
-        if (s[0] == '-' ? __builtin_sub_overflow(v, digit, &v) : __builtin_add_overflow(v, digit, &v))
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* Integers are stored as decimal text, so get returns them readably. A new
  * key gets the call's TTL; an existing one keeps its own. */
@@ -456,7 +441,7 @@ static void apply_incr(struct mem_store *m, struct shard *sh, uint64_t hash,
 
     if (slot) {
         struct entry *e = *slot;
-        if (parse_ll(e->data + e->klen, e->vlen, &n) < 0) {
+        if (store_parse_ll(e->data + e->klen, e->vlen, &n) < 0) {
             r->err = "not an integer";
             return;
         }

@@ -152,21 +152,6 @@ static struct timeval ms_tv(int ms) {
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
-/* Strict decimal: an optional '-', then digits only, within long long. */
-static int parse_ll(const char *s, size_t len, long long *out) {
-    size_t i = (len > 0 && s[0] == '-');
-    long long v = 0;
-    if (i == len) return -1;
-    for (; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9') return -1;
-        int digit = s[i] - '0';
-        if (__builtin_mul_overflow(v, 10, &v)) return -1;
-        if (s[0] == '-' ? __builtin_sub_overflow(v, digit, &v) : __builtin_add_overflow(v, digit, &v))
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* ------------------------------------------------------------ records */
 
@@ -241,7 +226,7 @@ static void deliver(enum cmd_kind kind, const redisReply *r, const char *lost, s
                 out = (struct store_reply){.status = STORE_EXISTS};
             break;
         case CMD_INCR:
-            if (r->type == REDIS_REPLY_STRING && parse_ll(r->str, r->len, &n) == 0)
+            if (r->type == REDIS_REPLY_STRING && store_parse_ll(r->str, r->len, &n) == 0)
                 out = (struct store_reply){.status = STORE_OK, .number = n};
             break;
         case CMD_DEL:
@@ -605,7 +590,7 @@ static char *decode(const char *s, size_t len, size_t *outlen) {
 /* A whole number from lo to hi, digits only. */
 static int parse_int(const char *s, size_t len, long lo, long hi, int *out) {
     long long v;
-    if (!len || s[0] == '-' || parse_ll(s, len, &v) < 0 || v < lo || v > hi) return -1;
+    if (!len || s[0] == '-' || store_parse_ll(s, len, &v) < 0 || v < lo || v > hi) return -1;
     *out = (int)v;
     return 0;
 }
