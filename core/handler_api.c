@@ -1,7 +1,9 @@
 /* The backend API, behind a bearer key (constant-time check):
  *   POST /api/ticket (ticket=..)   redeems a one-time login ticket → user JSON
  *   GET  /api/user?app=&openid=    fresh userinfo through the stored tokens,
- *                                  refreshing them when WeChat says expired */
+ *                                  refreshing them when WeChat says expired;
+ *                                  for a snsapi_base user, the identity once
+ *                                  sns/auth confirms the token */
 #include "config.h"
 #include "crypto.h"
 #include "http.h"
@@ -138,6 +140,7 @@ struct user_req {
     char *access, *refresh, *scope;
     long access_exp;
     int refreshed;
+    int base;                       /* snsapi_base: sns/auth instead of userinfo */
 };
 
 static void user_free(struct user_req *u)
@@ -185,8 +188,18 @@ static void on_info(const struct wechat_reply *rep, void *arg)
         return;
     }
     int top = lua_gettop(L);
-    lua_rawgeti(L, LUA_REGISTRYINDEX, rep->ref);
-    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    if (u->base) {
+        /* sns/auth said the token is good: the identity, without a profile. */
+        wechat_reply_drop(L, rep);
+        lua_createtable(L, 0, 4);
+        lua_pushstring(L, u->openid);
+        lua_setfield(L, -2, "openid");
+        lua_pushstring(L, u->scope);
+        lua_setfield(L, -2, "scope");
+    } else {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, rep->ref);
+        luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    }
     int t = lua_gettop(L);
     lua_pushstring(L, u->app->appid);
     lua_setfield(L, t, "appid");
@@ -205,8 +218,7 @@ static void on_info(const struct wechat_reply *rep, void *arg)
     if (json) {
         login_json_fix_privilege(json);
         reply_json(u->r, 200, json);
-    }
-    else
+    } else
         reply_error(u->r, 502, "upstream", "WeChat did not answer as expected, try again");
     free(json);
     user_free(u);
@@ -259,7 +271,8 @@ static void fetch_info(struct user_req *u)
     if (u->access_exp - 60 <= (long)time(NULL) && !u->refreshed)
         call = wechat_refresh(&wc, u->app, u->refresh, on_refresh, u);
     else
-        call = wechat_userinfo(&wc, u->access, u->openid, "zh_CN", on_info, u);
+        call = u->base ? wechat_check_token(&wc, u->access, u->openid, on_info, u)
+                       : wechat_userinfo(&wc, u->access, u->openid, "zh_CN", on_info, u);
     if (!call) {
         reply_error(u->r, 502, "upstream", "cannot reach WeChat");
         user_free(u);
@@ -299,11 +312,7 @@ static void on_tokens(const struct store_reply *rep, void *arg)
     u->scope = strdup(f[5]);
     explicit_bzero(buf, blen);
     free(buf);
-    if (!strstr(u->scope, "snsapi_userinfo")) {
-        reply_error(u->r, 409, "scope", "the user authorized snsapi_base only: no profile");
-        user_free(u);
-        return;
-    }
+    u->base = strstr(u->scope, "snsapi_userinfo") == NULL;
     fetch_info(u);
 }
 

@@ -444,3 +444,25 @@ def test_gateway_verifies_the_sandbox_over_https(gateway, sandbox, tmp_path):
     assert "wx_ticket=" in results["with_ca"].headers["Location"]
     assert results["without_ca"].status_code == 502
     assert "微信暂时无法完成登录" in results["without_ca"].text
+
+
+def test_api_user_for_a_base_scope_user_checks_the_token(w):
+    loc, t = ticket_of(w.login("base"))
+    openid = w.redeem(t).json()["openid"]
+    h = {"Authorization": "Bearer " + API_KEY}
+    checks = w.stats("/sns/auth")
+    r = requests.get(w.g.url + "/api/user", params={"app": "demo", "openid": openid}, headers=h,
+                     timeout=5)
+    w.seen.append(r)
+    assert r.status_code == 200
+    assert r.json() == {"openid": openid, "scope": "snsapi_base", "appid": "wx_sandbox_demo",
+                        "app": "demo"}
+    assert w.stats("/sns/auth") == checks + 1
+    # WeChat says the token expired (42001): refreshed, then checked again.
+    refreshes = w.stats("/sns/oauth2/refresh_token")
+    requests.post(w.sb.url + "/_sandbox/clock?advance=7300", timeout=5)
+    r = requests.get(w.g.url + "/api/user", params={"app": "demo", "openid": openid}, headers=h,
+                     timeout=5)
+    assert r.status_code == 200 and r.json()["openid"] == openid
+    assert w.stats("/sns/oauth2/refresh_token") == refreshes + 1
+    assert w.stats("/sns/auth") == checks + 3
