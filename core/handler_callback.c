@@ -121,9 +121,12 @@ static void finish_redirect(struct flow *f, const char *url)
 static void finish_page(struct flow *f, const char *kind)
 {
     char retry[4096], outcome[32];
-    if (f->code_key[0] || !f->code[0])  /* the owner of the outcome counts it */
+    if (f->code_key[0] || !f->code[0]) { /* the owner of the outcome counts it */
+        char errcode[16];
+        snprintf(errcode, sizeof(errcode), "%d", f->errcode);
         metrics_inc("wxgate_logins_failed_total", "campaign", f->ls.campaign, "error",
-                    f->err ? wechat_err_name(f->err) : kind, NULL);
+                    f->err ? wechat_err_name(f->err) : kind, "errcode", errcode, NULL);
+    }
     retry_link(f, retry, sizeof(retry));
     snprintf(outcome, sizeof(outcome), "E:%s", kind);
     record_outcome(f, outcome);

@@ -466,3 +466,11 @@ def test_api_user_for_a_base_scope_user_checks_the_token(w):
     assert r.status_code == 200 and r.json()["openid"] == openid
     assert w.stats("/sns/oauth2/refresh_token") == refreshes + 1
     assert w.stats("/sns/auth") == checks + 3
+
+
+def test_failed_logins_are_counted_by_campaign_error_and_errcode(w):
+    w.fault("/sns/oauth2/access_token", type="errcode", errcode="-1", count="1")
+    assert w.login("base").status_code == 502
+    text = requests.get(w.g.url + "/metrics", timeout=5).text
+    assert ('wxgate_logins_failed_total{campaign="base",error="busy",errcode="-1"} 1' in text), text
+    assert 'wxgate_upstream_errors_total{endpoint="/sns/oauth2/access_token",error="busy"} 1' in text
