@@ -11,7 +11,7 @@ struct http_req;
 struct worker;
 
 #define LOGIN_STATE_LEN 32        /* base62 characters: ~190 bits */
-#define LOGIN_STATE_TTL 3600      /* seconds a record is kept (to restart used ones) */
+#define LOGIN_STATE_TTL 1800      /* seconds a record is kept (to restart used ones) */
 #define LOGIN_STATE_VALID 600     /* seconds a state may be called back */
 #define LOGIN_COOKIE "wxgate_state"
 

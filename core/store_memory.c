@@ -32,7 +32,7 @@
 #define MIN_BUCKETS 16
 #define MIN_HEAP 16
 #define EXPIRE_PER_CALL 16      /* expired keys one call may sweep */
-#define DEFAULT_MAX_MB 64
+#define DEFAULT_MAX_MB 512 /* a cap, not a reservation: used as filled */
 #define MAX_MAX_MB (1u << 20)   /* 1 TiB */
 #define GET_STACK_BUF 512
 #define NOT_IN_HEAP SIZE_MAX
