@@ -168,13 +168,16 @@ int login_state_decode(const char *v, size_t len, struct login_state *s)
     memcpy(buf, v, len);
     buf[len] = '\0';
     char *save = NULL;
-    char *f[6];
+    char *f[7];
     int n = 0;
-    for (char *tok = strtok_r(buf, "\t", &save); tok && n < 6; tok = strtok_r(NULL, "\t", &save))
+    for (char *tok = strtok_r(buf, "\t", &save); tok && n < 7; tok = strtok_r(NULL, "\t", &save))
         f[n++] = tok;
+    char *end;
     if (n != 6)
         return -1;
-    s->created = strtol(f[1], NULL, 10);
+    s->created = strtol(f[1], &end, 10);
+    if (*end != '\0' || end == f[1])
+        return -1;
     s->restarts = atoi(f[2]);
     snprintf(s->scope, sizeof(s->scope), "%s", f[3]);
     snprintf(s->campaign, sizeof(s->campaign), "%s", f[4]);
@@ -195,6 +198,9 @@ void login_state_mac(const struct config *cfg, const char *state, char out[23])
     out[22] = '\0';
 }
 
+static const char b64url_chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 int login_cookie_has(const char *cookie, const char *mac)
 {
     if (!cookie || !*cookie)
@@ -203,7 +209,7 @@ int login_cookie_has(const char *cookie, const char *mac)
     const char *p = cookie;
     while (*p) {
         size_t n = strcspn(p, ".");
-        if (n == 22) {
+        if (n == 22 && strspn(p, b64url_chars) >= 22) {
             usable = 1;
             if (crypto_equal(p, 22, mac, 22))
                 return 1;
@@ -220,12 +226,10 @@ void login_cookie_push(const char *cookie, const char *mac, char *out, size_t ou
     size_t o = (size_t)snprintf(out, outsz, "%s", mac);
     int kept = 0;
     const char *p = cookie ? cookie : "";
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     while (*p && kept < 3 && o + 24 < outsz) {
         size_t n = strcspn(p, ".");
         /* Only well-formed MACs are carried over into Set-Cookie. */
-        if (n == 22 && strncmp(p, mac, 22) != 0 && strspn(p, b64url) >= 22) {
+        if (n == 22 && strncmp(p, mac, 22) != 0 && strspn(p, b64url_chars) >= 22) {
             out[o++] = '.';
             memcpy(out + o, p, 22);
             o += 22;

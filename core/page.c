@@ -10,6 +10,8 @@
 
 void page_escape(char *buf, size_t cap, size_t *len, const char *s)
 {
+    if (cap == 0 || *len >= cap)
+        return;
     for (; s && *s && *len + 7 < cap; s++) {
         const char *rep = NULL;
         switch (*s) {
