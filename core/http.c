@@ -3,11 +3,14 @@
  * Connection tracking. libevent 2.1's evhttp has no per-connection hooks, no
  * connection limit and only an inactivity timeout, which a client sending one
  * byte a second defeats. So every connection's bufferevent is created here
- * (evhttp_set_bevcb) without BEV_OPT_CLOSE_ON_FREE and with one extra
- * reference held by a struct conn: evhttp still closes the socket itself the
- * moment it frees the connection, but the bufferevent's memory stays valid
- * until our periodic sweep sees that evhttp let go (conn_alive) and drops
- * the reference. The same sweep enforces the total time a request
+ * (evhttp_set_bevcb) with one extra reference held by a struct conn. When
+ * evhttp frees the connection it shuts the socket down (the client sees the
+ * end at once), but the bufferevent, and with BEV_OPT_CLOSE_ON_FREE the file
+ * descriptor, live on until our periodic sweep sees that evhttp let go
+ * (conn_alive) and drops the reference. Keeping the descriptor matters: were
+ * its number reused by a new connection while the old bufferevent still had
+ * events on it (a TLS one can), the old one would read the new client's
+ * bytes. The same sweep enforces the total time a request
  * head may take, notices clients that hung up while a handler holds their
  * request, and keeps the connection count that pauses accept(2) at the
  * limit. */
@@ -164,14 +167,11 @@ static void update_accepting(struct http_server *s)
     }
 }
 
-/* Drops our reference; a TLS connection's SSL is ours to free as well,
- * since without BEV_OPT_CLOSE_ON_FREE libevent leaves it. */
+/* Drops our reference: the last one, so the socket is closed (and a TLS
+ * connection's SSL freed) here. */
 static void conn_release_bev(struct conn *c)
 {
-    SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
     bufferevent_decref(c->bev);
-    if (ssl)
-        SSL_free(ssl);
 }
 
 static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
@@ -182,23 +182,21 @@ static struct bufferevent *on_new_connection(struct event_base *base, void *arg)
         SSL *ssl = SSL_new(s->tls);
         if (!ssl)
             return NULL;
-        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, 0);
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                             BEV_OPT_CLOSE_ON_FREE);
         if (!bev) {
             SSL_free(ssl);
             return NULL;
         }
         bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
     } else {
-        bev = bufferevent_socket_new(base, -1, 0);
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
     }
     if (!bev)
         return NULL;
     struct conn *c = calloc(1, sizeof(*c));
     if (!c) {
-        SSL *ssl = bufferevent_openssl_get_ssl(bev);
-        bufferevent_free(bev);
-        if (ssl)
-            SSL_free(ssl);
+        bufferevent_free(bev); /* frees the SSL too */
         return NULL;
     }
     bufferevent_incref(bev);

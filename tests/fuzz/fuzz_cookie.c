@@ -22,8 +22,9 @@ static int ref_has(const char *cookie, const char *mac)
     const char *p = cookie;
     while (*p) {
         size_t n = strcspn(p, ".");
-        if (n == 22) {
-            usable = 1;
+        if (n == 22 &&
+            strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") >= 22) {
+            usable = 1; /* only well-formed MACs count */
             if (memcmp(p, mac, 22) == 0)
                 return 1;
         }
