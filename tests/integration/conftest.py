@@ -93,7 +93,11 @@ class Proc:
         return self.p.returncode
 
     def check_sanitizers(self):
+        """No sanitizer report, and no death by a signal (a crash: stop()'s
+        SIGTERM is handled and exits 0)."""
         log = self.log()
+        assert self.p.returncode is None or self.p.returncode >= 0, \
+            "killed by signal %d:\n%s" % (-self.p.returncode, log[-4000:])
         assert "ERROR: AddressSanitizer" not in log, log
         assert "runtime error:" not in log, log
         assert "ERROR: LeakSanitizer" not in log, log
