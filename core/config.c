@@ -421,7 +421,7 @@ static void load_campaigns(struct check *k, int top)
     c->campaigns = calloc(n ? n : 1, sizeof(*c->campaigns));
     static const char *const keys[] = {"app", "scope", "scope_override", "allow", "script",
                                        "force_popup", "force_snapshot", "lang", "ticket_ttl",
-                                       NULL};
+                                       "require_state_cookie", NULL};
     lua_pushnil(L);
     while (lua_next(L, t)) {
         char p[256], q[300];
@@ -462,6 +462,7 @@ static void load_campaigns(struct check *k, int top)
         get_bool(k, ci, p, "scope_override", &cp->scope_override);
         get_bool(k, ci, p, "force_popup", &cp->force_popup);
         get_bool(k, ci, p, "force_snapshot", &cp->force_snapshot);
+        get_bool(k, ci, p, "require_state_cookie", &cp->require_state_cookie);
         if (get_string(k, ci, p, "lang", &cp->lang) == 1 && strcmp(cp->lang, "zh_CN") &&
             strcmp(cp->lang, "zh_TW") && strcmp(cp->lang, "en")) {
             snprintf(q, sizeof(q), "%s.lang", p);

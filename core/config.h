@@ -25,6 +25,7 @@ struct config_campaign {
     int force_snapshot;
     char *lang;            /* zh_CN | zh_TW | en */
     int ticket_ttl;        /* seconds */
+    int require_state_cookie; /* a callback without the cookie restarts the login */
 };
 
 struct config_route {

@@ -678,8 +678,14 @@ static void on_state(const struct store_reply *rep, void *arg)
         return;
     }
     if (bound < 0) {
-        log_msg(LOG_INFO, rid(f), "callback: no state cookie (accepted)");
         metrics_inc("wxgate_state_cookie_absent_total", NULL);
+        if (f->c->require_state_cookie) {
+            /* A login started elsewhere (login CSRF) or a cookie the webview
+             * dropped: start over in this browser, which sets the cookie. */
+            restart_or_expire(f, "no state cookie (required by the campaign)");
+            return;
+        }
+        log_msg(LOG_INFO, rid(f), "callback: no state cookie (accepted)");
     }
     if ((long)time(NULL) - f->ls.created > LOGIN_STATE_VALID) {
         restart_or_expire(f, "state expired");

@@ -36,6 +36,8 @@ return {
     solo = { app = "solo", scope = "snsapi_userinfo", allow = { "https://h5.example.com/" } },
     hooked = { app = "demo", scope = "snsapi_userinfo", allow = { "https://h5.example.com/" },
                script = "hooks.lua" },
+    strict = { app = "demo", scope = "snsapi_base", allow = { "https://h5.example.com/" },
+               require_state_cookie = true },
   },
 }
 '''
@@ -474,3 +476,16 @@ def test_failed_logins_are_counted_by_campaign_error_and_errcode(w):
     text = requests.get(w.g.url + "/metrics", timeout=5).text
     assert ('wxgate_logins_failed_total{campaign="base",error="busy",errcode="-1"} 1' in text), text
     assert 'wxgate_upstream_errors_total{endpoint="/sns/oauth2/access_token",error="busy"} 1' in text
+
+
+def test_campaign_requiring_the_state_cookie_restarts_cookieless_callbacks(w):
+    cb = w.to_callback(w.start("strict"))
+    # An attacker's callback URL opened in a browser without the cookie: no
+    # login as the attacker, a fresh authorization for the browser's own user.
+    r = requests.get(cb, allow_redirects=False, headers={"User-Agent": UA}, timeout=10)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith(w.sb.url + "/connect/oauth2/authorize?")
+    assert "wxgate_state=" in r.headers["Set-Cookie"]
+    # With its cookie, the same kind of callback completes.
+    loc, t = ticket_of(w.get(w.to_callback(w.start("strict"))))
+    assert w.redeem(t).status_code == 200
