@@ -120,3 +120,20 @@ def test_signed_static_params_verify_with_the_shared_key(world):
     assert base64.urlsafe_b64encode(mac).rstrip(b"=").decode() == sig
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     assert claims["sub"] and claims["exp"] > claims["iat"]
+
+
+def test_readme_config_example_passes_check(tmp_path):
+    """The config shown in the README is valid as written."""
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = f.read()
+    section = text[text.index("## Configuration"):]
+    block = re.search(r"```lua\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "campaigns").mkdir()
+    (tmp_path / "campaigns" / "spring.lua").write_text("return {}\n")
+    (tmp_path / "hello.lua").write_text("return function() return 200, 'hi' end\n")
+    (tmp_path / "wxgate.lua").write_text(block)
+    env = dict(os.environ, WXGATE_COOKIE_SECRET="c" * 32, WXGATE_TICKET_SECRET="t" * 32,
+               WXGATE_TOKEN_KEY="k" * 32, WXGATE_API_KEY="a" * 32, WX_MAIN_SECRET="s" * 32)
+    p = subprocess.run([BIN, "check", "-c", str(tmp_path / "wxgate.lua")], capture_output=True,
+                       text=True, env=env)
+    assert p.returncode == 0, p.stderr
