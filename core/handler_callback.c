@@ -191,15 +191,24 @@ static const char *allowed_url(struct flow *f, const char *url, const char *hook
     return f->ls.return_url;
 }
 
+/* The client left while a hook ran: whatever the hook would have said, no
+ * ticket and no outcome that a reload could replay (the hook might have
+ * refused). Returns 1 when the flow is finished that way. */
+static int client_left(struct flow *f, struct lua_task *t)
+{
+    if (!http_req_aborted(f->r))
+        return 0;
+    lua_task_free(t);
+    finish_page(f, "upstream");
+    return 1;
+}
+
 static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
     lua_State *co = lua_task_thread(t);
-    if (http_req_aborted(f->r)) {
-        lua_task_free(t);
-        finish_page(f, "upstream");
+    if (client_left(f, t))
         return;
-    }
     const char *url = ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1)
                                                                         : NULL;
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
@@ -315,13 +324,8 @@ static void on_login_done(struct lua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
     lua_State *co = lua_task_thread(t);
-    if (http_req_aborted(f->r)) {
-        /* The client left before the hook decided: no ticket, no outcome a
-         * reload could replay (the hook might have refused). */
-        lua_task_free(t);
-        finish_page(f, "upstream");
+    if (client_left(f, t))
         return;
-    }
     const char *url = NULL;
     int with_ticket = !f->snapshot, params = 0;
     if (ok && nres >= 1) {
@@ -365,7 +369,9 @@ static void on_error_done(struct lua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
     lua_State *co = lua_task_thread(t);
-    if (ok && !http_req_aborted(f->r) && nres >= 1 && lua_type(co, 1) == LUA_TSTRING &&
+    if (client_left(f, t))
+        return;
+    if (ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING &&
         login_return_allowed(f->c, lua_tostring(co, 1))) {
         char *url = strdup(lua_tostring(co, 1));
         lua_task_free(t);
