@@ -593,7 +593,9 @@ static void set_defaults(struct config *c)
     c->limits.max_body_size = 65536;
     c->limits.max_connections = 4096;
     c->limits.header_timeout_ms = 10000;
-    c->limits.io_timeout_ms = 10000;
+    c->limits.read_timeout_ms = 10000;
+    c->limits.write_timeout_ms = 10000;
+    c->limits.max_headers = 100;
     c->limits.keepalive_timeout_ms = 30000;
     c->limits.drain_timeout_ms = 10000;
 }
@@ -609,8 +611,8 @@ static void load_top(struct check *k, int top)
                                               "connect_timeout_ms", "timeout_ms", NULL};
     static const char *const limit_keys[] = {
         "max_header_size", "max_uri_length", "max_body_size", "max_connections",
-        "header_timeout_ms", "io_timeout_ms", "keepalive_timeout_ms",
-        "drain_timeout_ms", NULL};
+        "header_timeout_ms", "read_timeout_ms", "write_timeout_ms", "io_timeout_ms",
+        "keepalive_timeout_ms", "drain_timeout_ms", "max_headers", NULL};
     static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", NULL};
     lua_State *L = k->L;
     struct config *c = k->c;
@@ -692,7 +694,14 @@ static void load_top(struct check *k, int top)
         get_size(k, t, "limits", "max_body_size", &l->max_body_size, 0, 64 << 20);
         get_int(k, t, "limits", "max_connections", &l->max_connections, 1, 1000000);
         get_int(k, t, "limits", "header_timeout_ms", &l->header_timeout_ms, 100, 600000);
-        get_int(k, t, "limits", "io_timeout_ms", &l->io_timeout_ms, 100, 600000);
+        /* io_timeout_ms (before read and write timeouts were separate) sets
+         * both; the newer keys win where given. */
+        int io = 0;
+        if (get_int(k, t, "limits", "io_timeout_ms", &io, 100, 600000) == 1)
+            l->read_timeout_ms = l->write_timeout_ms = io;
+        get_int(k, t, "limits", "read_timeout_ms", &l->read_timeout_ms, 100, 600000);
+        get_int(k, t, "limits", "write_timeout_ms", &l->write_timeout_ms, 100, 600000);
+        get_int(k, t, "limits", "max_headers", &l->max_headers, 8, 10000);
         get_int(k, t, "limits", "keepalive_timeout_ms", &l->keepalive_timeout_ms, 100, 3600000);
         get_int(k, t, "limits", "drain_timeout_ms", &l->drain_timeout_ms, 0, 600000);
         lua_pop(L, 1);

@@ -43,8 +43,9 @@ struct config_limits {
     size_t max_body_size;
     int max_connections;       /* per worker */
     int header_timeout_ms;     /* whole request head must arrive within */
-    int io_timeout_ms;         /* inactivity while reading a body or writing a reply
-                                  (libevent 2.1's evhttp has one timeout for both) */
+    int max_headers;           /* header fields in a request head */
+    int read_timeout_ms;       /* inactivity while reading a request body */
+    int write_timeout_ms;      /* inactivity while writing a reply (a slow reader) */
     int keepalive_timeout_ms;
     int drain_timeout_ms;      /* SIGTERM: how long in-flight requests may take */
 };

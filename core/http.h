@@ -1,15 +1,18 @@
-/* The HTTP surface: everything that touches evhttp lives in http.c, so the
- * transport can be replaced without touching the handlers.
+/* The HTTP surface: wxgate's own HTTP/1.1 server (http.c, with the parser in
+ * http_parse.c) is the only code that sees sockets; handlers and the Lua
+ * runtime see requests and replies.
  *
- * Each worker owns one http_server on its own event loop. It enforces the
- * limits of struct config_limits (header size and time, URI length, body
- * size, connections per worker, timeouts), gives each request an id, writes
- * the access log line, and tells a handler that waits on I/O when its client
+ * Each worker owns one http_server per listener on its own event loop. It
+ * enforces the limits of struct config_limits (head size and time, field
+ * count, URI length, body size, connections per worker, read, write and
+ * keep-alive timeouts), gives each request an id and an arena, writes the
+ * access log line, and tells a handler that waits on I/O when its client
  * went away (http_req_on_abort). */
 #ifndef WX_HTTP_H
 #define WX_HTTP_H
 #include <stddef.h>
 
+struct arena;
 struct event_base;
 struct config_limits;
 struct http_server;
@@ -31,10 +34,19 @@ int http_server_busy(const struct http_server *s);
 int http_server_connections(const struct http_server *s);
 void http_server_free(struct http_server *s);
 
-/* Opens a listening socket with SO_REUSEPORT. Returns fd or -1 (err set). */
+/* Opens a listening socket with SO_REUSEPORT (one per worker). Refuses an
+ * address that another process already serves ("address already in use").
+ * Returns fd or -1 (err set). */
 int http_listen(const char *host, int port, int *bound_port, char *err, size_t errsz);
+/* The same for the other workers of this process: joins the address that
+ * http_listen opened, without the check. */
+int http_listen_shared(const char *host, int port, int shared, int *bound_port, char *err,
+                       size_t errsz);
 
 /* Request accessors; strings stay valid until the request is finished. */
+/* The request's arena: what is allocated from it is freed with the request
+ * (after its reply is written), all at once. */
+struct arena *http_req_arena(struct http_req *r);
 const char *http_req_id(const struct http_req *r);
 const char *http_req_method(const struct http_req *r);
 const char *http_req_uri(const struct http_req *r);   /* as received: path?query */

@@ -7,6 +7,7 @@
  * already running finish on the config and VM they started with. */
 #include "server.h"
 
+#include "arena.h"
 #include "config.h"
 #include "fetch.h"
 #include "http.h"
@@ -145,6 +146,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     event_base_dispatch(w->base);
+    arena_cache_trim();
     return NULL;
 }
 
@@ -287,10 +289,13 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     s.workers = calloc((size_t)s.n_workers, sizeof(*s.workers));
     int port = cfg->listen_port, tls_port = cfg->tls_port;
     for (int i = 0; i < s.n_workers; i++) {
-        int fd = http_listen(cfg->listen_host, port, &port, err, sizeof(err));
+        /* The first worker's sockets check that no other process serves the
+         * address; the others join it. */
+        int fd = http_listen_shared(cfg->listen_host, port, i > 0, &port, err, sizeof(err));
         int tls_fd = -1;
         if (fd >= 0 && cfg->tls_listen)
-            tls_fd = http_listen(cfg->tls_host, tls_port, &tls_port, err, sizeof(err));
+            tls_fd = http_listen_shared(cfg->tls_host, tls_port, i > 0, &tls_port, err,
+                                        sizeof(err));
         if (fd < 0 || (cfg->tls_listen && tls_fd < 0) ||
             worker_init(&s, &s.workers[i], i, fd, tls_fd, err, sizeof(err)) != 0) {
             log_error("%s", err);
@@ -342,6 +347,7 @@ stop:
         pthread_join(s.workers[i].thread, NULL);
     for (int i = 0; i < s.n_workers; i++)
         worker_free(&s.workers[i]);
+    arena_cache_trim(); /* blocks of requests that worker_free ended */
     free(s.workers);
     if (s.base)
         event_base_free(s.base);

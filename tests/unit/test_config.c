@@ -164,7 +164,9 @@ static void test_minimal_defaults(void **state)
     assert_int_equal(c->limits.max_body_size, 65536);
     assert_int_equal(c->limits.max_connections, 4096);
     assert_int_equal(c->limits.header_timeout_ms, 10000);
-    assert_int_equal(c->limits.io_timeout_ms, 10000);
+    assert_int_equal(c->limits.read_timeout_ms, 10000);
+    assert_int_equal(c->limits.write_timeout_ms, 10000);
+    assert_int_equal(c->limits.max_headers, 100);
     assert_int_equal(c->limits.keepalive_timeout_ms, 30000);
     assert_int_equal(c->limits.drain_timeout_ms, 10000);
     assert_int_equal(c->n_apps, 0);
@@ -217,7 +219,9 @@ static void test_explicit_values(void **state)
     assert_int_equal(c->limits.max_body_size, 0);
     assert_int_equal(c->limits.max_connections, 10);
     assert_int_equal(c->limits.header_timeout_ms, 100);
-    assert_int_equal(c->limits.io_timeout_ms, 200);
+    /* io_timeout_ms, the key from before read and write were separate. */
+    assert_int_equal(c->limits.read_timeout_ms, 200);
+    assert_int_equal(c->limits.write_timeout_ms, 200);
     assert_int_equal(c->limits.keepalive_timeout_ms, 400);
     assert_int_equal(c->limits.drain_timeout_ms, 0);
     assert_int_equal(c->lua_cpu_budget_ms, 50);
