@@ -821,6 +821,8 @@ static void free_strv(char **v, size_t n)
     free(v);
 }
 
+void config_release_cb(void *c) { config_release(c); }
+
 void config_release(struct config *c)
 {
     if (!c || __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) != 0)

@@ -100,6 +100,8 @@ struct config *config_from_lua(void *L, const char *path, char *err, size_t errs
 
 struct config *config_retain(struct config *c);
 void config_release(struct config *c);
+/* config_release for callbacks that take a void * (arena_on_reset). */
+void config_release_cb(void *c);
 
 const struct config_app *config_find_app(const struct config *c, const char *name_or_appid);
 const struct config_campaign *config_find_campaign(const struct config *c, const char *name);

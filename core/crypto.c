@@ -9,10 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* SHA256_Init and friends: deprecated in OpenSSL 3 in favour of EVP, which
+ * allocates per call; HMAC keeps its keyed states with them. */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 static const char base62_chars[] =
     "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -79,25 +82,74 @@ void crypto_hex(const unsigned char *in, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
+/* HMAC-SHA256 (RFC 2104) over libcrypto's SHA-256 block functions, with
+ * the keyed inner and outer states kept in a small per-thread cache: the
+ * cookie and ticket keys are used for every login, and OpenSSL 3's HMAC()
+ * allocates a dozen times per call. A cached state is the key's first
+ * compression step, as sensitive as the key itself and kept as the config
+ * keeps the key. */
+#define HMAC_BLOCK 64
+#define HMAC_CACHE 4
+
+struct hmac_state {
+    size_t klen;                 /* 0: unused slot */
+    unsigned char key[HMAC_BLOCK]; /* the key, or its hash when longer than a block */
+    SHA256_CTX inner, outer;
+};
+
+static _Thread_local struct hmac_state hmac_cache[HMAC_CACHE];
+static _Thread_local unsigned hmac_next;
+
+static const struct hmac_state *hmac_keyed(const void *key, size_t klen)
+{
+    unsigned char k[HMAC_BLOCK];
+    if (klen > HMAC_BLOCK) {
+        crypto_sha256(key, klen, k);
+        klen = 32;
+    } else if (klen) {
+        memcpy(k, key, klen);
+    }
+    /* An empty key is valid (if weak): it is stored as one zero block. */
+    size_t id_len = klen ? klen : HMAC_BLOCK;
+    if (!klen)
+        memset(k, 0, HMAC_BLOCK);
+    for (int i = 0; i < HMAC_CACHE; i++)
+        if (hmac_cache[i].klen == id_len && memcmp(hmac_cache[i].key, k, id_len) == 0) {
+            OPENSSL_cleanse(k, sizeof(k));
+            return &hmac_cache[i];
+        }
+    struct hmac_state *st = &hmac_cache[hmac_next++ % HMAC_CACHE];
+    unsigned char pad[HMAC_BLOCK];
+    memset(pad, 0, sizeof(pad));
+    memcpy(pad, k, klen);
+    for (int i = 0; i < HMAC_BLOCK; i++)
+        pad[i] ^= 0x36;
+    if (SHA256_Init(&st->inner) != 1 || SHA256_Update(&st->inner, pad, HMAC_BLOCK) != 1)
+        crypto_fatal("HMAC-SHA256");
+    for (int i = 0; i < HMAC_BLOCK; i++)
+        pad[i] ^= 0x36 ^ 0x5c;
+    if (SHA256_Init(&st->outer) != 1 || SHA256_Update(&st->outer, pad, HMAC_BLOCK) != 1)
+        crypto_fatal("HMAC-SHA256");
+    memcpy(st->key, k, id_len);
+    st->klen = id_len;
+    OPENSSL_cleanse(pad, sizeof(pad));
+    OPENSSL_cleanse(k, sizeof(k));
+    return st;
+}
+
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                         unsigned char out[32])
 {
-    static const unsigned char empty;
-    unsigned char hashed[32];
-    unsigned int outlen = 0;
-
-    /* HMAC hashes keys longer than a block anyway; doing it here keeps the
-     * length within HMAC()'s int. */
-    if (klen > INT_MAX) {
-        crypto_sha256(key, klen, hashed);
-        key = hashed;
-        klen = sizeof(hashed);
-    }
-    /* An empty key is valid (if weak); HMAC() must not see a NULL one. */
-    if (HMAC(EVP_sha256(), key ? key : &empty, (int)klen, msg ? msg : (const void *)&empty,
-             mlen, out, &outlen) == NULL || outlen != 32)
+    const struct hmac_state *st = hmac_keyed(key, klen);
+    SHA256_CTX ctx = st->inner;
+    unsigned char inner[32];
+    if ((mlen && SHA256_Update(&ctx, msg, mlen) != 1) || SHA256_Final(inner, &ctx) != 1)
         crypto_fatal("HMAC-SHA256");
-    OPENSSL_cleanse(hashed, sizeof(hashed));
+    ctx = st->outer;
+    if (SHA256_Update(&ctx, inner, sizeof(inner)) != 1 || SHA256_Final(out, &ctx) != 1)
+        crypto_fatal("HMAC-SHA256");
+    OPENSSL_cleanse(&ctx, sizeof(ctx));
+    OPENSSL_cleanse(inner, sizeof(inner));
 }
 
 static void digest(const EVP_MD *md, const char *name, const void *msg, size_t len,

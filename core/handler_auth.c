@@ -2,6 +2,7 @@
  * where the campaign allows): checks the return URL against the campaign's
  * allow-list, runs the campaign's authorize hook, and starts the login
  * (login_start: state, cookie, 302 to WeChat). */
+#include "arena.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -18,7 +19,7 @@
 struct auth_ctx {
     struct worker *w;
     struct http_req *r;
-    struct config *cfg;          /* retained */
+    struct config *cfg;          /* retained until the request ends */
     const struct config_campaign *c;
     char scope[32];
     char *return_url;
@@ -29,12 +30,6 @@ static int valid_scope(const char *s)
     return strcmp(s, "snsapi_base") == 0 || strcmp(s, "snsapi_userinfo") == 0;
 }
 
-static void auth_free(struct auth_ctx *a)
-{
-    config_release(a->cfg);
-    free(a->return_url);
-    free(a);
-}
 
 static int push_ctx(lua_State *L, void *arg)
 {
@@ -68,7 +63,6 @@ static void on_hook_done(struct lua_task *t, int ok, int nres, void *arg)
                  msg ? msg : "");
         lua_task_free(t);
         page_error(a->r, 403, "当前无法登录", en, NULL);
-        auth_free(a);
         return;
     }
     if (ok && nres >= 1 && lua_istable(co, 1)) {
@@ -82,7 +76,6 @@ static void on_hook_done(struct lua_task *t, int ok, int nres, void *arg)
     }
     lua_task_free(t);
     login_start(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
-    auth_free(a);
 }
 
 static int in_wechat(struct http_req *r)
@@ -126,21 +119,28 @@ void handle_auth(struct worker *w, struct http_req *r)
         page_open_in_wechat(r, url);
         return;
     }
-    struct auth_ctx *a = calloc(1, sizeof(*a));
-    if (!a) {
+    size_t idx = (size_t)(c - cfg->campaigns);
+    const char *use_scope = scope ? scope : c->scope;
+    if (!lua_vm_has_hook(w->vm, idx, "authorize")) {
+        login_start(w, r, cfg, c, use_scope, ret, 0);
+        return;
+    }
+    /* The hook may run past this call: its context lives in the request's
+     * arena, and holds the config until the request ends. */
+    struct arena *mem = http_req_arena(r);
+    struct auth_ctx *a = arena_calloc(mem, sizeof(*a));
+    if (!a || !(a->return_url = arena_strdup(mem, ret)) ||
+        arena_on_reset(mem, config_release_cb, cfg) != 0) {
         page_error(r, 503, "服务繁忙", "Server busy.", NULL);
         return;
     }
+    config_retain(cfg);
     a->w = w;
     a->r = r;
-    a->cfg = config_retain(cfg);
+    a->cfg = cfg;
     a->c = c;
-    a->return_url = strdup(ret);
-    snprintf(a->scope, sizeof(a->scope), "%s", scope ? scope : c->scope);
-    size_t idx = (size_t)(c - cfg->campaigns);
-    if (lua_vm_has_hook(w->vm, idx, "authorize") &&
-        lua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
+    snprintf(a->scope, sizeof(a->scope), "%s", use_scope);
+    if (lua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
         return;
     login_start(w, r, cfg, c, a->scope, a->return_url, 0);
-    auth_free(a);
 }

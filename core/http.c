@@ -43,6 +43,7 @@
 #include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,8 @@ enum conn_state {
     CS_HANDLER,   /* a handler holds the request */
     CS_WRITING,   /* the reply is being written */
     CS_GONE,      /* socket closed; a handler still holds the request */
+    CS_FREEING,   /* done: freed on the next loop turn (the handler may still
+                     be on the stack, using the request's memory) */
 };
 
 struct conn;
@@ -344,13 +347,15 @@ static void fire_abort(struct http_req *r)
  * memory (its head lives in the read buffer) until the handler replies. */
 static void conn_close_socket(struct conn *c)
 {
+    /* event_del also takes an event out of the active queue. */
+    event_del(&c->rev);
+    event_del(&c->wev);
+    event_del(&c->cev);
+    event_del(&c->timer);
+    c->rev_on = c->wev_on = c->cev_on = 0;
+    idle_unlink(c);
     if (c->fd < 0)
         return;
-    want_read(c, 0);
-    want_write(c, 0);
-    want_close_notice(c, 0);
-    event_del(&c->timer);
-    idle_unlink(c);
     if (c->ssl) {
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -391,7 +396,7 @@ static void conn_close(struct conn *c)
         fire_abort(&c->req);
         return;
     }
-    if (c->state == CS_GONE)
+    if (c->state == CS_GONE || c->state == CS_FREEING)
         return;
     conn_free(c);
 }
@@ -633,13 +638,30 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     conn_process(c);
 }
 
+/* wxgate_requests_total by status class, looked up once per process. */
+static struct metrics_counter *status_class[6];
+static pthread_once_t status_class_once = PTHREAD_ONCE_INIT;
+
+static void status_class_init(void)
+{
+    static const char *const classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (int i = 0; i < 6; i++)
+        status_class[i] = metrics_counter("wxgate_requests_total", "code", classes[i], NULL);
+}
+
+/* Frees the connection on the next loop turn (see CS_FREEING). */
+static void free_soon(struct conn *c)
+{
+    conn_close_socket(c);
+    c->state = CS_FREEING;
+    event_active(&c->timer, EV_TIMEOUT, 0);
+}
+
 static void log_and_count(struct http_req *r, int status)
 {
     log_access(r->id, r->method ? r->method : "-", r->target ? r->target : "-", status,
                http_now_ms() - r->start, r->c->peer);
-    static const char *const classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    metrics_inc("wxgate_requests_total", "code",
-                classes[status >= 100 && status < 600 ? status / 100 : 0], NULL);
+    metrics_counter_add(status_class[status >= 100 && status < 600 ? status / 100 : 0], 1);
 }
 
 void http_reply(struct http_req *r, int status, const char *content_type, const char *body,
@@ -651,13 +673,16 @@ void http_reply(struct http_req *r, int status, const char *content_type, const 
     s->active--;
     want_close_notice(c, 0);
     if (c->state == CS_GONE) {
-        conn_free(c);
+        free_soon(c);
         return;
     }
     queue_reply(r, status, content_type, body, len);
     c->state = CS_WRITING;
+    /* Inside conn_process the reply is written when the handler returns;
+     * else on the next loop turn: either way the request's memory outlives
+     * the handler's callback. */
     if (!c->in_process)
-        conn_process(c); /* else it writes the reply when the handler returns */
+        event_active(&c->wev, EV_WRITE, 0);
 }
 
 void http_reply_raw_and_close(struct http_req *r, const char *bytes, size_t len)
@@ -671,13 +696,11 @@ void http_reply_raw_and_close(struct http_req *r, const char *bytes, size_t len)
         ssize_t w = conn_send(c, bytes, len);
         (void)w;
     }
-    if (c->in_process) {
+    conn_close_socket(c);
+    if (c->in_process)
         c->state = CS_GONE; /* conn_process frees it when the handler returns */
-        conn_close_socket(c);
-        return;
-    }
-    c->state = CS_GONE;
-    conn_free(c);
+    else
+        free_soon(c);
 }
 
 /* The reply is written: clear the request and get ready for the next one.
@@ -1179,6 +1202,9 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
     case CS_BODY:
         reply_error(c, 408, "the request body stalled");
         return;
+    case CS_FREEING:
+        conn_free(c);
+        return;
     default:
         conn_close(c); /* idle keep-alive, handshake, or a stalled reader */
     }
@@ -1433,6 +1459,7 @@ struct http_server *http_server_new(struct event_base *base, int fd,
     s->handler = h;
     s->arg = arg;
     crypto_random_bytes(&s->rid_prefix, sizeof(s->rid_prefix));
+    pthread_once(&status_class_once, status_class_init);
     event_assign(&s->accept_ev, base, fd, EV_READ | EV_PERSIST, on_accept, s);
     evtimer_assign(&s->resume_ev, base, on_resume_accept, s);
     http_server_set_limits(s, limits);

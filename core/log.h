@@ -27,9 +27,20 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
 #define log_warn(...) log_msg(LOG_WARN, NULL, __VA_ARGS__)
 #define log_error(...) log_msg(LOG_ERROR, NULL, __VA_ARGS__)
 
-/* The access log line of one request. */
+/* The access log line of one request. Buffered on threads that attached
+ * their event loop, else written at once. */
 void log_access(const char *rid, const char *method, const char *uri, int status,
                 double duration_ms, const char *client);
+
+struct event_base;
+/* Buffers this thread's access log lines, flushed by base's loop: when it is
+ * idle, every second, and when full. The base needs at least two event
+ * priorities (the flush runs at the lowest). 0 ok. */
+int log_access_attach(struct event_base *base);
+/* Writes what this thread has buffered. */
+void log_access_flush(void);
+/* Flushes and stops buffering (the worker is stopping). */
+void log_access_detach(void);
 
 /* Copy uri into out (NUL-terminated, truncated to outsz) with the values of
  * sensitive query parameters replaced by "***". Returns out. */

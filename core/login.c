@@ -1,6 +1,7 @@
 /* The login flow's shared pieces (see login.h). */
 #include "login.h"
 
+#include "arena.h"
 #include "config.h"
 #include "crypto.h"
 #include "http.h"
@@ -9,10 +10,10 @@
 #include "page.h"
 #include "server.h"
 #include "store.h"
+#include "url.h"
 #include "wechat.h"
 
 #include <ctype.h>
-#include <event2/http.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,9 +259,12 @@ void login_set_state_cookie(struct http_req *r, const struct config *cfg, const 
 
 char *login_url_add_param(const char *url, const char *name, const char *value)
 {
-    char *ev = evhttp_uriencode(value, -1, 0);
-    if (!ev)
+    size_t evcap = strlen(value) * 3 + 1;
+    char *ev = malloc(evcap);
+    if (!ev || url_encode(ev, evcap, value) < 0) {
+        free(ev);
         return NULL;
+    }
     size_t base = strcspn(url, "#");
     const char *frag = url + base;
     int has_query = memchr(url, '?', base) != NULL;
@@ -328,11 +332,10 @@ void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
 
 struct start_ctx {
     struct http_req *r;
-    const struct config *cfg;     /* retained */
+    const struct config *cfg;     /* retained until the request ends */
     const struct config_campaign *campaign;
     char state[LOGIN_STATE_LEN + 1];
     char scope[32];
-    char *return_url;
     int done, waiting;
     int status;
 };
@@ -360,9 +363,6 @@ static void start_finish(struct start_ctx *s, int ok)
             http_reply(r, 302, "text/html; charset=utf-8", "", 0);
         }
     }
-    config_release((struct config *)cfg);
-    free(s->return_url);
-    free(s);
 }
 
 static void on_state_stored(const struct store_reply *rep, void *arg)
@@ -378,18 +378,21 @@ void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
                  const struct config_campaign *c, const char *scope, const char *return_url,
                  int restarts)
 {
-    struct start_ctx *s = calloc(1, sizeof(*s));
+    /* The context lives in the request's arena and holds the config until
+     * the request ends: the store may answer after this call returns. */
+    struct arena *mem = http_req_arena(r);
+    struct start_ctx *s = arena_calloc(mem, sizeof(*s));
     struct login_state st = {.created = (long)time(NULL), .restarts = restarts};
     char rec[4096], key[64];
-    if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0) {
-        free(s);
+    if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0 ||
+        arena_on_reset(mem, config_release_cb, (void *)cfg) != 0) {
         page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
         return;
     }
+    config_retain((struct config *)cfg);
     s->r = r;
-    s->cfg = config_retain((struct config *)cfg);
+    s->cfg = cfg;
     s->campaign = c;
-    s->return_url = strdup(return_url);
     snprintf(s->scope, sizeof(s->scope), "%s", scope);
     snprintf(st.scope, sizeof(st.scope), "%s", scope);
     snprintf(st.campaign, sizeof(st.campaign), "%s", c->name);

@@ -28,6 +28,7 @@ struct series {
     double value;       /* counter/gauge; histogram: sum */
     unsigned long long count;
     unsigned long long bucket[N_BUCKETS];
+    unsigned long long fast;  /* counter: what metrics_counter_add added (atomic) */
 };
 
 struct family_help {
@@ -131,6 +132,25 @@ void metrics_add(const char *name, double v, ...)
     va_end(ap);
 }
 
+struct metrics_counter *metrics_counter(const char *name, ...)
+{
+    char labels[768];
+    va_list ap;
+    va_start(ap, name);
+    render_labels(labels, sizeof(labels), ap);
+    va_end(ap);
+    pthread_mutex_lock(&lock);
+    struct series *s = series_for(name, labels, COUNTER);
+    pthread_mutex_unlock(&lock);
+    return (struct metrics_counter *)s;
+}
+
+void metrics_counter_add(struct metrics_counter *c, unsigned long long n)
+{
+    if (c)
+        __atomic_fetch_add(&((struct series *)c)->fast, n, __ATOMIC_RELAXED);
+}
+
 void metrics_set(const char *name, double v, ...)
 {
     va_list ap;
@@ -223,8 +243,9 @@ char *metrics_render(size_t *len)
         }
         const char *sep = s->labels[0] ? "," : "";
         if (s->kind != HISTOGRAM) {
+            double v = s->value + (double)__atomic_load_n(&s->fast, __ATOMIC_RELAXED);
             bprintf(&b, "%s%s%s%s %.17g\n", s->family, s->labels[0] ? "{" : "", s->labels,
-                    s->labels[0] ? "}" : "", s->value);
+                    s->labels[0] ? "}" : "", v);
             continue;
         }
         for (int k = 0; k < N_BUCKETS; k++)

@@ -10,6 +10,13 @@ void metrics_add(const char *name, double v, ...);     /* counter += v */
 void metrics_set(const char *name, double v, ...);     /* gauge = v */
 void metrics_observe(const char *name, double v, ...); /* histogram (seconds) */
 
+/* A counter series looked up once, for hot paths: adding to it is one
+ * atomic add, with no formatting or lookup. The handle lives as long as the
+ * process; NULL when the series table is full (adding to NULL does nothing). */
+struct metrics_counter;
+struct metrics_counter *metrics_counter(const char *name, ...);
+void metrics_counter_add(struct metrics_counter *c, unsigned long long n);
+
 /* Help text for a metric family (once, at start). */
 void metrics_describe(const char *name, const char *type, const char *help);
 

@@ -145,7 +145,10 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    if (log_access_attach(w->base) != 0)
+        log_warn("worker %d: access log unbuffered (out of memory)", w->id);
     event_base_dispatch(w->base);
+    log_access_detach(); /* nothing buffered is lost on SIGTERM */
     arena_cache_trim();
     return NULL;
 }
@@ -159,7 +162,9 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, int t
     w->tls_fd = tls_fd;
     w->cfg = config_retain(s->cfg);
     w->base = event_base_new();
-    if (!w->base) {
+    /* Three priorities: I/O and timers at the default (1); the access log's
+     * idle flush at 2, so it runs when nothing else is ready. */
+    if (!w->base || event_base_priority_init(w->base, 3) != 0) {
         snprintf(err, errsz, "cannot create an event loop");
         return -1;
     }

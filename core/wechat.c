@@ -5,8 +5,8 @@
 #include "crypto.h"
 #include "fetch.h"
 #include "metrics.h"
+#include "url.h"
 
-#include <event2/http.h>
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,10 +74,10 @@ int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const c
 {
     if (!state_ok(state))
         return -1;
-    char *eappid = evhttp_uriencode(appid, -1, 0);
-    char *eredirect = evhttp_uriencode(redirect_uri, -1, 0);
+    char eappid[256], eredirect[3072];
     int n = -1;
-    if (eappid && eredirect) {
+    if (url_encode(eappid, sizeof(eappid), appid) >= 0 &&
+        url_encode(eredirect, sizeof(eredirect), redirect_uri) >= 0) {
         n = snprintf(out, outsz,
                      "%s/connect/oauth2/authorize?appid=%s&redirect_uri=%s&response_type=code"
                      "&scope=%s&state=%s%s%s&connect_redirect=1#wechat_redirect",
@@ -85,8 +85,6 @@ int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const c
                      force_popup ? "&forcePopup=true" : "",
                      force_snapshot ? "&forceSnapShot=true" : "");
     }
-    free(eappid);
-    free(eredirect);
     return n > 0 && (size_t)n < outsz ? 0 : -1;
 }
 
@@ -240,11 +238,11 @@ static struct wechat_call *call_api(const struct wechat_client *c, int kind, wec
     char url[4096];
     size_t n = (size_t)snprintf(url, sizeof(url), "%s%s", c->api_base, path);
     for (int i = 0; kv[i] && n < sizeof(url); i += 2) {
-        char *v = evhttp_uriencode(kv[i + 1] ? kv[i + 1] : "", -1, 0);
-        if (!v)
+        char v[2048];
+        if (url_encode(v, sizeof(v), kv[i + 1] ? kv[i + 1] : "") < 0)
             return NULL;
         n += (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&', kv[i], v);
-        free(v);
+        explicit_bzero(v, sizeof(v));
     }
     if (n >= sizeof(url))
         return NULL;

@@ -259,7 +259,7 @@ static void test_unknown_keys(void **state)
     struct tmp *t = *state;
     refused(t, "return { lisen = '127.0.0.1:1' }\n", "config: lisen: unknown key");
     refused(t, "return { [1] = 'x' }\n", "config: (top level): keys must be names, found a number key");
-    refused(t, "return { limits = { max_headers = 1 } }\n", "config: limits.max_headers: unknown key");
+    refused(t, "return { limits = { max_header_lines = 1 } }\n", "config: limits.max_header_lines: unknown key");
     refused(t, "return { wechat = { base = 'x' } }\n", "config: wechat.base: unknown key");
     refused(t, "return { lua = { budget = 1 } }\n", "config: lua.budget: unknown key");
     refused(t, "return { tls = { listen = ':1', cert = 'c', key = 'k', chain = 1 } }\n",

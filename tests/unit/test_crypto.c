@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "crypto.h"
 
@@ -55,6 +57,30 @@ static void test_hmac_rfc4231(void **state)
 
     crypto_hmac_sha256(key, 131, tc7_data, strlen(tc7_data), mac);
     assert_hex(mac, 32, "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+}
+
+/* The keyed-state cache: more keys than it holds, interleaved, each
+ * result checked against OpenSSL's own HMAC(). */
+static void test_hmac_cache_agrees_with_openssl(void **state)
+{
+    (void)state;
+    char keys[9][80];
+    for (int i = 0; i < 9; i++) {
+        memset(keys[i], 'a' + i, sizeof(keys[i]));
+        keys[i][0] = (char)i;
+    }
+    size_t lens[9] = {1, 5, 16, 32, 63, 64, 65, 80, 0};
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < 9; i++) {
+            unsigned char mine[32], ref[32];
+            unsigned int n = 0;
+            char msg[40];
+            snprintf(msg, sizeof(msg), "message %d/%d", round, i);
+            crypto_hmac_sha256(keys[i], lens[i], msg, strlen(msg), mine);
+            assert_non_null(HMAC(EVP_sha256(), keys[i], (int)lens[i], (const unsigned char *)msg,
+                                 strlen(msg), ref, &n));
+            assert_memory_equal(mine, ref, 32);
+        }
 }
 
 static void test_hmac_empty(void **state)
@@ -237,6 +263,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmac_rfc4231),
+        cmocka_unit_test(test_hmac_cache_agrees_with_openssl),
         cmocka_unit_test(test_hmac_empty),
         cmocka_unit_test(test_digests),
         cmocka_unit_test(test_hex),
