@@ -1185,10 +1185,13 @@ static void on_peer_closed(evutil_socket_t fd, short what, void *arg)
     want_close_notice(c, 0);
     if (c->state != CS_HANDLER)
         return;
+    /* Plain HTTP: bytes before the end are pipelined requests (the client
+     * half-closed after sending them): answer them first. Over TLS the bytes
+     * are most likely the close_notify alert. */
     char b;
-    ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = c->ssl ? 0 : recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0)
-        return; /* pipelined bytes wait before the end: answer them first */
+        return;
     conn_close(c);
 }
 

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,25 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(s->base, NULL);
 }
 
+/* Each connection is a descriptor: lift the soft limit to the hard one (as
+ * nginx's worker_rlimit_nofile), and say so when the connection caps can
+ * still not be met. */
+static void raise_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    unsigned long long want = (unsigned long long)cfg->limits.max_connections *
+                              (unsigned long long)cfg->workers * (cfg->tls_listen ? 2 : 1) + 256;
+    if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur)
+        log_warn("limits.max_connections x workers needs about %llu descriptors; the limit is "
+                 "%llu (raise LimitNOFILE / ulimit -n)", want, (unsigned long long)rl.rlim_cur);
+}
+
 int server_run(struct config *cfg, const char *config_path, server_ready_fn ready, void *arg)
 {
     struct server s = {.cfg = cfg, .config_path = config_path ? strdup(config_path) : NULL};
@@ -261,6 +281,7 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     int rc = 1;
     int started = 0;
 
+    raise_fd_limit(cfg);
     evthread_use_pthreads();
     fetch_global_init();
     signal(SIGPIPE, SIG_IGN);
