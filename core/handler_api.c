@@ -9,7 +9,6 @@
 #include "http.h"
 #include "log.h"
 #include "login.h"
-#include "lua_runtime.h"
 #include "server.h"
 #include "store.h"
 #include "wechat.h"
@@ -133,7 +132,6 @@ struct user_req {
     struct worker *w;
     struct http_req *r;
     struct config *cfg;             /* retained */
-    struct lua_vm *vm;              /* held */
     const struct config_app *app;
     char key[512];
     char openid[200];
@@ -152,7 +150,6 @@ static void user_free(struct user_req *u)
     free(u->access);
     free(u->refresh);
     free(u->scope);
-    lua_vm_release(u->vm);
     config_release(u->cfg);
     free(u);
 }
@@ -172,53 +169,34 @@ static void upstream_error(struct user_req *u, const struct wechat_reply *rep, c
 
 static void fetch_info(struct user_req *u);
 
+/* The answer is WeChat's userinfo object as WeChat ordered it, with the
+ * gateway's appid and app added; for a snsapi_base user, whom sns/auth just
+ * confirmed, the identity without a profile. */
 static void on_info(const struct wechat_reply *rep, void *arg)
 {
     struct user_req *u = arg;
-    lua_State *L = lua_vm_state(u->vm);
     if ((rep->err == WECHAT_TOKEN_EXPIRED || rep->err == WECHAT_TOKEN_INVALID) && !u->refreshed) {
-        wechat_reply_drop(L, rep);
         u->access_exp = 0;
         fetch_info(u);
         return;
     }
     if (rep->err != WECHAT_OK) {
-        wechat_reply_drop(L, rep);
         upstream_error(u, rep, "userinfo");
         return;
     }
-    int top = lua_gettop(L);
-    if (u->base) {
-        /* sns/auth said the token is good: the identity, without a profile. */
-        wechat_reply_drop(L, rep);
-        lua_createtable(L, 0, 4);
-        lua_pushstring(L, u->openid);
-        lua_setfield(L, -2, "openid");
-        lua_pushstring(L, u->scope);
-        lua_setfield(L, -2, "scope");
-    } else {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, rep->ref);
-        luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    json_t *user = u->base ? json_object() : json_incref(rep->json);
+    if (u->base && user) {
+        json_object_set_new(user, "openid", json_string(u->openid));
+        json_object_set_new(user, "scope", json_string(u->scope));
     }
-    int t = lua_gettop(L);
-    lua_pushstring(L, u->app->appid);
-    lua_setfield(L, t, "appid");
-    lua_pushstring(L, u->app->name);
-    lua_setfield(L, t, "app");
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "cjson.safe");
     char *json = NULL;
-    if (lua_pcall(L, 1, 1, 0) == 0) {
-        lua_getfield(L, -1, "encode");
-        lua_pushvalue(L, t);
-        if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING)
-            json = strdup(lua_tostring(L, -1));
-    }
-    lua_settop(L, top);
-    if (json) {
-        login_json_fix_privilege(json);
+    if (user && json_object_set_new(user, "appid", json_string(u->app->appid)) == 0 &&
+        json_object_set_new(user, "app", json_string(u->app->name)) == 0)
+        json = json_dumps(user, JSON_COMPACT | JSON_ESCAPE_SLASH);
+    json_decref(user);
+    if (json)
         reply_json(u->r, 200, json);
-    } else
+    else
         reply_error(u->r, 502, "upstream", "WeChat did not answer as expected, try again");
     free(json);
     user_free(u);
@@ -243,9 +221,7 @@ static void save_tokens(struct user_req *u)
 static void on_refresh(const struct wechat_reply *rep, void *arg)
 {
     struct user_req *u = arg;
-    lua_State *L = lua_vm_state(u->vm);
     if (rep->err != WECHAT_OK) {
-        wechat_reply_drop(L, rep);
         upstream_error(u, rep, "refresh");
         return;
     }
@@ -257,7 +233,6 @@ static void on_refresh(const struct wechat_reply *rep, void *arg)
     }
     u->access_exp = (long)time(NULL) + (rep->expires_in > 0 ? rep->expires_in : 7200);
     u->refreshed = 1;
-    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
     save_tokens(u);
     fetch_info(u);
 }
@@ -266,7 +241,7 @@ static void on_refresh(const struct wechat_reply *rep, void *arg)
  * expired (by its recorded lifetime or WeChat's word). */
 static void fetch_info(struct user_req *u)
 {
-    struct wechat_client wc = wechat_client(u->w->fetch, lua_vm_state(u->vm), u->cfg);
+    struct wechat_client wc = wechat_client(u->w->fetch, u->cfg);
     struct wechat_call *call;
     if (u->access_exp - 60 <= (long)time(NULL) && !u->refreshed)
         call = wechat_refresh(&wc, u->app, u->refresh, on_refresh, u);
@@ -337,8 +312,6 @@ void handle_api_user(struct worker *w, struct http_req *r)
     u->w = w;
     u->r = r;
     u->cfg = config_retain(w->cfg);
-    u->vm = w->vm;
-    lua_vm_hold(u->vm);
     u->app = a;
     snprintf(u->openid, sizeof(u->openid), "%s", openid);
     snprintf(u->key, sizeof(u->key), "ut:%s:%s", a->appid, openid);

@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "login.h"
+#include "lua_json.h"
 #include "lua_runtime.h"
 #include "page.h"
 #include "server.h"
@@ -49,7 +50,7 @@ struct flow {
     struct login_state ls;
     struct event *poll_ev;
     int polls;
-    int user_ref;                    /* the user table, in the VM */
+    json_t *user;                    /* the user record, in WeChat's field order */
     int snapshot;
     char *access_token, *refresh_token, *openid, *unionid, *scope;
     long expires_in;
@@ -59,9 +60,7 @@ struct flow {
 
 static void flow_free(struct flow *f)
 {
-    lua_State *L = lua_vm_state(f->vm);
-    if (f->user_ref != LUA_NOREF)
-        luaL_unref(L, LUA_REGISTRYINDEX, f->user_ref);
+    json_decref(f->user);
     if (f->poll_ev)
         event_free(f->poll_ev);
     if (f->access_token)
@@ -174,7 +173,7 @@ static int push_ctx(lua_State *L, struct flow *f)
 static int push_user_ctx(lua_State *L, void *arg)
 {
     struct flow *f = arg;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, f->user_ref);
+    wxlua_push_json(L, f->user); /* a copy: the hook cannot change the record */
     return 1 + push_ctx(L, f);
 }
 
@@ -226,25 +225,8 @@ static void run_denied(struct flow *f)
         finish_page(f, "upstream");
 }
 
-/* Encodes the user table as JSON in the VM. Returns malloc'd JSON or NULL. */
-static char *user_json(struct flow *f)
-{
-    lua_State *L = lua_vm_state(f->vm);
-    int top = lua_gettop(L);
-    char *out = NULL;
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "cjson.safe");
-    if (lua_pcall(L, 1, 1, 0) == 0) {
-        lua_getfield(L, -1, "encode");
-        lua_rawgeti(L, LUA_REGISTRYINDEX, f->user_ref);
-        if (lua_pcall(L, 1, 1, 0) == 0 && lua_type(L, -1) == LUA_TSTRING)
-            out = strdup(lua_tostring(L, -1));
-    }
-    lua_settop(L, top);
-    if (out)
-        login_json_fix_privilege(out);
-    return out;
-}
+/* The user record as the ticket's JSON. Returns malloc'd JSON or NULL. */
+static char *user_json(struct flow *f) { return json_dumps(f->user, JSON_COMPACT | JSON_ESCAPE_SLASH); }
 
 struct ticket_op {
     struct flow *f;
@@ -408,67 +390,46 @@ static void fail_upstream(struct flow *f, const struct wechat_reply *rep, const 
 
 /* ---- user, tokens, userinfo ---- */
 
-/* Sets the gateway's own fields on the user table on top of L. */
-static void decorate_user(struct flow *f, lua_State *L)
+/* The user record: WeChat's userinfo object (when the scope gave one) in
+ * WeChat's field order, without errcode/errmsg, then the gateway's own
+ * fields. */
+static void set_user(struct flow *f, json_t *info)
 {
-    lua_pushstring(L, f->openid);
-    lua_setfield(L, -2, "openid");
-    lua_getfield(L, -1, "unionid");
-    int has_union = !lua_isnil(L, -1);
-    lua_pop(L, 1);
-    if (!has_union && f->unionid && !f->snapshot) {
-        lua_pushstring(L, f->unionid);
-        lua_setfield(L, -2, "unionid");
-    }
-    lua_pushstring(L, f->c->app->appid);
-    lua_setfield(L, -2, "appid");
-    lua_pushstring(L, f->c->app->name);
-    lua_setfield(L, -2, "app");
-    lua_pushstring(L, f->c->name);
-    lua_setfield(L, -2, "campaign");
-    lua_pushstring(L, f->scope ? f->scope : f->ls.scope);
-    lua_setfield(L, -2, "scope");
-    lua_pushboolean(L, f->snapshot);
-    lua_setfield(L, -2, "is_snapshotuser");
-}
-
-static void set_user(struct flow *f, int reply_ref)
-{
-    lua_State *L = lua_vm_state(f->vm);
-    if (reply_ref != LUA_NOREF) {
-        lua_rawgeti(L, LUA_REGISTRYINDEX, reply_ref);
-        luaL_unref(L, LUA_REGISTRYINDEX, reply_ref);
-        /* errcode/errmsg fields of a reply are not part of the user */
-        lua_pushnil(L);
-        lua_setfield(L, -2, "errcode");
-        lua_pushnil(L);
-        lua_setfield(L, -2, "errmsg");
-    } else {
-        lua_newtable(L);
-    }
-    decorate_user(f, L);
-    f->user_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    json_t *u = info ? json_incref(info) : json_object();
+    if (!u)
+        return;
+    json_object_del(u, "errcode");
+    json_object_del(u, "errmsg");
+    json_object_set_new(u, "openid", json_string(f->openid));
+    if (!json_object_get(u, "unionid") && f->unionid && !f->snapshot)
+        json_object_set_new(u, "unionid", json_string(f->unionid));
+    json_object_set_new(u, "appid", json_string(f->c->app->appid));
+    json_object_set_new(u, "app", json_string(f->c->app->name));
+    json_object_set_new(u, "campaign", json_string(f->c->name));
+    json_object_set_new(u, "scope", json_string(f->scope ? f->scope : f->ls.scope));
+    json_object_set_new(u, "is_snapshotuser", json_boolean(f->snapshot));
+    json_decref(f->user);
+    f->user = u;
 }
 
 static void on_userinfo(const struct wechat_reply *rep, void *arg)
 {
     struct flow *f = arg;
     if (rep->err == WECHAT_OK && rep->openid && strcmp(rep->openid, f->openid) == 0) {
-        set_user(f, rep->ref);
+        set_user(f, rep->json);
     } else {
         log_msg(LOG_WARN, rid(f), "callback: userinfo failed: %s (errcode %d); going on with "
                 "the openid only", wechat_err_name(rep->err), rep->errcode);
-        wechat_reply_drop(lua_vm_state(f->vm), rep);
-        set_user(f, LUA_NOREF);
+        set_user(f, NULL);
     }
     run_login(f);
 }
 
 static void fetch_userinfo(struct flow *f)
 {
-    struct wechat_client wc = wechat_client(f->w->fetch, lua_vm_state(f->vm), f->cfg);
+    struct wechat_client wc = wechat_client(f->w->fetch, f->cfg);
     if (!wechat_userinfo(&wc, f->access_token, f->openid, f->c->lang, on_userinfo, f)) {
-        set_user(f, LUA_NOREF);
+        set_user(f, NULL);
         run_login(f);
     }
 }
@@ -481,7 +442,7 @@ static void on_tokens_stored(const struct store_reply *rep, void *arg)
     if (f->scope && strstr(f->scope, "snsapi_userinfo")) {
         fetch_userinfo(f);
     } else {
-        set_user(f, LUA_NOREF);
+        set_user(f, NULL);
         run_login(f);
     }
 }
@@ -510,9 +471,7 @@ static void store_tokens(struct flow *f)
 static void on_exchange(const struct wechat_reply *rep, void *arg)
 {
     struct flow *f = arg;
-    lua_State *L = lua_vm_state(f->vm);
     if (rep->err != WECHAT_OK) {
-        wechat_reply_drop(L, rep);
         if (rep->err == WECHAT_CODE_USED || rep->err == WECHAT_CODE_EXPIRED ||
             rep->err == WECHAT_CODE_INVALID) {
             restart_or_expire(f, wechat_err_name(rep->err));
@@ -526,10 +485,9 @@ static void on_exchange(const struct wechat_reply *rep, void *arg)
     f->unionid = rep->unionid ? strdup(rep->unionid) : NULL;
     f->scope = rep->scope ? strdup(rep->scope) : strdup(f->ls.scope);
     f->expires_in = rep->expires_in > 0 ? rep->expires_in : 7200;
-    wechat_reply_drop(L, rep);
     if (f->snapshot) {
         /* A virtual user of the Moments snapshot page: never stored. */
-        set_user(f, LUA_NOREF);
+        set_user(f, NULL);
         run_login(f);
         return;
     }
@@ -540,9 +498,9 @@ static void on_exchange(const struct wechat_reply *rep, void *arg)
 
 static void exchange(struct flow *f)
 {
-    struct wechat_client wc = wechat_client(f->w->fetch, lua_vm_state(f->vm), f->cfg);
+    struct wechat_client wc = wechat_client(f->w->fetch, f->cfg);
     if (!wechat_exchange_code(&wc, f->c->app, f->code, on_exchange, f)) {
-        struct wechat_reply rep = {.err = WECHAT_NETWORK, .ref = LUA_NOREF};
+        struct wechat_reply rep = {.err = WECHAT_NETWORK};
         fail_upstream(f, &rep, "code exchange");
     }
 }
@@ -741,7 +699,6 @@ void handle_callback(struct worker *w, struct http_req *r)
     f->cfg = config_retain(w->cfg);
     f->vm = w->vm;
     lua_vm_hold(f->vm);
-    f->user_ref = LUA_NOREF;
     snprintf(f->state, sizeof(f->state), "%s", state);
     snprintf(f->code, sizeof(f->code), "%s", code ? code : "");
     char key[160];

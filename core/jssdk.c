@@ -13,7 +13,6 @@
 #include "crypto.h"
 #include "log.h"
 #include "login.h"
-#include "lua_runtime.h"
 #include "metrics.h"
 #include "server.h"
 #include "store.h"
@@ -34,7 +33,6 @@
 struct jssdk_op {
     struct worker *w;
     struct config *cfg;            /* retained */
-    struct lua_vm *vm;             /* held: replies are decoded in it */
     const struct config_app *app;
     jssdk_cb cb;                   /* NULL: cancelled, or a background refresh */
     void *arg;
@@ -93,7 +91,6 @@ static void op_free(struct jssdk_op *op)
         explicit_bzero(op->token, strlen(op->token));
         free(op->token);
     }
-    lua_vm_release(op->vm);
     config_release(op->cfg);
     free(op);
 }
@@ -153,23 +150,23 @@ static void on_ticket_reply(const struct wechat_reply *rep, void *arg)
 {
     struct jssdk_op *op = arg;
     op->call = NULL;
-    lua_State *L = lua_vm_state(op->vm);
     if ((rep->err == WECHAT_TOKEN_INVALID || rep->err == WECHAT_TOKEN_EXPIRED) && !op->retried) {
         /* Someone else replaced the token, or it expired early: once more. */
-        wechat_reply_drop(L, rep);
         op->retried = 1;
         store_del(op->w->store, op->key_bt, strlen(op->key_bt), NULL, NULL);
         fetch_basic_token(op);
         return;
     }
     if (rep->err != WECHAT_OK) {
-        wechat_reply_drop(L, rep);
         deliver(op, NULL, wechat_err_name(rep->err));
         return;
     }
     long ttl = rep->expires_in > 0 ? rep->expires_in : 7200;
     char val[512], *ticket = strdup(rep->ticket);
-    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
+    if (!ticket) {
+        deliver(op, NULL, "busy");
+        return;
+    }
     int n = snprintf(val, sizeof(val), "%ld\t%s", now_s() + ttl, ticket);
     if (n > 0 && (size_t)n < sizeof(val) && strlen(ticket) < sizeof(((struct cached *)0)->ticket))
         store_set(op->w->store, op->key_jt, strlen(op->key_jt), val, (size_t)n,
@@ -183,7 +180,7 @@ static void on_ticket_reply(const struct wechat_reply *rep, void *arg)
 
 static void get_ticket(struct jssdk_op *op)
 {
-    struct wechat_client wc = wechat_client(op->w->fetch, lua_vm_state(op->vm), op->cfg);
+    struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
     op->call = wechat_jsapi_ticket(&wc, op->token, on_ticket_reply, op);
     if (!op->call)
         deliver(op, NULL, "network");
@@ -201,9 +198,7 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
 {
     struct jssdk_op *op = arg;
     op->call = NULL;
-    lua_State *L = lua_vm_state(op->vm);
     if (rep->err != WECHAT_OK) {
-        wechat_reply_drop(L, rep);
         deliver(op, NULL, wechat_err_name(rep->err));
         return;
     }
@@ -213,7 +208,6 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
         free(op->token);
     }
     op->token = strdup(rep->access_token);
-    luaL_unref(L, LUA_REGISTRYINDEX, rep->ref);
     char rec[1024];
     int n = snprintf(rec, sizeof(rec), "%ld\t%s", now_s() + ttl, op->token);
     size_t slen = 0;
@@ -237,7 +231,7 @@ static void fetch_basic_token(struct jssdk_op *op)
     store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota,
                (void *)op->app);
     metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
-    struct wechat_client wc = wechat_client(op->w->fetch, lua_vm_state(op->vm), op->cfg);
+    struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
     op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
     if (!op->call)
         deliver(op, NULL, "network");
@@ -369,8 +363,6 @@ static struct jssdk_op *op_new(struct worker *w, const struct config_app *app, j
         return NULL;
     op->w = w;
     op->cfg = config_retain(w->cfg);
-    op->vm = w->vm;
-    lua_vm_hold(op->vm);
     op->app = app;
     op->cb = cb;
     op->arg = arg;

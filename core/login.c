@@ -310,15 +310,6 @@ char *login_token_open(const struct config *cfg, const char *key, const char *v,
     return len >= 3 && memcmp(v, "v1\t", 3) == 0 ? strndup(v, len) : NULL;
 }
 
-void login_json_fix_privilege(char *json)
-{
-    char *p = strstr(json, "\"privilege\":{}");
-    if (p) {
-        p[12] = '[';
-        p[13] = ']';
-    }
-}
-
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
 {
     const char *base = cfg->public_url ? cfg->public_url : "";

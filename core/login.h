@@ -60,11 +60,6 @@ char *login_token_seal(const struct config *cfg, const char *key, const char *re
                        size_t *len);
 char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len);
 
-/* lua-cjson 2.1.0 encodes an empty table as {}: puts back the [] of the
- * user's "privilege" list (in place; the sequence cannot occur inside a JSON
- * string, whose quotes are escaped). */
-void login_json_fix_privilege(char *json);
-
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
 

@@ -7,14 +7,12 @@
 #include "metrics.h"
 #include "url.h"
 
-#include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct wechat_call {
     struct fetch *f;
-    lua_State *L;
     enum { CALL_EXCHANGE, CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
     const char *endpoint;            /* for metrics: "/sns/userinfo" */
     wechat_cb cb;
@@ -88,37 +86,21 @@ int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const c
     return n > 0 && (size_t)n < outsz ? 0 : -1;
 }
 
-static const char *str_field(lua_State *L, int t, const char *name)
+static const char *str_field(const json_t *o, const char *name)
 {
-    lua_getfield(L, t, name);
-    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    lua_pop(L, 1); /* the string stays alive: the table holds it */
-    return s;
+    return json_string_value(json_object_get(o, name)); /* NULL unless a string */
 }
 
-static long num_field(lua_State *L, int t, const char *name)
+/* A number field as a long: WeChat sends integers; a real is truncated, and
+ * anything else (or out of range) is 0. */
+static long num_field(const json_t *o, const char *name)
 {
-    lua_getfield(L, t, name);
-    long v = lua_type(L, -1) == LUA_TNUMBER ? (long)lua_tonumber(L, -1) : 0;
-    lua_pop(L, 1);
-    return v;
-}
-
-/* Decodes body with cjson into a table on top of L; 0 or -1. */
-static int decode(lua_State *L, const char *body, size_t len)
-{
-    lua_getglobal(L, "require");
-    lua_pushstring(L, "cjson.safe");
-    if (lua_pcall(L, 1, 1, 0) != 0) {
-        lua_pop(L, 1);
-        return -1;
-    }
-    lua_getfield(L, -1, "decode");
-    lua_remove(L, -2);
-    lua_pushlstring(L, body, len);
-    if (lua_pcall(L, 1, 1, 0) != 0 || !lua_istable(L, -1)) {
-        lua_pop(L, 1);
-        return -1;
+    const json_t *v = json_object_get(o, name);
+    if (json_is_integer(v))
+        return (long)json_integer_value(v);
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        return d > -1e15 && d < 1e15 ? (long)d : 0;
     }
     return 0;
 }
@@ -126,32 +108,29 @@ static int decode(lua_State *L, const char *body, size_t len)
 static void on_reply(const struct fetch_response *res, void *arg)
 {
     struct wechat_call *call = arg;
-    lua_State *L = call->L;
-    struct wechat_reply r = {.ref = LUA_NOREF};
-    int top = lua_gettop(L);
+    struct wechat_reply r = {0};
+    json_t *json = NULL;
 
     if (!res->ok) {
         r.err = strcmp(res->error, "timeout") == 0 ? WECHAT_TIMEOUT : WECHAT_NETWORK;
     } else if (res->status != 200) {
         r.err = WECHAT_HTTP;
-    } else if (decode(L, res->body, res->body_len) != 0) {
+    } else if (!(json = json_loadb(res->body, res->body_len, 0, NULL)) || !json_is_object(json)) {
         r.err = WECHAT_GARBAGE;
     } else {
-        int t = lua_gettop(L);
-        lua_getfield(L, t, "errcode");
-        int has_errcode = lua_type(L, -1) == LUA_TNUMBER;
-        r.errcode = has_errcode ? (int)lua_tonumber(L, -1) : 0;
-        lua_pop(L, 1);
+        const json_t *errcode = json_object_get(json, "errcode");
+        int has_errcode = json_is_number(errcode);
+        r.errcode = has_errcode ? (int)num_field(json, "errcode") : 0;
         r.err = map_errcode(r.errcode);
         if (r.err == WECHAT_OK) {
-            r.access_token = str_field(L, t, "access_token");
-            r.refresh_token = str_field(L, t, "refresh_token");
-            r.openid = str_field(L, t, "openid");
-            r.scope = str_field(L, t, "scope");
-            r.unionid = str_field(L, t, "unionid");
-            r.ticket = str_field(L, t, "ticket");
-            r.expires_in = num_field(L, t, "expires_in");
-            r.is_snapshotuser = num_field(L, t, "is_snapshotuser") == 1;
+            r.access_token = str_field(json, "access_token");
+            r.refresh_token = str_field(json, "refresh_token");
+            r.openid = str_field(json, "openid");
+            r.scope = str_field(json, "scope");
+            r.unionid = str_field(json, "unionid");
+            r.ticket = str_field(json, "ticket");
+            r.expires_in = num_field(json, "expires_in");
+            r.is_snapshotuser = num_field(json, "is_snapshotuser") == 1;
             int complete = 1;
             switch (call->kind) {
             case CALL_EXCHANGE: complete = r.access_token && r.openid; break;
@@ -163,21 +142,22 @@ static void on_reply(const struct fetch_response *res, void *arg)
             if (!complete)
                 r.err = WECHAT_GARBAGE;
         }
-        lua_pushvalue(L, t);
-        r.ref = luaL_ref(L, LUA_REGISTRYINDEX);
+        r.json = json;
+    }
+    if (json && !r.json) {
+        json_decref(json);
+        json = NULL;
     }
     metrics_observe("wxgate_upstream_seconds", res->total_ms / 1000.0, "endpoint",
                     call->endpoint, NULL);
     if (r.err != WECHAT_OK)
         metrics_inc("wxgate_upstream_errors_total", "endpoint", call->endpoint, "error",
                     wechat_err_name(r.err), NULL);
-    /* The strings stay alive through r.ref; the stack is cleaned first
-     * because the callback may end the last use of the VM. */
-    lua_settop(L, top);
     wechat_cb cb = call->cb;
     void *cb_arg = call->arg;
     free(call);
     cb(&r, cb_arg);
+    json_decref(json); /* the callback took a reference if it keeps it */
 }
 
 static struct wechat_call *start(const struct wechat_client *c, int kind, const char *endpoint,
@@ -187,7 +167,6 @@ static struct wechat_call *start(const struct wechat_client *c, int kind, const 
     if (!call)
         return NULL;
     call->endpoint = endpoint;
-    call->L = c->L;
     call->kind = kind;
     call->cb = cb;
     call->arg = arg;
@@ -207,20 +186,13 @@ static struct wechat_call *start(const struct wechat_client *c, int kind, const 
     return call;
 }
 
-struct wechat_client wechat_client(struct fetch_loop *fetch, lua_State *L,
-                                   const struct config *cfg)
+struct wechat_client wechat_client(struct fetch_loop *fetch, const struct config *cfg)
 {
     struct wechat_client c = {
-        .fetch = fetch, .L = L, .api_base = cfg->wechat_api_base, .ca_file = cfg->wechat_ca_file,
+        .fetch = fetch, .api_base = cfg->wechat_api_base, .ca_file = cfg->wechat_ca_file,
         .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
         .timeout_ms = cfg->upstream_timeout_ms};
     return c;
-}
-
-void wechat_reply_drop(lua_State *L, const struct wechat_reply *r)
-{
-    if (r->ref != LUA_NOREF)
-        luaL_unref(L, LUA_REGISTRYINDEX, r->ref);
 }
 
 void wechat_cancel(struct wechat_call *call)
@@ -304,11 +276,17 @@ void wechat_jssdk_signature(const char *ticket, const char *noncestr, const char
 {
     size_t ulen = strcspn(url, "#");
     size_t cap = strlen(ticket) + strlen(noncestr) + strlen(timestamp) + ulen + 64;
-    char *s = malloc(cap);
+    char small[2048];
+    char *s = cap <= sizeof(small) ? small : malloc(cap);
     unsigned char digest[20];
+    if (!s) {
+        out[0] = '\0'; /* no signature: wx.config fails visibly, nothing is signed wrong */
+        return;
+    }
     int n = snprintf(s, cap, "jsapi_ticket=%s&noncestr=%s&timestamp=%s&url=%.*s", ticket,
                      noncestr, timestamp, (int)ulen, url);
     crypto_sha1(s, (size_t)n, digest);
     crypto_hex(digest, 20, out);
-    free(s);
+    if (s != small)
+        free(s);
 }

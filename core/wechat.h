@@ -1,12 +1,12 @@
 /* The WeChat web-authorization protocol client: builds the authorize URL
  * exactly as WeChat checks it, and makes the API calls (code exchange,
  * refresh, userinfo, sns/auth, basic token, jsapi ticket) asynchronously
- * through the worker's fetch loop. Every reply is decoded once with
- * lua-cjson into the worker's Lua state; the fields the core needs are read
- * through the Lua C API and the same table can be handed to hooks. */
+ * through the worker's fetch loop. Every reply is decoded once, in C, with
+ * jansson (which keeps WeChat's field order); the fields the core needs are
+ * read into struct wechat_reply. No Lua VM is involved. */
 #ifndef WX_WECHAT_H
 #define WX_WECHAT_H
-#include <lua.h>
+#include <jansson.h>
 #include <stddef.h>
 
 struct fetch_loop;
@@ -40,9 +40,9 @@ const char *wechat_err_name(enum wechat_err e);
 struct wechat_reply {
     enum wechat_err err;
     int errcode;             /* WeChat's errcode (0 when none) */
-    int ref;                 /* registry ref of the decoded table, or LUA_NOREF;
-                                the callback owns it (luaL_unref when done) */
-    /* Fields read from the table (NULL/0 when absent); valid in the callback. */
+    json_t *json;            /* the decoded reply object, or NULL; lent to the
+                                callback (json_incref to keep it) */
+    /* Fields of the reply (NULL/0 when absent); valid in the callback. */
     const char *access_token, *refresh_token, *openid, *scope, *unionid, *ticket;
     long expires_in;
     int is_snapshotuser;
@@ -52,7 +52,6 @@ typedef void (*wechat_cb)(const struct wechat_reply *r, void *arg);
 
 struct wechat_client {
     struct fetch_loop *fetch;
-    lua_State *L;            /* the VM's main thread: where replies are decoded */
     const char *api_base;
     const char *ca_file;
     long connect_timeout_ms, timeout_ms;
@@ -60,12 +59,8 @@ struct wechat_client {
 
 struct wechat_call;
 
-/* The client for cfg's WeChat (base URL, CA file, timeouts), decoding
- * replies in L. */
-struct wechat_client wechat_client(struct fetch_loop *fetch, lua_State *L,
-                                   const struct config *cfg);
-/* Drops the decoded table of a reply the callback does not keep. */
-void wechat_reply_drop(lua_State *L, const struct wechat_reply *r);
+/* The client for cfg's WeChat (base URL, CA file, timeouts). */
+struct wechat_client wechat_client(struct fetch_loop *fetch, const struct config *cfg);
 
 /* Builds the authorize URL. 0 ok, -1 when out is too small or state is not
  * [A-Za-z0-9]{1,128}. */

@@ -3,6 +3,7 @@ core/handler_api.c, core/wechat.c): every branch of /callback, tickets,
 /api/user, hooks, upstream failures, and no secret in any output."""
 import concurrent.futures
 import html
+import json
 import re
 import time
 import urllib.parse
@@ -198,9 +199,15 @@ def test_base_login_ticket_redeemed_once(w):
 def test_userinfo_login_with_consent_allow_and_unionid(w):
     cb = w.consent(w.start("info"), "allow")
     loc, t = ticket_of(w.get(cb))
-    u = w.redeem(t).json()
+    raw = w.redeem(t).text
+    u = json.loads(raw)
     assert u["nickname"] == "小明" and isinstance(u["sex"], int)
-    assert isinstance(u["privilege"], list)
+    assert isinstance(u["privilege"], list) and '"privilege":[]' in raw
+    # WeChat's userinfo fields in WeChat's order, then the gateway's own.
+    keys = [k for k, _ in json.loads(raw, object_pairs_hook=lambda pairs: pairs)]
+    assert keys == ["openid", "nickname", "sex", "language", "city", "province", "country",
+                    "headimgurl", "privilege", "unionid",
+                    "appid", "app", "campaign", "scope", "is_snapshotuser"], keys
     assert u["unionid"]
     # Another app of the same open-platform account: same unionid, other openid.
     w.grant("xiaoming", "wx_sandbox_solo")

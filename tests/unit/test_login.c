@@ -2,7 +2,7 @@
  * (login_return_allowed), state records (encode/decode), the state-binding
  * cookie (login_state_mac, login_cookie_has, login_cookie_push),
  * login_url_add_param, login_ticket_key, token sealing
- * (login_token_seal/open) and login_json_fix_privilege. The config and
+ * (login_token_seal/open). The config and
  * campaigns are built by hand: only the fields these functions read are set. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -673,40 +673,6 @@ static void token_plain_without_key(void **state)
     free_config(cfg);
 }
 
-/* ---- JSON ---- */
-
-static void json_fix_privilege(void **state)
-{
-    char a[] = "{\"openid\":\"o1\",\"privilege\":{},\"unionid\":\"u\"}";
-    login_json_fix_privilege(a);
-    assert_string_equal(a, "{\"openid\":\"o1\",\"privilege\":[],\"unionid\":\"u\"}");
-
-    char b[] = "{\"privilege\":[\"CHINAUNICOM\"],\"x\":{}}";
-    login_json_fix_privilege(b);
-    assert_string_equal(b, "{\"privilege\":[\"CHINAUNICOM\"],\"x\":{}}");
-
-    char c[] = "{\"openid\":\"o1\",\"other\":{}}";
-    login_json_fix_privilege(c);
-    assert_string_equal(c, "{\"openid\":\"o1\",\"other\":{}}");
-
-    /* inside a string the quotes are escaped: left alone */
-    char d[] = "{\"nickname\":\"\\\"privilege\\\":{}\",\"privilege\":[]}";
-    login_json_fix_privilege(d);
-    assert_string_equal(d, "{\"nickname\":\"\\\"privilege\\\":{}\",\"privilege\":[]}");
-
-    char e[] = "{\"nickname\":\"\\\"privilege\\\":{}\",\"privilege\":{}}";
-    login_json_fix_privilege(e);
-    assert_string_equal(e, "{\"nickname\":\"\\\"privilege\\\":{}\",\"privilege\":[]}");
-
-    char f[] = "";
-    login_json_fix_privilege(f);
-    assert_string_equal(f, "");
-
-    char g[] = "{\"privilege\":{}}";
-    login_json_fix_privilege(g);
-    assert_string_equal(g, "{\"privilege\":[]}");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -732,7 +698,6 @@ int main(void)
         cmocka_unit_test(ticket_key_depends_on_secret),
         cmocka_unit_test(token_sealed_with_key),
         cmocka_unit_test(token_plain_without_key),
-        cmocka_unit_test(json_fix_privilege),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
