@@ -334,7 +334,15 @@ long http_parse_head(const char *buf, size_t len, const struct http_parse_limits
 
 enum {
     CH_SIZE,      /* chunk-size hex digits */
-    CH_EXT,       /* chunk extensions, up to CR */
+    CH_SIZE_BWS,  /* whitespace after the size: only before a ';' */
+    CH_EXT_NAME_START, /* after ';' (and whitespace): a token must start */
+    CH_EXT_NAME,
+    CH_EXT_AFTER_NAME,
+    CH_EXT_VAL_START,  /* after '=' (and whitespace) */
+    CH_EXT_TOKEN,
+    CH_EXT_QUOTED,
+    CH_EXT_QUOTED_ESC,
+    CH_EXT_AFTER_VAL,
     CH_SIZE_LF,
     CH_DATA,
     CH_DATA_CR,
@@ -375,7 +383,7 @@ long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, cha
 {
     const unsigned char *b = (const unsigned char *)in;
     size_t p = 0;
-    *done = 0;
+    *done = d->state == CH_DONE;
     while (p < len) {
         unsigned char c = b[p];
         switch (d->state) {
@@ -391,8 +399,8 @@ long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, cha
             if (d->digits == 0)
                 BAD(400, "invalid chunk size");
             if (c == ';' || c == ' ' || c == '\t') {
-                d->state = CH_EXT;
-                break; /* CH_EXT checks this byte */
+                d->state = CH_SIZE_BWS;
+                break; /* CH_SIZE_BWS checks this byte */
             }
             if (c != '\r')
                 BAD(400, "invalid chunk size");
@@ -400,18 +408,61 @@ long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, cha
             p++;
             break;
         }
-        case CH_EXT:
-            /* chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ): checked
-             * for bytes only; extensions are ignored. */
+        /* chunk-ext = *( BWS ";" BWS ext-name [ BWS "=" BWS ( token /
+         * quoted-string ) ] ), checked to the letter (a lenient reader could
+         * take "3 4" for 0x34) and then ignored. */
+        case CH_SIZE_BWS:
+        case CH_EXT_NAME_START:
+        case CH_EXT_NAME:
+        case CH_EXT_AFTER_NAME:
+        case CH_EXT_VAL_START:
+        case CH_EXT_TOKEN:
+        case CH_EXT_QUOTED:
+        case CH_EXT_QUOTED_ESC:
+        case CH_EXT_AFTER_VAL: {
             if (++d->line > MAX_CHUNK_LINE)
                 BAD(400, "chunk extension too long");
-            if (c == '\r') {
-                d->state = CH_SIZE_LF;
-            } else if (!is_value_byte(c)) {
-                BAD(400, "control byte in a chunk extension");
+            int ws = c == ' ' || c == '\t', tok = http_is_tchar(c);
+            int st = d->state, next = -1;
+            switch (st) {
+            case CH_SIZE_BWS:
+            case CH_EXT_AFTER_VAL:
+                next = ws ? st : c == ';' ? CH_EXT_NAME_START : (c == '\r' && st != CH_SIZE_BWS)
+                                                                   ? CH_SIZE_LF : -1;
+                break;
+            case CH_EXT_NAME_START:
+                next = ws ? st : tok ? CH_EXT_NAME : -1;
+                break;
+            case CH_EXT_NAME:
+            case CH_EXT_AFTER_NAME:
+                next = (tok && st == CH_EXT_NAME) ? st
+                       : ws                       ? CH_EXT_AFTER_NAME
+                       : c == '='                 ? CH_EXT_VAL_START
+                       : c == ';'                 ? CH_EXT_NAME_START
+                       : c == '\r'                ? CH_SIZE_LF
+                                                  : -1;
+                break;
+            case CH_EXT_VAL_START:
+                next = ws ? st : c == '"' ? CH_EXT_QUOTED : tok ? CH_EXT_TOKEN : -1;
+                break;
+            case CH_EXT_TOKEN:
+                next = tok ? st : ws ? CH_EXT_AFTER_VAL : c == ';' ? CH_EXT_NAME_START
+                                                       : c == '\r' ? CH_SIZE_LF : -1;
+                break;
+            case CH_EXT_QUOTED:
+                next = c == '"' ? CH_EXT_AFTER_VAL : c == '\\' ? CH_EXT_QUOTED_ESC
+                       : is_value_byte(c) ? st : -1;
+                break;
+            case CH_EXT_QUOTED_ESC:
+                next = is_value_byte(c) ? CH_EXT_QUOTED : -1;
+                break;
             }
+            if (next < 0)
+                BAD(400, "invalid chunk extension");
+            d->state = next;
             p++;
             break;
+        }
         case CH_SIZE_LF:
             if (c != '\n')
                 BAD(400, "bare CR in a chunk size line");
