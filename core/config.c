@@ -6,6 +6,8 @@
  * ("apps.demo.secret") and the reason. Nothing starts unless there are none. */
 #include "config.h"
 
+#include "url.h"
+
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -293,60 +295,25 @@ static int get_secret(struct check *k, int idx, const char *path, const char *ke
 
 int config_parse_listen(const char *s, char **host, int *port)
 {
-    const char *colon;
-    char *h;
-    if (s[0] == '[') {
-        const char *end = strchr(s, ']');
-        if (!end || end[1] != ':')
-            return -1;
-        h = strndup(s + 1, (size_t)(end - s - 1));
-        colon = end + 1;
-    } else {
-        colon = strchr(s, ':');
-        if (!colon || strchr(colon + 1, ':'))
-            return -1; /* no port, or an IPv6 address without brackets */
-        h = strndup(s, (size_t)(colon - s));
-    }
-    char *endp;
-    errno = 0;
-    long p = strtol(colon + 1, &endp, 10);
-    if (colon[1] < '0' || colon[1] > '9' || *endp != '\0' || errno || p < 0 || p > 65535 ||
-        strpbrk(h, " \t")) {
-        free(h);
-        return -1;
-    }
-    if (strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:%") != strlen(h)) {
-        free(h);
-        return -1;
-    }
-    if (*h == '\0') {
-        free(h);
-        h = strdup("0.0.0.0");
-    }
-    *host = h;
-    *port = (int)p;
-    return 0;
+    const char *why;
+    return url_parse_listen(s, host, port, &why);
 }
 
 /* An allow-list entry: scheme://host[:port][/path-prefix], http or https,
- * no userinfo, query, fragment, whitespace or control characters. */
-static int valid_allow_entry(const char *s)
+ * parsed into out; NULL when some return URL could match it, else why not.
+ * No user info, query or fragment, and nothing a return URL may not hold. */
+static unsigned long allow_serials; /* see config_campaign.allow_serial */
+
+static const char *allow_entry(const char *s, struct url_http *out)
 {
-    const char *rest;
-    if (strncmp(s, "https://", 8) == 0)
-        rest = s + 8;
-    else if (strncmp(s, "http://", 7) == 0)
-        rest = s + 7;
-    else
-        return 0;
-    if (*rest == '\0' || *rest == '/' || *rest == ':')
-        return 0;
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch <= 0x20 || ch == 0x7f || ch == '@' || ch == '?' || ch == '#' || ch == '\\')
-            return 0;
-    }
-    return 1;
+    const char *why = NULL;
+    if (strpbrk(s, "?#@\\ \t\r\n"))
+        return "no user info, query, fragment or whitespace";
+    if (url_parse_http(s, out, &why) != 0)
+        return why;
+    if (url_path_disguised(out->path, strlen(out->path)))
+        return "a path with dot segments or encoded dots or slashes never matches";
+    return NULL;
 }
 
 static void check_script(struct check *k, const char *path, char *file)
@@ -477,16 +444,20 @@ static void load_campaigns(struct check *k, int top)
         } else {
             size_t na = lua_objlen(L, a);
             cp->allow = calloc(na ? na : 1, sizeof(char *));
+            cp->allow_url = calloc(na ? na : 1, sizeof(struct url_http));
+            cp->allow_serial = __atomic_add_fetch(&allow_serials, 1, __ATOMIC_RELAXED);
             if (na == 0)
                 fail(k, q, "must list at least one URL prefix");
-            for (size_t i = 1; i <= na; i++) {
+            for (size_t i = 1; i <= na && cp->allow && cp->allow_url; i++) {
                 lua_rawgeti(L, a, (int)i);
                 const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-                if (!s || !valid_allow_entry(s)) {
+                const char *why = s ? allow_entry(s, &cp->allow_url[cp->n_allow])
+                                    : "not a string";
+                if (why) {
                     char r[320];
                     snprintf(r, sizeof(r), "%s[%zu]", q, i);
                     fail(k, r, "must be an http(s) origin with an optional path, like "
-                               "\"https://h5.example.com/spring/\"");
+                               "\"https://h5.example.com/spring/\" (%s)", why);
                 } else {
                     cp->allow[cp->n_allow++] = strdup(s);
                 }
@@ -844,6 +815,7 @@ void config_release(struct config *c)
         free(cp->lang);
         free(cp->script);
         free_strv(cp->allow, cp->n_allow);
+        free(cp->allow_url);
     }
     free(c->campaigns);
     for (size_t i = 0; i < c->n_routes; i++) {

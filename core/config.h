@@ -5,6 +5,8 @@
 #define WX_CONFIG_H
 #include <stddef.h>
 
+struct url_http;
+
 struct config_app {
     char *name;
     char *appid;
@@ -19,7 +21,9 @@ struct config_campaign {
     char *scope;           /* snsapi_base | snsapi_userinfo */
     int scope_override;    /* may /auth?scope= change it */
     char **allow;          /* allowed return URL prefixes: scheme://host[:port][/path] */
+    struct url_http *allow_url; /* the same, parsed once at load */
     size_t n_allow;
+    unsigned long allow_serial; /* unique per config load (login.c caches verdicts) */
     char *script;          /* absolute path or NULL */
     int force_popup;
     int force_snapshot;

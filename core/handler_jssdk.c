@@ -6,6 +6,7 @@
 #include "jssdk.h"
 #include "login.h"
 #include "server.h"
+#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,23 +58,24 @@ static const struct config_campaign *campaign_for(const struct config *cfg,
     return NULL;
 }
 
-/* Access-Control-Allow-Origin for an Origin that one of app's campaigns allows. */
+/* Access-Control-Allow-Origin for an Origin (scheme://host[:port]) that one
+ * of app's campaigns allows, compared parsed, as the allow-list is. */
 static void add_cors(struct http_req *r, const struct config *cfg, const struct config_app *app)
 {
     const char *origin = http_req_header(r, "Origin");
-    if (!origin || strlen(origin) > 300 || strchr(origin, '/') == strrchr(origin, '/'))
+    struct url_http o;
+    const char *why;
+    if (!origin || strlen(origin) > 300 || strpbrk(origin, "?#@\\") ||
+        url_parse_http(origin, &o, &why) != 0 || strcmp(o.path, "/") != 0)
         return;
-    char probe[320];
-    snprintf(probe, sizeof(probe), "%s/", origin);
     http_req_add_header(r, "Vary", "Origin");
     for (size_t i = 0; i < cfg->n_campaigns; i++) {
         const struct config_campaign *c = &cfg->campaigns[i];
         if (c->app != app)
             continue;
         for (size_t k = 0; k < c->n_allow; k++) {
-            size_t n = strlen(origin);
-            if (strncasecmp(c->allow[k], origin, n) == 0 &&
-                (c->allow[k][n] == '\0' || c->allow[k][n] == '/')) {
+            const struct url_http *a = &c->allow_url[k];
+            if (a->https == o.https && a->port == o.port && strcmp(a->host, o.host) == 0) {
                 http_req_add_header(r, "Access-Control-Allow-Origin", origin);
                 return;
             }

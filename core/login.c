@@ -14,6 +14,7 @@
 #include "wechat.h"
 
 #include <ctype.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,97 +23,70 @@
 
 /* ---- allow-lists ---- */
 
-struct origin {
-    int https;
-    char host[256];
-    int port;
-    const char *path;     /* points into the parsed string: "/..." or "" */
-};
-
-/* Parses scheme://host[:port][path...]; strict: lowercase-insensitive
- * http/https only, no userinfo, host of [A-Za-z0-9.-] or a [v6] literal. */
-static int parse_origin(const char *url, struct origin *o)
+/* Does the URL up to its query (scheme://host[:port]/path) fall under one of
+ * the campaign's entries? Parsed with the URL module, the way a browser
+ * reads it. */
+static int prefix_allowed(const struct config_campaign *c, const char *prefix)
 {
-    const char *p;
-    if (strncasecmp(url, "https://", 8) == 0) {
-        o->https = 1;
-        p = url + 8;
-    } else if (strncasecmp(url, "http://", 7) == 0) {
-        o->https = 0;
-        p = url + 7;
-    } else {
-        return -1;
+    struct url_http u;
+    const char *why;
+    if (url_parse_http(prefix, &u, &why) != 0 || url_path_disguised(u.path, strlen(u.path)))
+        return 0;
+    size_t plen = strlen(u.path);
+    for (size_t i = 0; i < c->n_allow; i++) {
+        const struct url_http *a = &c->allow_url[i];
+        if (a->https != u.https || a->port != u.port || strcmp(a->host, u.host) != 0)
+            continue;
+        size_t alen = strlen(a->path);
+        if (strcmp(a->path, "/") == 0)
+            return 1;
+        if (plen < alen || strncmp(u.path, a->path, alen) != 0)
+            continue;
+        /* "/spring" allows "/spring" and "/spring/..." but not "/springtime" */
+        if (a->path[alen - 1] == '/' || plen == alen || u.path[alen] == '/')
+            return 1;
     }
-    size_t alen = strcspn(p, "/?#");
-    if (alen == 0 || alen >= sizeof(o->host) || memchr(p, '@', alen))
-        return -1;
-    const char *hend = p + alen;
-    const char *colon = NULL;
-    if (*p == '[') {
-        const char *close = memchr(p, ']', alen);
-        if (!close)
-            return -1;
-        for (const char *q = p + 1; q < close; q++)
-            if (!isxdigit((unsigned char)*q) && *q != ':' && *q != '.')
-                return -1;
-        if (close + 1 < hend) {
-            if (close[1] != ':')
-                return -1;
-            colon = close + 1;
-        }
-        hend = close + 1;
-    } else {
-        colon = memchr(p, ':', alen);
-        const char *stop = colon ? colon : hend;
-        for (const char *q = p; q < stop; q++)
-            if (!isalnum((unsigned char)*q) && *q != '.' && *q != '-')
-                return -1;
-        if (colon)
-            hend = colon;
-    }
-    if (hend == p)
-        return -1;
-    size_t hlen = (size_t)(hend - p);
-    for (size_t i = 0; i < hlen; i++)
-        o->host[i] = (char)tolower((unsigned char)p[i]);
-    o->host[hlen] = '\0';
-    o->port = o->https ? 443 : 80;
-    if (colon) {
-        const char *d = colon + 1;
-        const char *end = p + alen;
-        if (d == end || end - d > 5)
-            return -1;
-        int port = 0;
-        for (; d < end; d++) {
-            if (!isdigit((unsigned char)*d))
-                return -1;
-            port = port * 10 + (*d - '0');
-        }
-        if (port < 1 || port > 65535)
-            return -1;
-        o->port = port;
-    }
-    o->path = p + alen;
     return 0;
 }
 
-static int has_dot_segment(const char *path, size_t len)
+/* Recent verdicts of this thread. Parsing with curl_url allocates, and most
+ * logins of a campaign come back to the same few pages, so the verdict on
+ * a URL's prefix (it does not depend on the query) is kept, keyed by the
+ * campaign's allow-list: its address and the serial of the config load
+ * that made it (a reload makes new lists, maybe at old addresses). */
+#define VERDICTS 64
+#define VERDICT_PREFIX 240
+
+struct verdict {
+    const struct config_campaign *campaign;
+    unsigned long serial;
+    int allowed;
+    char prefix[VERDICT_PREFIX];
+};
+
+static _Thread_local struct verdict verdicts[VERDICTS];
+
+static int cached_prefix_allowed(const struct config_campaign *c, const char *url, size_t plen)
 {
-    for (size_t i = 0; i < len; i++) {
-        /* Encoded dots, slashes and backslashes only serve to disguise a path. */
-        if (path[i] == '%' && i + 3 <= len &&
-            (strncasecmp(path + i, "%2e", 3) == 0 || strncasecmp(path + i, "%2f", 3) == 0 ||
-             strncasecmp(path + i, "%5c", 3) == 0))
-            return 1;
-        if (path[i] == '.' && (i == 0 || path[i - 1] == '/')) {
-            size_t j = i + 1;
-            if (j < len && path[j] == '.')
-                j++;
-            if (j == len || path[j] == '/')
-                return 1;
-        }
-    }
-    return 0;
+    char prefix[URL_PATH_MAX + URL_HOST_MAX + 32];
+    if (plen >= sizeof(prefix))
+        return 0;
+    memcpy(prefix, url, plen);
+    prefix[plen] = '\0';
+    if (plen >= VERDICT_PREFIX)
+        return prefix_allowed(c, prefix);
+    unsigned long h = 5381 ^ (unsigned long)(uintptr_t)c ^ c->allow_serial;
+    for (size_t i = 0; i < plen; i++)
+        h = h * 33 + (unsigned char)prefix[i];
+    struct verdict *v = &verdicts[h % VERDICTS];
+    if (v->campaign == c && v->serial == c->allow_serial && strcmp(v->prefix, prefix) == 0)
+        return v->allowed;
+    int allowed = prefix_allowed(c, prefix);
+    v->campaign = c;
+    v->serial = c->allow_serial;
+    v->allowed = allowed;
+    memcpy(v->prefix, prefix, plen + 1);
+    return allowed;
 }
 
 int login_return_allowed(const struct config_campaign *c, const char *url)
@@ -122,34 +96,14 @@ int login_return_allowed(const struct config_campaign *c, const char *url)
         return 0;
     for (const char *p = url; *p; p++) {
         unsigned char ch = (unsigned char)*p;
+        /* A browser reads '\\' as '/' where a URL parser may not: refused. */
         if (ch <= 0x20 || ch == 0x7f || ch == '\\' || ch == '"' || ch == '<' || ch == '>')
             return 0;
     }
     /* Encoded CR, LF and NUL have no business in a return URL either. */
     if (strcasestr(url, "%0d") || strcasestr(url, "%0a") || strcasestr(url, "%00"))
         return 0;
-    struct origin u;
-    if (parse_origin(url, &u) != 0)
-        return 0;
-    size_t plen = strcspn(u.path, "?#");
-    if (has_dot_segment(u.path, plen))
-        return 0;
-    for (size_t i = 0; i < c->n_allow; i++) {
-        struct origin a;
-        if (parse_origin(c->allow[i], &a) != 0)
-            continue;
-        if (a.https != u.https || a.port != u.port || strcmp(a.host, u.host) != 0)
-            continue;
-        size_t alen = strlen(a.path);
-        if (alen == 0 || strcmp(a.path, "/") == 0)
-            return 1;
-        if (plen < alen || strncmp(u.path, a.path, alen) != 0)
-            continue;
-        /* "/spring" allows "/spring" and "/spring/..." but not "/springtime" */
-        if (a.path[alen - 1] == '/' || plen == alen || u.path[alen] == '/')
-            return 1;
-    }
-    return 0;
+    return cached_prefix_allowed(c, url, strcspn(url, "?#"));
 }
 
 /* ---- state records ---- */

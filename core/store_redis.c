@@ -41,6 +41,7 @@
 
 #include "metrics.h"
 #include "store_impl.h"
+#include "url.h"
 
 #define DEFAULT_PORT 6379
 #define DEFAULT_PREFIX "wxgate:"
@@ -560,33 +561,6 @@ static const struct store_ops redis_ops = {
 
 /* ------------------------------------------------------------ the url */
 
-static int hexval(char ch) {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* A malloc'ed, NUL-terminated, percent-decoded copy of s[0..len). *outlen
- * (when asked) is the decoded length, which may include NUL bytes. */
-static char *decode(const char *s, size_t len, size_t *outlen) {
-    char *out = malloc(len + 1), *p = out;
-    if (!out) return NULL;
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (s[i] == '%' && i + 2 < len &&
-            (hi = hexval(s[i + 1])) >= 0 && (lo = hexval(s[i + 2])) >= 0) {
-            *p++ = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            *p++ = s[i];
-        }
-    }
-    *p = '\0';
-    if (outlen) *outlen = (size_t)(p - out);
-    return out;
-}
-
 /* A whole number from lo to hi, digits only. */
 static int parse_int(const char *s, size_t len, long lo, long hi, int *out) {
     long long v;
@@ -608,94 +582,79 @@ static const char *resolve(struct redis_store *rs, const char *host) {
     return rs->naddrs ? NULL : "redis url: cannot resolve the host";
 }
 
-/* One "name=value" of the query. */
-static const char *parse_option(struct redis_store *rs, const char *opt, size_t len,
-                                char **password_env) {
-    const char *eq = memchr(opt, '=', len);
-    if (!eq) return "redis url: options are name=value";
-    size_t nlen = (size_t)(eq - opt), vlen = len - nlen - 1;
-    const char *v = eq + 1;
+struct options {
+    struct redis_store *rs;
+    char **password_env;
+    const char *why;
+};
 
-#define IS(name) (nlen == sizeof(name) - 1 && memcmp(opt, name, nlen) == 0)
-    if (IS("prefix")) {
+/* One name=value of the query (both already decoded). */
+static int parse_option(const char *name, const char *v, void *arg) {
+    struct options *o = arg;
+    struct redis_store *rs = o->rs;
+    size_t vlen = v ? strlen(v) : 0;
+    if (!v) {
+        o->why = "redis url: options are name=value";
+    } else if (strcmp(name, "prefix") == 0) {
         free(rs->prefix);
-        rs->prefix = decode(v, vlen, &rs->plen);
-        return rs->prefix ? NULL : "out of memory";
-    }
-    if (IS("timeout_ms"))
-        return parse_int(v, vlen, 1, MAX_TIMEOUT_MS, &rs->timeout_ms) < 0
-                   ? "redis url: timeout_ms must be from 1 to 600000" : NULL;
-    if (IS("connect_timeout_ms"))
-        return parse_int(v, vlen, 1, MAX_TIMEOUT_MS, &rs->connect_timeout_ms) < 0
-                   ? "redis url: connect_timeout_ms must be from 1 to 600000" : NULL;
-    if (IS("password_env")) {
-        free(*password_env);
-        *password_env = decode(v, vlen, NULL);
-        return *password_env ? NULL : "out of memory";
-    }
-#undef IS
-    return "redis url: unknown option (expected prefix, timeout_ms, connect_timeout_ms, "
-           "password_env)";
-}
-
-/* [[user]:password@]host[:port] */
-static const char *parse_authority(struct redis_store *rs, const char *a, size_t len,
-                                   char **host) {
-    const char *at = NULL;
-    for (size_t i = 0; i < len; i++)
-        if (a[i] == '@') at = a + i;
-    if (at) {
-        const char *colon = memchr(a, ':', (size_t)(at - a));
-        if (!colon) return "redis url: write credentials as redis://:PASSWORD@host";
-        if (colon > a && !(rs->user = decode(a, (size_t)(colon - a), NULL))) return "out of memory";
-        if (at > colon + 1 && !(rs->password = decode(colon + 1, (size_t)(at - colon - 1), NULL)))
-            return "out of memory";
-        len -= (size_t)(at + 1 - a);
-        a = at + 1;
-    }
-
-    const char *hend, *port = NULL;
-    if (len && a[0] == '[') { /* [IPv6] */
-        const char *close = memchr(a, ']', len);
-        if (!close) return "redis url: missing ] after an IPv6 address";
-        *host = decode(a + 1, (size_t)(close - a - 1), NULL);
-        hend = close + 1;
-        if (hend < a + len && *hend != ':') return "redis url: bad host";
+        rs->prefix = strdup(v);
+        rs->plen = vlen;
+        if (!rs->prefix) o->why = "out of memory";
+    } else if (strcmp(name, "timeout_ms") == 0) {
+        if (parse_int(v, vlen, 1, MAX_TIMEOUT_MS, &rs->timeout_ms) < 0)
+            o->why = "redis url: timeout_ms must be from 1 to 600000";
+    } else if (strcmp(name, "connect_timeout_ms") == 0) {
+        if (parse_int(v, vlen, 1, MAX_TIMEOUT_MS, &rs->connect_timeout_ms) < 0)
+            o->why = "redis url: connect_timeout_ms must be from 1 to 600000";
+    } else if (strcmp(name, "password_env") == 0) {
+        free(*o->password_env);
+        *o->password_env = strdup(v);
+        if (!*o->password_env) o->why = "out of memory";
     } else {
-        hend = memchr(a, ':', len);
-        if (!hend) hend = a + len;
-        *host = decode(a, (size_t)(hend - a), NULL);
+        o->why = "redis url: unknown option (expected prefix, timeout_ms, connect_timeout_ms, "
+                 "password_env)";
     }
-    if (!*host) return "out of memory";
-    if (!**host) return "redis url: missing host";
-    if (hend < a + len) port = hend + 1;
-    if (port && parse_int(port, (size_t)(a + len - port), 1, 65535, &rs->port) < 0)
-        return "redis url: port must be from 1 to 65535";
-    return NULL;
+    return o->why != NULL;
 }
 
-/* redis://[[user]:password@]host[:port][/db][?name=value&...] */
+/* redis://[[user]:password@]host[:port][/db][?name=value&...], split by the
+ * URL module. */
 static const char *parse_url(struct redis_store *rs, const char *url, char **host,
                              char **password_env) {
-    const char *p = url + strlen("redis://");
-    const char *query = strchr(p, '?');
-    const char *end = query ? query : p + strlen(p);
-    const char *slash = memchr(p, '/', (size_t)(end - p));
-    const char *auth_end = slash ? slash : end;
-    const char *why = parse_authority(rs, p, (size_t)(auth_end - p), host);
-    if (why) return why;
-
-    if (slash && slash + 1 < end &&
-        parse_int(slash + 1, (size_t)(end - slash - 1), 0, MAX_DB, &rs->db) < 0)
-        return "redis url: the database must be a number from 0 to 65535";
-
-    while (query && *query) {
-        const char *opt = query + 1, *amp = strchr(opt, '&');
-        size_t olen = amp ? (size_t)(amp - opt) : strlen(opt);
-        if (olen && (why = parse_option(rs, opt, olen, password_env))) return why;
-        query = amp;
+    struct url_parts p;
+    const char *why = NULL;
+    if (url_split(url, 1, &p, &why) != 0) {
+        /* curl's words, but never the url itself (it may hold the password) */
+        static _Thread_local char msg[160];
+        snprintf(msg, sizeof msg, "redis url: %s", why);
+        return msg;
     }
-    return NULL;
+    if (p.user && !p.password)
+        why = "redis url: write credentials as redis://:PASSWORD@host";
+    else if (!p.host || !*p.host)
+        why = "redis url: missing host";
+    else if (p.port && parse_int(p.port, strlen(p.port), 1, 65535, &rs->port) < 0)
+        why = "redis url: port must be from 1 to 65535";
+    else if (p.path && strcmp(p.path, "/") != 0 &&
+             parse_int(p.path + 1, strlen(p.path + 1), 0, MAX_DB, &rs->db) < 0)
+        why = "redis url: the database must be a number from 0 to 65535";
+    else if (p.fragment)
+        why = "redis url: no #fragment";
+    if (!why && p.query) {
+        struct options o = {rs, password_env, NULL};
+        if (url_query_each(p.query, parse_option, &o) < 0) why = "out of memory";
+        else why = o.why;
+    }
+    if (!why) {
+        size_t hl = strlen(p.host);
+        *host = hl >= 2 && p.host[0] == '[' ? strndup(p.host + 1, hl - 2) : strdup(p.host);
+        if (p.user && *p.user) rs->user = strdup(p.user);
+        if (p.password && *p.password) rs->password = strdup(p.password);
+        if (!*host) why = "out of memory";
+    }
+    if (p.password) explicit_bzero(p.password, strlen(p.password));
+    url_parts_free(&p);
+    return why;
 }
 
 /* The password named by ?password_env=NAME, so configs need not hold it. */

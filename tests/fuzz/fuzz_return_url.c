@@ -13,6 +13,7 @@
 #include "login.h"
 
 #include "fuzz_common.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <strings.h>
@@ -178,8 +179,23 @@ static void check_accepted(const char *url)
     free(with);
 }
 
+/* The allow-list in the parsed form that config.c builds at load. */
+static void parse_allow_list(void)
+{
+    static struct url_http parsed[sizeof(allow_list) / sizeof(allow_list[0])];
+    for (size_t i = 0; i < campaign.n_allow; i++) {
+        const char *why;
+        FUZZ_CHECK(url_parse_http(allow_list[i], &parsed[i], &why) == 0, "fixture %s: %s",
+                   allow_list[i], why);
+    }
+    campaign.allow_url = parsed;
+    campaign.allow_serial = 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    if (!campaign.allow_url)
+        parse_allow_list();
     if (size > 4096)
         return 0;
     char *url = fuzz_strndup(data, size);

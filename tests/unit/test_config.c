@@ -614,6 +614,11 @@ static void test_allow_list_entries(void **state)
         "https:///path",
         "https://:443/",
         "",
+        "http://a_b.example:99999/",         /* no URL can ever match these: */
+        "https://h5.example.com/a/../b/",    /* return URLs may not hold dot segments */
+        "https://h5.example.com/%2e%2e/",
+        "https://h5.exa%6dple.com/",         /* not written as it is read */
+        "http://2130706433/",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char camp[512];
