@@ -569,6 +569,41 @@ static void set_defaults(struct config *c)
     c->limits.max_headers = 100;
     c->limits.keepalive_timeout_ms = 30000;
     c->limits.drain_timeout_ms = 10000;
+    c->limits.watchdog_ms = 5000;
+}
+
+/* lua.env: the names of the environment variables scripts may read with
+ * wx.getenv (the process's environment holds the gateway's own secrets). */
+static void load_lua_env(struct check *k, int t)
+{
+    lua_State *L = k->L;
+    struct config *c = k->c;
+    lua_getfield(L, t, "env");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1)) {
+        fail(k, "lua.env", "must be a list of environment variable names");
+        lua_pop(L, 1);
+        return;
+    }
+    size_t n = lua_objlen(L, -1);
+    c->lua_env = calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        size_t len = name ? strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789_") : 0;
+        char p[32];
+        snprintf(p, sizeof(p), "lua.env[%zu]", i);
+        if (!name || len == 0 || name[len] != '\0' || (name[0] >= '0' && name[0] <= '9'))
+            fail(k, p, "must be an environment variable name (letters, digits, _)");
+        else
+            c->lua_env[c->n_lua_env++] = strdup(name);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
 }
 
 static void load_top(struct check *k, int top)
@@ -583,8 +618,8 @@ static void load_top(struct check *k, int top)
     static const char *const limit_keys[] = {
         "max_header_size", "max_uri_length", "max_body_size", "max_connections",
         "header_timeout_ms", "read_timeout_ms", "write_timeout_ms", "io_timeout_ms",
-        "keepalive_timeout_ms", "drain_timeout_ms", "max_headers", NULL};
-    static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", NULL};
+        "keepalive_timeout_ms", "drain_timeout_ms", "max_headers", "watchdog_ms", NULL};
+    static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", "trusted", "env", NULL};
     lua_State *L = k->L;
     struct config *c = k->c;
 
@@ -675,6 +710,7 @@ static void load_top(struct check *k, int top)
         get_int(k, t, "limits", "max_headers", &l->max_headers, 8, 10000);
         get_int(k, t, "limits", "keepalive_timeout_ms", &l->keepalive_timeout_ms, 100, 3600000);
         get_int(k, t, "limits", "drain_timeout_ms", &l->drain_timeout_ms, 0, 600000);
+        get_int(k, t, "limits", "watchdog_ms", &l->watchdog_ms, 500, 600000);
         lua_pop(L, 1);
     }
     if ((t = get_table(k, top, "", "tls"))) {
@@ -701,6 +737,8 @@ static void load_top(struct check *k, int top)
         check_keys(k, t, "lua", lua_keys);
         get_int(k, t, "lua", "cpu_budget_ms", &c->lua_cpu_budget_ms, 1, 60000);
         get_int(k, t, "lua", "memory_mb", &c->lua_memory_mb, 4, 4096);
+        get_bool(k, t, "lua", "trusted", &c->lua_trusted);
+        load_lua_env(k, t);
         lua_pop(L, 1);
     }
     load_apps(k, top);
@@ -827,6 +865,7 @@ void config_release(struct config *c)
     }
     free(c->routes);
     free_strv(c->api_keys, c->n_api_keys);
+    free_strv(c->lua_env, c->n_lua_env);
     free(c->path);
     free(c->dir);
     free(c->listen);

@@ -52,6 +52,7 @@ struct config_limits {
     int write_timeout_ms;      /* inactivity while writing a reply (a slow reader) */
     int keepalive_timeout_ms;
     int drain_timeout_ms;      /* SIGTERM: how long in-flight requests may take */
+    int watchdog_ms;           /* a worker's loop stuck this long stops the process */
 };
 
 struct config {
@@ -87,6 +88,9 @@ struct config {
 
     int lua_cpu_budget_ms;     /* per resume of a coroutine */
     int lua_memory_mb;         /* per worker VM */
+    int lua_trusted;           /* scripts get the whole library: budgets do not hold */
+    char **lua_env;            /* environment variables scripts may read (wx.getenv) */
+    size_t n_lua_env;
 
     struct config_limits limits;
 

@@ -7,6 +7,7 @@
 #include "metrics.h"
 #include "lua_bundle.h"
 #include "lua_crypto.h"
+#include "lua_pattern.h"
 #include "page.h"
 #include "server.h"
 
@@ -16,6 +17,7 @@
 
 int luaopen_cjson_safe(lua_State *L); /* in lua-cjson, not in its header */
 #include <luajit.h>
+#include <libgen.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +41,7 @@ struct lua_vm {
     double deadline;             /* of the current resume (monotonic ms) */
     int killed;                  /* the current run went over its budget */
     int collect;                 /* run a full GC once the failed task is gone */
+    int env_ref;                 /* the scripts' environment (lua/wxgate/script_env.lua) */
     int *route_refs;             /* per cfg->routes: the handler function */
     int *campaign_refs;          /* per cfg->campaigns: the hooks table, or LUA_NOREF */
 };
@@ -87,6 +90,25 @@ static struct lua_vm *vm_of(lua_State *L)
     void *ud;
     lua_getallocf(L, &ud);
     return ud;
+}
+
+/* Is the running script over its CPU budget? Once it is, it stays so until
+ * the run ends (the runtime resets `killed` when it starts the next one), so
+ * that whatever catches the first error meets the next. */
+static int over_budget(lua_State *L)
+{
+    struct lua_vm *vm = vm_of(L);
+    if (!vm->capped)
+        return 0;
+    if (!vm->killed && now_ms() > vm->deadline)
+        vm->killed = 1;
+    return vm->killed;
+}
+
+static int budget_spent(lua_State *L)
+{
+    lua_pushboolean(L, over_budget(L));
+    return 1;
 }
 
 /* The count hook: stops code that runs past its CPU budget by yielding out
@@ -193,6 +215,63 @@ static int traceback(lua_State *L)
     return 1;
 }
 
+/* Adds the directory of path to the list on top of L, once. */
+static void add_script_dir(lua_State *L, const char *path)
+{
+    char *copy = strdup(path);
+    if (!copy)
+        return;
+    const char *dir = dirname(copy);
+    size_t n = lua_objlen(L, -1);
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        int same = strcmp(lua_tostring(L, -1), dir) == 0;
+        lua_pop(L, 1);
+        if (same) {
+            free(copy);
+            return;
+        }
+    }
+    lua_pushstring(L, dir);
+    lua_rawseti(L, -2, (int)n + 1);
+    free(copy);
+}
+
+/* Builds the environment scripts run in (lua/wxgate/script_env.lua) and
+ * keeps it in vm->env_ref. */
+static int open_script_env(struct lua_vm *vm, char *err, size_t errsz)
+{
+    lua_State *L = vm->L;
+    const struct config *c = vm->cfg;
+    lua_getglobal(L, "require");
+    lua_pushstring(L, "wxgate.script_env");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        snprintf(err, errsz, "script environment: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, budget_spent);
+    lua_setfield(L, -2, "spent");
+    lua_pushboolean(L, c->lua_trusted);
+    lua_setfield(L, -2, "trusted");
+    lua_newtable(L);
+    for (size_t i = 0; i < c->n_routes; i++)
+        if (c->routes[i].script)
+            add_script_dir(L, c->routes[i].script);
+    for (size_t i = 0; i < c->n_campaigns; i++)
+        if (c->campaigns[i].script)
+            add_script_dir(L, c->campaigns[i].script);
+    lua_setfield(L, -2, "dirs");
+    if (lua_pcall(L, 1, 1, 0) != 0) {
+        snprintf(err, errsz, "script environment: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+        return -1;
+    }
+    vm->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
 /* Loads and runs a script file under the budget; leaves its one result on
  * the stack. 0 ok, -1 with err set. */
 static int run_script(struct lua_vm *vm, const char *path, char *err, size_t errsz)
@@ -200,14 +279,17 @@ static int run_script(struct lua_vm *vm, const char *path, char *err, size_t err
     lua_State *L = vm->L;
     lua_pushcfunction(L, traceback);
     int base = lua_gettop(L);
-    if (luaL_loadfile(L, path) != 0) {
+    /* Text only: bytecode can break the VM's invariants. */
+    if (luaL_loadfilex(L, path, "t") != 0) {
         snprintf(err, errsz, "%s", lua_tostring(L, -1));
         lua_pop(L, 2);
         return -1;
     }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->env_ref);
+    lua_setfenv(L, -2);
     vm->capped = 1;
     vm->killed = 0;
-    vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms * 5;
+    vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms;
     int rc = lua_pcall(L, 0, 1, base);
     vm->capped = 0;
     if (rc != 0) {
@@ -234,7 +316,7 @@ static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
             lua_pushstring(L, rt->module);
             vm->capped = 1;
             vm->killed = 0;
-            vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms * 5;
+            vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms;
             int rc = lua_pcall(L, 1, 1, 0);
             if (rc == 0) {
                 lua_getfield(L, -1, "new");
@@ -346,6 +428,13 @@ struct lua_vm *lua_vm_new(struct worker *w, struct config *cfg, char *err, size_
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     register_preloads(L);
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
+    lua_getglobal(L, "string");
+    wxlua_pattern_inject(L, over_budget);
+    lua_pop(L, 1);
+    if (open_script_env(vm, err, errsz) != 0) {
+        vm_free(vm);
+        return NULL;
+    }
     lock_globals(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "wx");
@@ -483,6 +572,8 @@ struct lua_task *lua_task_current(lua_State *L, const char *api)
 struct lua_vm *lua_task_vm(struct lua_task *t) { return t->vm; }
 lua_State *lua_task_thread(struct lua_task *t) { return t->co; }
 const char *lua_task_rid(struct lua_task *t) { return t->r ? http_req_id(t->r) : NULL; }
+
+const struct config *wxlua_vm_config(lua_State *L) { return vm_of(L)->cfg; }
 
 const char *lua_runtime_current_rid(lua_State *L)
 {

@@ -1,5 +1,6 @@
 /* wx.log, wx.now, wx.random, wx.sleep: the small parts of the wx API that
  * are not an I/O area of their own. */
+#include "config.h"
 #include "log.h"
 #include "lua_runtime.h"
 #include "server.h"
@@ -31,6 +32,26 @@ static int wx_log(lua_State *L)
     luaL_pushresult(&b);
     log_msg((enum log_level)level, lua_runtime_current_rid(L), "lua: %s", lua_tostring(L, -1));
     return 0;
+}
+
+/* wx.getenv(name): an environment variable the config lists in lua.env;
+ * asking for another is misuse (the environment holds the gateway's own
+ * secrets). */
+static int wx_getenv(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const struct config *c = wxlua_vm_config(L);
+    for (size_t i = 0; c && i < c->n_lua_env; i++) {
+        if (strcmp(c->lua_env[i], name) == 0) {
+            const char *v = getenv(name);
+            if (v)
+                lua_pushstring(L, v);
+            else
+                lua_pushnil(L);
+            return 1;
+        }
+    }
+    return luaL_error(L, "wx.getenv: %s is not listed in the config's lua.env", name);
 }
 
 static int wx_now(lua_State *L)
@@ -118,6 +139,8 @@ void lua_wx_inject(lua_State *L)
     lua_setfield(L, -2, "log");
     lua_pushcfunction(L, wx_now);
     lua_setfield(L, -2, "now");
+    lua_pushcfunction(L, wx_getenv);
+    lua_setfield(L, -2, "getenv");
     lua_pushcfunction(L, wx_random);
     lua_setfield(L, -2, "random");
     lua_pushcfunction(L, wx_sleep);

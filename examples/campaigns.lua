@@ -11,6 +11,8 @@ return {
   wechat = { open_base = "http://127.0.0.1:9000", api_base = "http://127.0.0.1:9000" },
   apps = { demo = { appid = "wx_sandbox_demo", secret = { env = "WX_DEMO_SECRET" } } },
   default_campaign = "spring",
+  -- The environment variables the scripts read with wx.getenv.
+  lua = { env = { "GAME_BACKEND", "GAME_BACKEND_KEY", "STATIC_PAGE_KEY" } },
   campaigns = {
     spring = { app = "demo", scope = "snsapi_userinfo", allow = { "https://h5.example.com/spring/" },
                script = "campaigns/ab_redirect.lua" },

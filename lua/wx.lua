@@ -29,6 +29,7 @@ wx.json = cjson.new()
 wx.url = url
 wx.sign = sign
 wx.now = core.now
+wx.getenv = core.getenv
 wx.random = core.random
 wx.sleep = async("wx.sleep", core.sleep)
 wx.jssdk = async("wx.jssdk", core.jssdk)

@@ -5,8 +5,8 @@
 -- the default ticket, and the game can resolve the player later.
 local wx = require "wx"
 
-local BACKEND = os.getenv("GAME_BACKEND") or "http://127.0.0.1:7000"
-local KEY = os.getenv("GAME_BACKEND_KEY") or ""
+local BACKEND = wx.getenv("GAME_BACKEND") or "http://127.0.0.1:7000"
+local KEY = wx.getenv("GAME_BACKEND_KEY") or ""
 
 return {
   login = function(req, user, ctx)

@@ -4,7 +4,7 @@
 local wx = require "wx"
 
 -- The page and its edge share this key; keep it out of the script.
-local KEY = os.getenv("STATIC_PAGE_KEY") or "change-me-0123456789abcdef"
+local KEY = wx.getenv("STATIC_PAGE_KEY") or "change-me-0123456789abcdef"
 
 return {
   login = function(req, user, ctx)
