@@ -10,6 +10,7 @@
 #include "lua_pattern.h"
 #include "page.h"
 #include "server.h"
+#include "watchdog.h"
 
 #include <event2/event.h>
 #include <lauxlib.h>
@@ -28,6 +29,8 @@ int luaopen_cjson_safe(lua_State *L); /* in lua-cjson, not in its header */
 #define HOOK_EVERY 1000 /* VM instructions between two budget checks */
 
 static const char *const hook_names[] = {"authorize", "login", "denied", "error", NULL};
+static const char *const hook_labels[] = {"lua hook authorize", "lua hook login",
+                                          "lua hook denied", "lua hook error", NULL};
 
 struct lua_vm {
     lua_State *L;
@@ -42,6 +45,7 @@ struct lua_vm {
     int killed;                  /* the current run went over its budget */
     int collect;                 /* run a full GC once the failed task is gone */
     int env_ref;                 /* the scripts' environment (lua/wxgate/script_env.lua) */
+    const char *loading;         /* the script whose top level is running, or NULL */
     int *route_refs;             /* per cfg->routes: the handler function */
     int *campaign_refs;          /* per cfg->campaigns: the hooks table, or LUA_NOREF */
 };
@@ -57,6 +61,7 @@ struct lua_task {
     void *done_arg;
     int is_route;
     int finished;
+    const char *what, *of, *file; /* for the watchdog: "lua hook login", campaign, script */
 };
 
 static double now_ms(void)
@@ -90,6 +95,13 @@ static struct lua_vm *vm_of(lua_State *L)
     void *ud;
     lua_getallocf(L, &ud);
     return ud;
+}
+
+/* The watchdog slot of the thread running vm: its worker's, or the main
+ * thread's for a VM that only checks scripts. */
+static struct watchdog_slot *vm_slot(struct lua_vm *vm)
+{
+    return vm->w ? vm->w->wd : watchdog_slot(-1);
 }
 
 /* Is the running script over its CPU budget? Once it is, it stays so until
@@ -290,7 +302,11 @@ static int run_script(struct lua_vm *vm, const char *path, char *err, size_t err
     vm->capped = 1;
     vm->killed = 0;
     vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms;
+    watchdog_note_script(vm_slot(vm), "loading script", NULL, path);
+    vm->loading = path;
     int rc = lua_pcall(L, 0, 1, base);
+    vm->loading = NULL;
+    watchdog_note_script(vm_slot(vm), NULL, NULL, NULL);
     vm->capped = 0;
     if (rc != 0) {
         snprintf(err, errsz, "%s: %s", path,
@@ -317,6 +333,7 @@ static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
             vm->capped = 1;
             vm->killed = 0;
             vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms;
+            watchdog_note_script(vm_slot(vm), "loading route", rt->prefix, rt->module);
             int rc = lua_pcall(L, 1, 1, 0);
             if (rc == 0) {
                 lua_getfield(L, -1, "new");
@@ -332,6 +349,7 @@ static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
                 lua_remove(L, -2); /* the traceback function */
             }
             vm->capped = 0;
+            watchdog_note_script(vm_slot(vm), NULL, NULL, NULL);
             if (rc != 0) {
                 snprintf(err, errsz, "routes[\"%s\"]: %s", rt->prefix, lua_tostring(L, -1));
                 lua_pop(L, 1);
@@ -522,7 +540,9 @@ static void task_run(struct lua_task *t, int nargs)
     vm->killed = 0;
     vm->capped = 1;
     vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms;
+    watchdog_note_script(vm_slot(vm), t->what, t->of, t->file);
     int rc = lua_resume(t->co, nargs);
+    watchdog_note_script(vm_slot(vm), NULL, NULL, NULL);
     vm->capped = 0;
     vm->current = NULL;
     const char *rid = t->r ? http_req_id(t->r) : NULL;
@@ -574,6 +594,8 @@ lua_State *lua_task_thread(struct lua_task *t) { return t->co; }
 const char *lua_task_rid(struct lua_task *t) { return t->r ? http_req_id(t->r) : NULL; }
 
 const struct config *wxlua_vm_config(lua_State *L) { return vm_of(L)->cfg; }
+
+const char *wxlua_loading_script(lua_State *L) { return vm_of(L)->loading; }
 
 const char *lua_runtime_current_rid(lua_State *L)
 {
@@ -722,6 +744,9 @@ int lua_vm_route(struct lua_vm *vm, struct http_req *r)
         return 1;
     }
     t->is_route = 1;
+    t->what = "lua route";
+    t->of = c->routes[best].prefix;
+    t->file = c->routes[best].script ? c->routes[best].script : c->routes[best].module;
     http_req_on_abort(r, task_abort, t);
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->route_refs[best]);
     lua_push_request(t->co, r);
@@ -753,6 +778,12 @@ int lua_vm_call_hook(struct lua_vm *vm, size_t campaign, const char *name, struc
         done(t, 1, 0, arg);
         return 0;
     }
+    t->what = "lua hook";
+    for (int i = 0; hook_names[i]; i++)
+        if (strcmp(hook_names[i], name) == 0)
+            t->what = hook_labels[i];
+    t->of = vm->cfg->campaigns[campaign].name;
+    t->file = vm->cfg->campaigns[campaign].script;
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->campaign_refs[campaign]);
     lua_getfield(t->co, -1, name);
     lua_remove(t->co, -2);

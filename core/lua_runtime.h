@@ -63,6 +63,7 @@ lua_State *lua_task_thread(struct lua_task *t);
 const char *lua_task_rid(struct lua_task *t); /* request id or NULL */
 const char *lua_runtime_current_rid(lua_State *L); /* of the running task, or NULL */
 const struct config *wxlua_vm_config(lua_State *L); /* the config of L's VM */
+const char *wxlua_loading_script(lua_State *L); /* the script being loaded, or NULL */
 void lua_task_wait(struct lua_task *t, void (*cancel)(void *op), void *op);
 void lua_task_resume(struct lua_task *t, int nresults);
 void lua_task_free(struct lua_task *t);

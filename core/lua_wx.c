@@ -9,6 +9,7 @@
 
 #include <event2/event.h>
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +53,48 @@ static int wx_getenv(lua_State *L)
         }
     }
     return luaL_error(L, "wx.getenv: %s is not listed in the config's lua.env", name);
+}
+
+/* wx.file(name): the contents of a file next to the script (a page, a
+ * template), read while the script loads, never while it serves: file I/O
+ * would block the worker. nil, err if it cannot be read. */
+static int wx_file(lua_State *L)
+{
+    const char *name = luaL_checkstring(L, 1);
+    const char *script = wxlua_loading_script(L);
+    if (!script)
+        return luaL_error(L, "wx.file reads files only while a script loads (at its top "
+                             "level), not while it serves requests");
+    if (name[0] == '/' || strstr(name, "..") || name[0] == '\0')
+        return luaL_error(L, "wx.file: \"%s\": give a path relative to the script, "
+                             "without ..", name);
+    const char *slash = strrchr(script, '/');
+    int dirlen = slash ? (int)(slash - script) : 1;
+    char path[4096];
+    if (snprintf(path, sizeof(path), "%.*s/%s", dirlen, slash ? script : ".", name) >=
+        (int)sizeof(path))
+        return luaL_error(L, "wx.file: path too long");
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: cannot open", name);
+        return 2;
+    }
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    char chunk[8192];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+        luaL_addlstring(&b, chunk, n);
+    int failed = ferror(f);
+    fclose(f);
+    luaL_pushresult(&b);
+    if (failed) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "%s: read error", name);
+        return 2;
+    }
+    return 1;
 }
 
 static int wx_now(lua_State *L)
@@ -141,6 +184,8 @@ void lua_wx_inject(lua_State *L)
     lua_setfield(L, -2, "now");
     lua_pushcfunction(L, wx_getenv);
     lua_setfield(L, -2, "getenv");
+    lua_pushcfunction(L, wx_file);
+    lua_setfield(L, -2, "file");
     lua_pushcfunction(L, wx_random);
     lua_setfield(L, -2, "random");
     lua_pushcfunction(L, wx_sleep);

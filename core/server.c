@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "page.h"
 #include "tls.h"
+#include "watchdog.h"
 
 #include <openssl/ssl.h>
 
@@ -33,6 +34,7 @@ static void on_request(struct http_req *r, void *arg)
 {
     struct worker *w = arg;
     const char *path = http_req_path(r);
+    watchdog_note_request(w->wd, http_req_id(r), http_req_method(r), path);
     static const struct {
         const char *path;
         void (*handle)(struct worker *, struct http_req *);
@@ -44,6 +46,9 @@ static void on_request(struct http_req *r, void *arg)
         {"/api/user", handle_api_user},
         {"/metrics", handle_metrics},
         {"/jssdk/config", handle_jssdk},
+#ifdef WXGATE_TEST_HOOKS
+        {"/__test/hang", handle_test_hang},
+#endif
     };
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (strcmp(path, routes[i].path) == 0) {
@@ -148,7 +153,10 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     if (log_access_attach(w->base) != 0)
         log_warn("worker %d: access log unbuffered (out of memory)", w->id);
+    if (watchdog_watch(w->wd, w->base) != 0)
+        log_warn("worker %d: not watched by the watchdog (out of memory)", w->id);
     event_base_dispatch(w->base);
+    watchdog_unwatch(w->wd);
     log_access_detach(); /* nothing buffered is lost on SIGTERM */
     arena_cache_trim();
     return NULL;
@@ -161,6 +169,7 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, int t
     w->server = s;
     w->listen_fd = fd;
     w->tls_fd = tls_fd;
+    w->wd = watchdog_slot(id);
     w->cfg = config_retain(s->cfg);
     w->base = event_base_new();
     /* Three priorities: I/O and timers at the default (1); the access log's
@@ -219,11 +228,14 @@ static void reload(struct server *s)
         return;
     }
     log_info("SIGHUP: reloading %s", s->config_path);
+    struct watchdog_slot *main_slot = watchdog_slot(-1);
+    watchdog_busy(main_slot, "SIGHUP: loading the config and its scripts");
     struct config *fresh = config_load(s->config_path, err, sizeof(err));
     if (fresh && lua_check_scripts(fresh, err, sizeof(err)) != 0) {
         config_release(fresh);
         fresh = NULL;
     }
+    watchdog_idle(main_slot);
     if (!fresh) {
         log_error("reload refused, the old version keeps serving: %s", err);
         return;
@@ -250,6 +262,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     log_info("%s: draining and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    /* However the workers fare, the process ends within the drain timeout
+     * and a second. */
+    watchdog_deadline(s->cfg->limits.drain_timeout_ms + 800);
     for (int i = 0; i < s->n_workers; i++)
         event_active(s->workers[i].stop_ev, 0, 0);
     event_base_loopexit(s->base, NULL);
@@ -303,13 +318,19 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
         goto out;
     }
 
-    /* Block signals in workers: the main loop alone handles them. */
+    /* Block signals in workers and the watchdog: the main loop alone
+     * handles them. */
     sigset_t set, old;
     sigemptyset(&set);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, &old);
+    if (watchdog_start(cfg->workers, cfg->limits.watchdog_ms) != 0) {
+        log_error("cannot start the watchdog thread");
+        goto stop;
+    }
+    watchdog_busy(watchdog_slot(-1), "starting: loading the scripts");
 
     s.n_workers = cfg->workers;
     s.workers = calloc((size_t)s.n_workers, sizeof(*s.workers));
@@ -341,6 +362,7 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
         }
         started++;
     }
+    watchdog_idle(watchdog_slot(-1));
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 
     s.base = event_base_new();
@@ -371,6 +393,7 @@ stop:
     }
     for (int i = 0; i < started; i++)
         pthread_join(s.workers[i].thread, NULL);
+    watchdog_stop();
     for (int i = 0; i < s.n_workers; i++)
         worker_free(&s.workers[i]);
     arena_cache_trim(); /* blocks of requests that worker_free ended */

@@ -16,6 +16,7 @@ struct http_req;
 struct fetch_loop;
 struct lua_vm;
 struct server;
+struct watchdog_slot;
 
 struct worker {
     int id;
@@ -31,11 +32,11 @@ struct worker {
     struct config *cfg;            /* the config this worker serves with */
     struct lua_vm *vm;             /* built from cfg */
     struct config *pending;        /* a reloaded config handed over by main */
-    struct lua_vm *pending_vm;
     struct event *reload_ev;
     struct event *stop_ev;
     struct event *drain_ev;
     double drain_deadline;
+    struct watchdog_slot *wd;      /* beaten by this worker's loop */
 };
 
 struct server {
@@ -64,5 +65,8 @@ void handle_api_ticket(struct worker *w, struct http_req *r);
 void handle_api_user(struct worker *w, struct http_req *r);
 void handle_metrics(struct worker *w, struct http_req *r);
 void handle_jssdk(struct worker *w, struct http_req *r);
+#ifdef WXGATE_TEST_HOOKS
+void handle_test_hang(struct worker *w, struct http_req *r); /* handler_test.c */
+#endif
 
 #endif

@@ -30,6 +30,7 @@ wx.url = url
 wx.sign = sign
 wx.now = core.now
 wx.getenv = core.getenv
+wx.file = core.file
 wx.random = core.random
 wx.sleep = async("wx.sleep", core.sleep)
 wx.jssdk = async("wx.jssdk", core.jssdk)

@@ -9,16 +9,11 @@
 --   POST /demo/api/logout
 local wx = require "wx"
 
-local GATEWAY = os.getenv("WXGATE_DEMO_GATEWAY") or "http://127.0.0.1:8080"
-local API_KEY = os.getenv("WXGATE_DEMO_API_KEY") or ""
+local GATEWAY = wx.getenv("WXGATE_DEMO_GATEWAY") or "http://127.0.0.1:8080"
+local API_KEY = wx.getenv("WXGATE_DEMO_API_KEY") or ""
 local SESSION_TTL = 3600
 
-local page do
-  local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
-  local f = assert(io.open(dir .. "index.html", "rb"))
-  page = f:read("*a")
-  f:close()
-end
+local page = assert(wx.file("index.html"))
 
 local function json(status, t, headers)
   headers = headers or {}

@@ -38,6 +38,8 @@ return function(o)
       },
     },
     routes = { ["/demo"] = o.examples .. "/demo/app.lua" },
+    -- What the demo backend reads with wx.getenv (set by `wxgate demo`).
+    lua = { env = { "WXGATE_DEMO_GATEWAY", "WXGATE_DEMO_API_KEY" } },
   }
   if o.embedded_sandbox then
     for _, prefix in ipairs { "/connect", "/sns", "/cgi-bin", "/_sandbox" } do
