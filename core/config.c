@@ -572,6 +572,11 @@ static void set_defaults(struct config *c)
     c->limits.watchdog_ms = 5000;
 }
 
+const char config_trusted_warning[] =
+    "lua.trusted = true: scripts get the whole Lua library (io, os, ffi, jit, debug, "
+    "bytecode); their CPU and memory budgets no longer hold and a script can read files, "
+    "run programs, see the gateway's secrets or stop the process";
+
 /* lua.env: the names of the environment variables scripts may read with
  * wx.getenv (the process's environment holds the gateway's own secrets). */
 static void load_lua_env(struct check *k, int t)

@@ -100,6 +100,9 @@ struct config {
     struct config_route *routes; size_t n_routes;
 };
 
+/* What `wxgate check` and the log say of lua.trusted = true. */
+extern const char config_trusted_warning[];
+
 /* Loads and validates. On failure returns NULL and writes one message per
  * problem ("config: KEY.PATH: reason") into err (NUL-terminated). */
 struct config *config_load(const char *path, char *err, size_t errsz);

@@ -45,6 +45,7 @@ struct lua_vm {
     int killed;                  /* the current run went over its budget */
     int collect;                 /* run a full GC once the failed task is gone */
     int env_ref;                 /* the scripts' environment (lua/wxgate/script_env.lua) */
+    int lint_ref;                /* its lint(fn): what a script uses that it lacks */
     const char *loading;         /* the script whose top level is running, or NULL */
     int *route_refs;             /* per cfg->routes: the handler function */
     int *campaign_refs;          /* per cfg->campaigns: the hooks table, or LUA_NOREF */
@@ -130,8 +131,8 @@ static int budget_spent(lua_State *L)
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
     struct lua_vm *vm = vm_of(L);
-    if (!vm->killed && now_ms() <= vm->deadline)
-        return;
+    if (!vm->capped || (!vm->killed && now_ms() <= vm->deadline))
+        return; /* the gateway's own code, or a script within its budget */
     vm->killed = 1;
     if (vm->current && L == vm->current->co) {
         lua_yield(L, 0); /* raises instead where the coroutine cannot yield */
@@ -275,11 +276,13 @@ static int open_script_env(struct lua_vm *vm, char *err, size_t errsz)
         if (c->campaigns[i].script)
             add_script_dir(L, c->campaigns[i].script);
     lua_setfield(L, -2, "dirs");
-    if (lua_pcall(L, 1, 1, 0) != 0) {
+    if (lua_pcall(L, 1, 3, 0) != 0) {
         snprintf(err, errsz, "script environment: %s", lua_tostring(L, -1));
         lua_pop(L, 1);
         return -1;
     }
+    vm->lint_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_pop(L, 1); /* the scripts' require: reached through the environment */
     vm->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
@@ -297,11 +300,21 @@ static int run_script(struct lua_vm *vm, const char *path, char *err, size_t err
         lua_pop(L, 2);
         return -1;
     }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->env_ref);
-    lua_setfenv(L, -2);
     vm->capped = 1;
     vm->killed = 0;
     vm->deadline = now_ms() + vm->cfg->lua_cpu_budget_ms;
+    /* Name what the script uses that scripts lack before it runs. */
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->lint_ref);
+    lua_pushvalue(L, -2);
+    if (lua_pcall(L, 1, 1, 0) == 0 && lua_isstring(L, -1)) {
+        vm->capped = 0;
+        snprintf(err, errsz, "%s:%s", path, lua_tostring(L, -1));
+        lua_pop(L, 3);
+        return -1;
+    }
+    lua_pop(L, 1);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, vm->env_ref);
+    lua_setfenv(L, -2);
     watchdog_note_script(vm_slot(vm), "loading script", NULL, path);
     vm->loading = path;
     int rc = lua_pcall(L, 0, 1, base);

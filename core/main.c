@@ -76,6 +76,8 @@ int main(int argc, char **argv)
         if (!c)
             return 1;
         if (strcmp(cmd, "check") == 0) {
+            if (c->lua_trusted)
+                fprintf(stderr, "WARNING: %s\n", config_trusted_warning);
             printf("%s: ok (%zu apps, %zu campaigns, %zu routes)\n", path, c->n_apps,
                    c->n_campaigns, c->n_routes);
             config_release(c);

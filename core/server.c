@@ -245,6 +245,8 @@ static void reload(struct server *s)
         log_warn("reload: listen, workers and store take effect only after a restart");
     apply_secrets(fresh);
     apply_log_level(fresh);
+    if (fresh->lua_trusted)
+        log_warn("%s", config_trusted_warning);
     for (int i = 0; i < s->n_workers; i++) {
         struct worker *w = &s->workers[i];
         config_release(__atomic_exchange_n(&w->pending, config_retain(fresh), __ATOMIC_ACQ_REL));
@@ -303,6 +305,8 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     apply_secrets(cfg);
     apply_log_level(cfg);
     describe_metrics();
+    if (cfg->lua_trusted)
+        log_warn("%s", config_trusted_warning);
 
     if (cfg->tls_listen) {
         s.tls = tls_server_ctx(cfg->tls_cert, cfg->tls_key, err, sizeof(err));

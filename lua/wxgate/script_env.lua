@@ -8,7 +8,9 @@
 --   opts.spent()   true once the running script is over its CPU budget
 --   opts.dirs      directories a script's require() may load .lua files from
 --   opts.trusted   lua.trusted = true: scripts get the whole library
--- Returns the environment scripts are loaded with, and the require they use.
+-- Returns the environment scripts are loaded with, the require they use, and
+-- lint(fn): nil, or where the compiled script fn uses something unavailable
+-- (wxgate.lint), so that `wxgate check` names it before the script runs.
 --
 -- Budgets: pcall, xpcall, coroutine.resume and coroutine.wrap are replaced in
 -- the whole VM by versions that re-raise "cpu budget exceeded" once the
@@ -44,12 +46,12 @@ return function(opts)
   string.dump = nil
 
   if opts.trusted then
-    return _G, require
+    return _G, require, function() return nil end
   end
 
-  local function unavailable(name)
-    error(name .. " is not available to scripts (see \"What scripts can use\" in the "
-      .. "README; lua.trusted = true lifts this)", 3)
+  local function unavailable(name, hint)
+    error(name .. " is not available to scripts" .. (hint or "") .. " (see \"What scripts "
+      .. "can use\" in the README; lua.trusted = true lifts this)", 3)
   end
   -- A table that raises a clear error for the names of a library's functions
   -- that scripts do not get.
@@ -69,7 +71,8 @@ return function(opts)
   end, __metatable = false })
 
   local env = {}
-  local safe_os = curated("os", os, { "time", "clock", "date", "difftime" })
+  local KEPT_OS = { "time", "clock", "date", "difftime" }
+  local safe_os = curated("os", os, KEPT_OS)
   local safe_debug = curated("debug", debug, { "traceback" })
 
   -- Text chunks only, loaded into the scripts' environment (or env).
@@ -87,8 +90,8 @@ return function(opts)
     elseif type(chunk) ~= "string" then
       error("bad argument #1 to 'load' (string or function expected)", 2)
     end
-    if mode ~= nil and mode ~= "t" then
-      return nil, "only text chunks can be loaded (mode \"t\")"
+    if (mode ~= nil and mode ~= "t") or chunk:byte(1) == 27 then
+      return nil, "binary chunks (bytecode) cannot be loaded: only text"
     end
     if fenv ~= nil and type(fenv) ~= "table" then
       error("bad argument #4 to 'load' (table expected)", 2)
@@ -98,12 +101,40 @@ return function(opts)
     return setfenv(f, fenv or env)
   end
 
+  -- Globals scripts do not get, with a hint at what to use instead.
   local UNAVAILABLE = {
-    io = "io", ffi = "ffi", jit = "jit", package = "package", dofile = "dofile",
-    loadfile = "loadfile", getfenv = "getfenv", setfenv = "setfenv", module = "module",
-    newproxy = "newproxy", gcinfo = "gcinfo",
-    print = "print (use wx.log)",
+    io = ": use wx.file at load time", ffi = "", jit = "", package = "", dofile = "",
+    loadfile = "", getfenv = "", setfenv = "", module = "", newproxy = "", gcinfo = "",
+    print = ": use wx.log",
   }
+  local lint = require "wxgate.lint"
+  local function set_of(list)
+    local t = {}
+    for _, k in ipairs(list) do t[k] = true end
+    return t
+  end
+  local function keys_of(lib)
+    local t = {}
+    for k in pairs(lib) do t[k] = true end
+    return t
+  end
+  local string_kept = keys_of(string)
+  string_kept.dump = nil
+  local uses = {
+    globals = UNAVAILABLE,
+    fields = { os = keys_of(os), debug = keys_of(debug), string = { dump = true } },
+    kept = { os = set_of(KEPT_OS), debug = { traceback = true }, string = string_kept },
+    modules = { io = true, ffi = true, jit = true, package = true },
+  }
+  -- "N: io.open is not available to scripts (...)" (N: the line), or nil.
+  local function lint_fn(fn)
+    local where = lint(fn, uses)
+    if where then
+      return where .. " is not available to scripts (see \"What scripts can use\" in the "
+        .. "README; lua.trusted = true lifts this)"
+    end
+  end
+
   local PUBLIC = { wx = true, ["wx.url"] = true, ["wx.sign"] = true, cjson = true,
                    ["cjson.safe"] = true }
   local LIBS = { string = string, table = table, math = math, coroutine = coroutine,
@@ -119,7 +150,7 @@ return function(opts)
     if loaded[name] ~= nil then return loaded[name] end
     if LIBS[name] then return LIBS[name] end
     if UNAVAILABLE[name] or name:find("^jit%.") or name:find("^ffi%.") then
-      unavailable(UNAVAILABLE[name] or name)
+      unavailable(name)
     end
     if PUBLIC[name] then
       loaded[name] = require(name)
@@ -134,6 +165,8 @@ return function(opts)
       local path = dir .. "/" .. name:gsub("%.", "/") .. ".lua"
       local f, err = raw_loadfile(path, "t")
       if f then
+        local problem = lint_fn(f)
+        if problem then error(path .. ":" .. problem, 2) end
         setfenv(f, env)
         loading[name] = true
         local ok, res = raw_pcall(f, name)
@@ -174,12 +207,12 @@ return function(opts)
 
   setmetatable(env, {
     __index = function(_, k)
-      if UNAVAILABLE[k] then unavailable(UNAVAILABLE[k]) end
+      if UNAVAILABLE[k] then unavailable(k, UNAVAILABLE[k]) end
     end,
     __newindex = function(_, k)
       error("assignment to global variable '" .. tostring(k) .. "' refused: declare it local", 2)
     end,
     __metatable = false,
   })
-  return env, script_require
+  return env, script_require, lint_fn
 end
