@@ -1,6 +1,7 @@
-/* The Lua runtime: one LuaJIT VM per worker (built from a config), one
- * coroutine ("task") per request that runs Lua, with CPU-time and memory
- * budgets, and the async template every yielding wx API follows.
+/* The Lua runtime: one LuaJIT VM per worker (built from a config: lua_vm.c),
+ * one coroutine ("task") per request that runs Lua (lua_task.c), with
+ * CPU-time and memory budgets, routes (lua_route.c), the request object
+ * (lua_request.c), and the async template every yielding wx API follows.
  *
  * The async template (after lua-nginx-module), in a C API function:
  *     struct lua_task *t = lua_task_current(L, "wx.http.request"); // raises on misuse

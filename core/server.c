@@ -78,6 +78,8 @@ static void describe_metrics(void)
                                                     "error."},
         {"wxgate_store_errors_total", "counter", "Store (Redis) errors."},
         {"wxgate_lua_errors_total", "counter", "Lua errors, by kind (error, cpu, memory)."},
+        {"wxgate_lua_runs_total", "counter", "Runs of Lua code: resumes of a request's "
+                                             "coroutine (hooks and routes)."},
         {"wxgate_basic_token_refreshes_total", "counter", "cgi-bin/token fetches, by app."},
         {"wxgate_basic_token_quota_left", "gauge", "cgi-bin/token calls left today, by app."},
     };
