@@ -19,6 +19,8 @@ void metrics_counter_add(struct metrics_counter *c, unsigned long long n);
 
 /* Help text for a metric family (once, at start). */
 void metrics_describe(const char *name, const char *type, const char *help);
+/* Describes every family wxgate has (metrics_catalog.c). */
+void metrics_describe_catalog(void);
 
 /* The exposition text (malloc'd; caller frees). */
 char *metrics_render(size_t *len);

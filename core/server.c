@@ -61,32 +61,6 @@ static void on_request(struct http_req *r, void *arg)
     page_error(r, 404, "页面不存在", "Page not found.", NULL);
 }
 
-static void describe_metrics(void)
-{
-    static const char *const m[][3] = {
-        {"wxgate_requests_total", "counter", "HTTP requests answered, by status class."},
-        {"wxgate_logins_started_total", "counter", "Redirects to WeChat, by campaign."},
-        {"wxgate_logins_completed_total", "counter", "Logins that reached their final URL."},
-        {"wxgate_logins_denied_total", "counter", "Users who refused the authorization."},
-        {"wxgate_logins_failed_total", "counter", "Failed logins, by campaign and error."},
-        {"wxgate_logins_restarted_total", "counter", "Fresh authorizations after a used or "
-                                                     "expired state or code."},
-        {"wxgate_state_cookie_absent_total", "counter", "Callbacks without the state cookie "
-                                                        "(accepted)."},
-        {"wxgate_upstream_seconds", "histogram", "WeChat API call latency, by endpoint."},
-        {"wxgate_upstream_errors_total", "counter", "WeChat API failures, by endpoint and "
-                                                    "error."},
-        {"wxgate_store_errors_total", "counter", "Store (Redis) errors."},
-        {"wxgate_lua_errors_total", "counter", "Lua errors, by kind (error, cpu, memory)."},
-        {"wxgate_lua_runs_total", "counter", "Runs of Lua code: resumes of a request's "
-                                             "coroutine (hooks and routes)."},
-        {"wxgate_basic_token_refreshes_total", "counter", "cgi-bin/token fetches, by app."},
-        {"wxgate_basic_token_quota_left", "gauge", "cgi-bin/token calls left today, by app."},
-    };
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-        metrics_describe(m[i][0], m[i][1], m[i][2]);
-}
-
 static void apply_secrets(const struct config *c)
 {
     size_t n;
@@ -306,7 +280,7 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     signal(SIGPIPE, SIG_IGN);
     apply_secrets(cfg);
     apply_log_level(cfg);
-    describe_metrics();
+    metrics_describe_catalog();
     if (cfg->lua_trusted)
         log_warn("%s", config_trusted_warning);
 
