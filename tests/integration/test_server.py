@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, SLOW, Gateway, free_port
+from conftest import BIN, SLOW, Gateway, Proc, free_port
 
 MINIMAL = 'return { listen = "127.0.0.1:{PORT}", workers = 2 }\n'
 
@@ -191,6 +191,40 @@ def test_bad_configs_are_refused_with_key_path(tmp_path, text, expected):
                            timeout=20)
         assert p.returncode == 1, (cmd, p.stdout, p.stderr)
         assert expected in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["demo", "--bogus", "x"], "usage: wxgate demo [-l ADDR]"),
+    (["demo", "-l"], "usage: wxgate demo [-l ADDR]"),
+    (["demo", "--help"], "usage: wxgate demo [-l ADDR]"),
+    (["sandbox", "--tls"], "usage: wxgate sandbox [-l ADDR]"),
+    (["sandbox", "-l", "127.0.0.1:1", "stray"], "usage: wxgate sandbox [-l ADDR]"),
+    (["run"], "wxgate run: missing -c FILE"),
+    (["check", "-c"], "wxgate check: missing -c FILE"),
+    (["check", "--config"], "wxgate check: missing -c FILE"),
+    (["check", "-c", "x.lua", "--bogus"], "usage: wxgate run -c FILE"),
+])
+def test_command_line_errors_print_the_usage(args, expected):
+    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert expected in p.stderr, p.stderr
+
+
+def test_long_options_take_their_value_after_an_equals_sign(tmp_path):
+    cfg = tmp_path / "c.lua"
+    cfg.write_text('return { listen = "127.0.0.1:8080" }\n')
+    p = subprocess.run([BIN, "check", "--config=%s" % cfg], capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 0, p.stderr
+    port = free_port()
+    s = Proc(["sandbox", "--listen=127.0.0.1:%d" % port, "--workers=1"])
+    try:
+        s.wait_out(r"sandbox: http://127\.0\.0\.1:%d" % port)
+        r = requests.get("http://127.0.0.1:%d/_sandbox/apps" % port, timeout=10 * SLOW)
+        assert r.status_code == 200
+    finally:
+        s.stop()
+    s.check_sanitizers()
 
 
 def test_config_errors_never_print_secrets(tmp_path):
