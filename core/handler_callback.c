@@ -63,12 +63,8 @@ static void flow_free(struct flow *f)
     json_decref(f->user);
     if (f->poll_ev)
         event_free(f->poll_ev);
-    if (f->access_token)
-        explicit_bzero(f->access_token, strlen(f->access_token));
-    if (f->refresh_token)
-        explicit_bzero(f->refresh_token, strlen(f->refresh_token));
-    free(f->access_token);
-    free(f->refresh_token);
+    login_token_free(f->access_token);
+    login_token_free(f->refresh_token);
     free(f->openid);
     free(f->unionid);
     free(f->scope);

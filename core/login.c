@@ -264,6 +264,13 @@ char *login_token_open(const struct config *cfg, const char *key, const char *v,
     return len >= 3 && memcmp(v, "v1\t", 3) == 0 ? strndup(v, len) : NULL;
 }
 
+void login_token_free(char *token)
+{
+    if (token)
+        explicit_bzero(token, strlen(token));
+    free(token);
+}
+
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
 {
     const char *base = cfg->public_url ? cfg->public_url : "";

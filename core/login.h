@@ -59,6 +59,10 @@ void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]
 char *login_token_seal(const struct config *cfg, const char *key, const char *record,
                        size_t *len);
 char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len);
+/* Frees a token (access or refresh) or an opened token record after
+ * overwriting it, so that no token outlives its use in freed memory.
+ * NULL is a no-op. */
+void login_token_free(char *token);
 
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
