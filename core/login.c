@@ -13,7 +13,7 @@
 #include "url.h"
 #include "wechat.h"
 
-#include <ctype.h>
+#include <lua.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -297,8 +297,7 @@ static void start_finish(struct start_ctx *s, int ok)
     struct http_req *r = s->r;
     const struct config *cfg = s->cfg;
     if (!ok) {
-        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.",
-                   NULL);
+        page_busy(r);
     } else {
         char redirect[1024], url[4096];
         login_redirect_uri(cfg, redirect, sizeof(redirect));
@@ -338,7 +337,7 @@ void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
     char rec[4096], key[64];
     if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0 ||
         arena_on_reset(mem, config_release_cb, (void *)cfg) != 0) {
-        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
+        page_busy(r);
         return;
     }
     config_retain((struct config *)cfg);
@@ -354,6 +353,24 @@ void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
     if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n,
                            LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
         start_finish(s, 0);
+}
+
+/* ---- hooks ---- */
+
+void login_push_hook_ctx(lua_State *L, const struct config_campaign *c, const char *scope,
+                         const char *return_url)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, c->name);
+    lua_setfield(L, -2, "campaign");
+    lua_pushstring(L, c->app->name);
+    lua_setfield(L, -2, "app");
+    lua_pushstring(L, c->app->appid);
+    lua_setfield(L, -2, "appid");
+    lua_pushstring(L, scope);
+    lua_setfield(L, -2, "scope");
+    lua_pushstring(L, return_url);
+    lua_setfield(L, -2, "return_url");
 }
 
 /* ---- pages ---- */

@@ -8,6 +8,7 @@
 struct config;
 struct config_campaign;
 struct http_req;
+struct lua_State;
 struct worker;
 
 #define LOGIN_STATE_LEN 32        /* base62 characters: ~190 bits */
@@ -73,6 +74,11 @@ void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
 void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
                  const struct config_campaign *c, const char *scope, const char *return_url,
                  int restarts);
+
+/* Pushes the ctx table every campaign hook gets (authorize, login, denied,
+ * error): { campaign, app, appid, scope, return_url }. */
+void login_push_hook_ctx(struct lua_State *L, const struct config_campaign *c, const char *scope,
+                         const char *return_url);
 
 /* Error pages of the flow, never showing upstream details. */
 void login_page_expired(struct http_req *r, const char *retry);

@@ -58,6 +58,10 @@ return {
     end
     if mode == "ab" then return "https://h5.example.com/b?nick=" .. wx.url.escape(user.nickname) end
     if mode == "refuse" then return false, "closed" end
+    if mode == "ctx" then
+      return wx.url.add_query("https://h5.example.com/ctx", { campaign = ctx.campaign,
+        app = ctx.app, appid = ctx.appid, scope = ctx.scope, ret = ctx.return_url })
+    end
     if mode == "slowrefuse" then wx.sleep(1) return false, "closed" end
   end,
   denied = function(req, ctx)
@@ -345,6 +349,12 @@ def test_login_hook_outcomes(w):
     assert "outside the allow-list" in w.g.log()
     w.mode("refuse")
     assert w.login("hooked").status_code == 403
+    w.mode("ctx")  # the ctx every hook gets, the same as authorize's
+    loc, _ = ticket_of(w.login("hooked"))
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(loc).query)
+    assert {k: v[0] for k, v in q.items() if k != "wx_ticket"} == {
+        "campaign": "hooked", "app": "demo", "appid": "wx_sandbox_demo",
+        "scope": "snsapi_userinfo", "ret": RETURN}
 
 
 def test_disconnect_during_login_hook_never_yields_a_ticket(w):
