@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 /* ---- allow-lists ---- */
@@ -288,8 +287,6 @@ struct start_ctx {
     const struct config_campaign *campaign;
     char state[LOGIN_STATE_LEN + 1];
     char scope[32];
-    int done, waiting;
-    int status;
 };
 
 static void start_finish(struct start_ctx *s, int ok)
