@@ -674,62 +674,59 @@ static void test_https_to_http(void **state)
     assert_null(strstr(r->detail, "SECRET"));
 }
 
-static const char *hdr_n(const struct result *r, const char *name, int nth)
+/* GET from a raw server that answers with reply, whose body is "ok". */
+static struct result *get_raw(struct env *e, const char *reply)
 {
-    for (size_t i = 0; i < r->n_headers; i++)
-        if (strcmp(r->names[i], name) == 0 && nth-- == 0)
-            return r->values[i];
-    return NULL;
+    char u[64];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", raw_start(e, reply));
+    struct fetch_request req = {.url = u};
+    struct result *r = start(e, 0, &req);
+
+    run(e, 1, SAFETY_MS);
+    assert_true(r->ok);
+    assert_string_equal(r->body, "ok");
+    return r;
+}
+
+/* The reply's headers are exactly want[0..n), in this order. */
+static void assert_headers(const struct result *r, const char *const want[][2], size_t n)
+{
+    assert_int_equal(r->n_headers, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(r->names[i], want[i][0]);
+        assert_string_equal(r->values[i], want[i][1]);
+    }
 }
 
 /* The final response's fields only (not a 100 Continue's), in order, every
  * repeat kept, names lowercased, values trimmed, folded lines unfolded. */
 static void test_reply_headers(void **state)
 {
-    struct env *e = *state;
-    char u[64];
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/",
-             raw_start(e, "HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
-                          "HTTP/1.1 201 Created\r\nX-Dup: a\r\nContent-Length: 2\r\n"
-                          "x-DUP:   b \t\r\nX-Fold: one\r\n  two\r\nX-Empty:\r\n"
-                          "Connection: close\r\n\r\nok"));
-    struct fetch_request req = {.url = u};
-    struct result *r = start(e, 0, &req);
+    struct result *r = get_raw(*state, "HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
+                                       "HTTP/1.1 201 Created\r\nX-Dup: a\r\nContent-Length: 2\r\n"
+                                       "x-DUP:   b \t\r\nX-Fold: one\r\n  two\r\nX-Empty:\r\n"
+                                       "Connection: close\r\n\r\nok");
+    static const char *const want[][2] = {
+        {"x-dup", "a"}, {"content-length", "2"}, {"x-dup", "b"},
+        {"x-fold", "one two"}, {"x-empty", ""}, {"connection", "close"},
+    };
 
-    run(e, 1, SAFETY_MS);
-    assert_true(r->ok);
     assert_int_equal(r->status, 201);
-    assert_string_equal(r->body, "ok");
-    assert_null(hdr(r, "x-early"));
-    assert_int_equal(r->n_headers, 6);
-    assert_string_equal(r->names[0], "x-dup");
-    assert_string_equal(hdr_n(r, "x-dup", 0), "a");
-    assert_string_equal(hdr_n(r, "x-dup", 1), "b");
-    assert_string_equal(r->names[2], "x-dup");
-    assert_string_equal(hdr(r, "content-length"), "2");
-    assert_string_equal(hdr(r, "x-fold"), "one two");
-    assert_string_equal(hdr(r, "x-empty"), "");
-    assert_string_equal(r->names[5], "connection");
+    assert_headers(r, want, 6);
 }
 
 /* Trailers of a chunked reply come after the header fields. */
 static void test_reply_trailers(void **state)
 {
-    struct env *e = *state;
-    char u[64];
-    snprintf(u, sizeof u, "http://127.0.0.1:%d/",
-             raw_start(e, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-                          "Trailer: X-Sum\r\nConnection: close\r\n\r\n"
-                          "2\r\nok\r\n0\r\nX-Sum: 42\r\n\r\n"));
-    struct fetch_request req = {.url = u};
-    struct result *r = start(e, 0, &req);
+    struct result *r = get_raw(*state, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                       "Trailer: X-Sum\r\nConnection: close\r\n\r\n"
+                                       "2\r\nok\r\n0\r\nX-Sum: 42\r\n\r\n");
+    static const char *const want[][2] = {
+        {"transfer-encoding", "chunked"}, {"trailer", "X-Sum"}, {"connection", "close"},
+        {"x-sum", "42"},
+    };
 
-    run(e, 1, SAFETY_MS);
-    assert_true(r->ok);
-    assert_string_equal(r->body, "ok");
-    assert_int_equal(r->n_headers, 4);
-    assert_string_equal(r->names[3], "x-sum");
-    assert_string_equal(r->values[3], "42");
+    assert_headers(r, want, 4);
 }
 
 static void test_bad_input(void **state)
