@@ -1,6 +1,7 @@
 /* `wxgate demo`: the gateway, the sandbox (unless --sandbox points at a
  * running one) and the example campaign "demo" in one command. The config is
  * built by lua/wxgate/demo_config.lua from the command line. */
+#include "cmd.h"
 #include "config.h"
 #include "lua_runtime.h"
 #include "server.h"
@@ -13,12 +14,8 @@
 #include <unistd.h>
 
 struct demo_opts {
-    const char *listen;
-    const char *store;
-    const char *sandbox;
-    const char *ca_file;
-    const char *examples;
-    const char *public_url;
+    const char *listen, *public_url, *store, *examples; /* the gateway */
+    const char *sandbox, *ca_file;                       /* a running sandbox, its CA */
     int workers;
     char api_key[128];
 };
@@ -54,14 +51,6 @@ static char *default_examples(void)
     return real ? real : strdup("examples");
 }
 
-static void set_opt(lua_State *L, const char *key, const char *val)
-{
-    if (!val)
-        return;
-    lua_pushstring(L, val);
-    lua_setfield(L, -2, key);
-}
-
 static void print_ready(const struct server *s, void *arg)
 {
     const struct demo_opts *o = arg;
@@ -76,27 +65,14 @@ static void print_ready(const struct server *s, void *arg)
 int demo_main(int argc, char **argv)
 {
     struct demo_opts o = {.listen = "127.0.0.1:8080", .store = "memory"};
-    for (int i = 2; i < argc; i += 2) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            return demo_usage();
-        if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0)
-            o.listen = v;
-        else if (strcmp(a, "--store") == 0)
-            o.store = v;
-        else if (strcmp(a, "--sandbox") == 0)
-            o.sandbox = v;
-        else if (strcmp(a, "--ca-file") == 0)
-            o.ca_file = v;
-        else if (strcmp(a, "--examples") == 0)
-            o.examples = v;
-        else if (strcmp(a, "--public-url") == 0)
-            o.public_url = v;
-        else if (strcmp(a, "--workers") == 0)
-            o.workers = atoi(v);
-        else
-            return demo_usage();
-    }
+    const struct cmd_opt opts[] = {
+        {"listen", 'l', &o.listen, NULL},   {"public-url", 0, &o.public_url, NULL},
+        {"store", 0, &o.store, NULL},       {"examples", 0, &o.examples, NULL},
+        {"sandbox", 0, &o.sandbox, NULL},   {"ca-file", 0, &o.ca_file, NULL},
+        {"workers", 0, NULL, &o.workers},
+    };
+    if (cmd_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0])) != CMD_OK)
+        return demo_usage();
     char *host = NULL;
     int port;
     if (config_parse_listen(o.listen, &host, &port) != 0 || port == 0) {
@@ -126,16 +102,13 @@ int demo_main(int argc, char **argv)
         goto done;
     }
     lua_newtable(L);
-    set_opt(L, "listen", o.listen);
-    set_opt(L, "public_url", public_url);
-    set_opt(L, "store", o.store);
-    set_opt(L, "sandbox", o.sandbox ? o.sandbox : public_url);
-    set_opt(L, "ca_file", o.ca_file);
-    set_opt(L, "examples", examples);
-    if (o.workers > 0) {
-        lua_pushinteger(L, o.workers);
-        lua_setfield(L, -2, "workers");
-    }
+    cmd_set_str(L, "listen", o.listen);
+    cmd_set_str(L, "public_url", public_url);
+    cmd_set_str(L, "store", o.store);
+    cmd_set_str(L, "sandbox", o.sandbox ? o.sandbox : public_url);
+    cmd_set_str(L, "ca_file", o.ca_file);
+    cmd_set_str(L, "examples", examples);
+    cmd_set_count(L, "workers", o.workers);
     lua_pushboolean(L, o.sandbox == NULL);
     lua_setfield(L, -2, "embedded_sandbox");
     if (lua_pcall(L, 1, 2, 0) != 0) {

@@ -43,8 +43,8 @@ struct fetch {
     int too_large;
     char *body;               /* NUL-terminated for the callback's convenience */
     size_t body_len, body_cap;
-    struct fetch_header *headers; /* name and value share one allocation */
-    size_t n_headers, headers_cap;
+    struct fetch_header *headers; /* the reply's, with their strings in the same block */
+    size_t n_headers;
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -136,20 +136,12 @@ static void unlink_fetch(struct fetch *f)
     f->prev = f->next = NULL;
 }
 
-static void clear_headers(struct fetch *f)
-{
-    for (size_t i = 0; i < f->n_headers; i++)
-        free((char *)f->headers[i].name);
-    f->n_headers = 0;
-}
-
 /* Frees a request that is no longer attached to the multi handle. */
 static void fetch_free(struct fetch *f)
 {
     if (f->easy)
         curl_easy_cleanup(f->easy);
     curl_slist_free_all(f->req_headers);
-    clear_headers(f);
     free(f->headers);
     free(f->body);
     free(f);
@@ -185,54 +177,58 @@ static size_t write_cb(char *data, size_t size, size_t n, void *userp)
     return len;
 }
 
-/* CURLOPT_HEADERFUNCTION: curl hands over every header line of every
- * response it reads (100 Continue, proxy CONNECT replies, the final reply);
- * a status line starts a new response, so only the final one is kept.
- * Names are lowercased, values trimmed. Lines without a colon (the blank end
- * of the block, obsolete folding) are skipped. */
-static size_t header_cb(char *line, size_t size, size_t n, void *userp)
+/* A header value as curl stores it, without surrounding white space: curl
+ * trims it, except that an empty value keeps its CR (libcurl 7.88). */
+static const char *trimmed(const char *v, size_t *len)
 {
-    struct fetch *f = userp;
-    size_t len = size * n;
-    const char *colon = memchr(line, ':', len);
-
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        clear_headers(f);
-        return len;
-    }
-    if (!colon || colon == line)
-        return len;
-
-    size_t name_len = (size_t)(colon - line);
-    while (name_len > 0 && (line[name_len - 1] == ' ' || line[name_len - 1] == '\t'))
-        name_len--;
-    const char *v = colon + 1, *end = line + len;
-    while (v < end && isspace((unsigned char)*v))
+    while (*v == ' ' || *v == '\t')
         v++;
-    while (end > v && isspace((unsigned char)end[-1]))
-        end--;
-    size_t value_len = (size_t)(end - v);
+    size_t n = strlen(v);
+    while (n > 0 && isspace((unsigned char)v[n - 1]))
+        n--;
+    *len = n;
+    return v;
+}
 
-    if (f->n_headers == f->headers_cap) {
-        size_t cap = f->headers_cap ? f->headers_cap * 2 : 16;
-        struct fetch_header *h = realloc(f->headers, cap * sizeof *h);
-        if (!h)
-            return 0;
-        f->headers = h;
-        f->headers_cap = cap;
+/* The reply's header fields from curl's header store (curl_easy_nextheader),
+ * in the order they arrived: those of the final response (not of a 100
+ * Continue or a proxy's CONNECT reply) and its trailers, continuation lines
+ * unfolded by curl. Names are lowercased, values trimmed. One allocation
+ * holds the array and, after it, the strings. Returns 0, or -1 when out of
+ * memory. */
+static int collect_headers(struct fetch *f)
+{
+    const unsigned int origin = CURLH_HEADER | CURLH_TRAILER;
+    struct curl_header *h = NULL;
+    size_t n = 0, bytes = 0;
+
+    while ((h = curl_easy_nextheader(f->easy, origin, -1, h))) {
+        n++;
+        bytes += strlen(h->name) + strlen(h->value) + 2;
     }
-    char *s = malloc(name_len + value_len + 2);
-    if (!s)
+    if (n == 0)
         return 0;
-    for (size_t i = 0; i < name_len; i++)
-        s[i] = (char)tolower((unsigned char)line[i]);
-    s[name_len] = '\0';
-    memcpy(s + name_len + 1, v, value_len);
-    s[name_len + 1 + value_len] = '\0';
-    f->headers[f->n_headers].name = s;
-    f->headers[f->n_headers].value = s + name_len + 1;
-    f->n_headers++;
-    return len;
+    struct fetch_header *arr = malloc(n * sizeof *arr + bytes);
+    if (!arr)
+        return -1;
+    char *p = (char *)(arr + n);
+    size_t i = 0;
+    while (i < n && (h = curl_easy_nextheader(f->easy, origin, -1, h))) {
+        size_t vlen;
+        const char *v = trimmed(h->value, &vlen);
+        arr[i].name = p;
+        for (const char *c = h->name; *c; c++)
+            *p++ = (char)tolower((unsigned char)*c);
+        *p++ = '\0';
+        arr[i].value = p;
+        memcpy(p, v, vlen);
+        p += vlen;
+        *p++ = '\0';
+        i++;
+    }
+    f->headers = arr;
+    f->n_headers = i;
+    return 0;
 }
 
 /* ---- completion ------------------------------------------------------- */
@@ -307,6 +303,10 @@ static void finish(struct fetch *f, CURLcode rc)
 
     unlink_fetch(f);
     f->done = 1;
+    if (rc == CURLE_OK && collect_headers(f) != 0) {
+        rc = CURLE_OUT_OF_MEMORY;
+        snprintf(f->errbuf, sizeof f->errbuf, "out of memory for the reply's headers");
+    }
     curl_multi_remove_handle(fl->multi, f->easy);
 
     res.total_ms = ms_since(&f->started);
@@ -517,8 +517,6 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(CURLOPT_WRITEDATA, f);
-    SETOPT(CURLOPT_HEADERFUNCTION, header_cb);
-    SETOPT(CURLOPT_HEADERDATA, f);
     SETOPT(CURLOPT_HTTPHEADER, f->req_headers);
 
     if (strcmp(method, "HEAD") == 0 && !post) {

@@ -143,12 +143,8 @@ struct user_req {
 
 static void user_free(struct user_req *u)
 {
-    if (u->access)
-        explicit_bzero(u->access, strlen(u->access));
-    if (u->refresh)
-        explicit_bzero(u->refresh, strlen(u->refresh));
-    free(u->access);
-    free(u->refresh);
+    login_token_free(u->access);
+    login_token_free(u->refresh);
     free(u->scope);
     config_release(u->cfg);
     free(u);
@@ -225,10 +221,10 @@ static void on_refresh(const struct wechat_reply *rep, void *arg)
         upstream_error(u, rep, "refresh");
         return;
     }
-    free(u->access);
+    login_token_free(u->access);
     u->access = strdup(rep->access_token);
     if (rep->refresh_token) {
-        free(u->refresh);
+        login_token_free(u->refresh);
         u->refresh = strdup(rep->refresh_token);
     }
     u->access_exp = (long)time(NULL) + (rep->expires_in > 0 ? rep->expires_in : 7200);
@@ -273,20 +269,21 @@ static void on_tokens(const struct store_reply *rep, void *arg)
              tok = strtok_r(NULL, "\t", &save))
             f[n++] = tok;
     }
-    if (n != 6 || strcmp(f[0], "v1") != 0) {
-        if (buf)
-            explicit_bzero(buf, blen);
-        free(buf);
+    int found = n == 6 && strcmp(f[0], "v1") == 0;
+    if (found) {
+        u->access = strdup(f[1]);
+        u->refresh = strdup(f[2]);
+        u->access_exp = strtol(f[3], NULL, 10);
+        u->scope = strdup(f[5]);
+    }
+    if (buf) /* strtok_r cut it into fields: wipe all of it */
+        explicit_bzero(buf, blen);
+    free(buf);
+    if (!found) {
         reply_error(u->r, 404, "unknown_user", "no stored login for this app and openid");
         user_free(u);
         return;
     }
-    u->access = strdup(f[1]);
-    u->refresh = strdup(f[2]);
-    u->access_exp = strtol(f[3], NULL, 10);
-    u->scope = strdup(f[5]);
-    explicit_bzero(buf, blen);
-    free(buf);
     u->base = strstr(u->scope, "snsapi_userinfo") == NULL;
     fetch_info(u);
 }

@@ -30,21 +30,10 @@ static int valid_scope(const char *s)
     return strcmp(s, "snsapi_base") == 0 || strcmp(s, "snsapi_userinfo") == 0;
 }
 
-
 static int push_ctx(lua_State *L, void *arg)
 {
     struct auth_ctx *a = arg;
-    lua_createtable(L, 0, 5);
-    lua_pushstring(L, a->c->name);
-    lua_setfield(L, -2, "campaign");
-    lua_pushstring(L, a->c->app->name);
-    lua_setfield(L, -2, "app");
-    lua_pushstring(L, a->c->app->appid);
-    lua_setfield(L, -2, "appid");
-    lua_pushstring(L, a->scope);
-    lua_setfield(L, -2, "scope");
-    lua_pushstring(L, a->return_url);
-    lua_setfield(L, -2, "return_url");
+    login_push_hook_ctx(L, a->c, a->scope, a->return_url);
     return 1;
 }
 
@@ -131,7 +120,7 @@ void handle_auth(struct worker *w, struct http_req *r)
     struct auth_ctx *a = arena_calloc(mem, sizeof(*a));
     if (!a || !(a->return_url = arena_strdup(mem, ret)) ||
         arena_on_reset(mem, config_release_cb, cfg) != 0) {
-        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        page_busy(r);
         return;
     }
     config_retain(cfg);

@@ -63,12 +63,8 @@ static void flow_free(struct flow *f)
     json_decref(f->user);
     if (f->poll_ev)
         event_free(f->poll_ev);
-    if (f->access_token)
-        explicit_bzero(f->access_token, strlen(f->access_token));
-    if (f->refresh_token)
-        explicit_bzero(f->refresh_token, strlen(f->refresh_token));
-    free(f->access_token);
-    free(f->refresh_token);
+    login_token_free(f->access_token);
+    login_token_free(f->refresh_token);
     free(f->openid);
     free(f->unionid);
     free(f->scope);
@@ -158,15 +154,7 @@ static void restart_or_expire(struct flow *f, const char *why)
 
 static int push_ctx(lua_State *L, struct flow *f)
 {
-    lua_createtable(L, 0, 4);
-    lua_pushstring(L, f->c->name);
-    lua_setfield(L, -2, "campaign");
-    lua_pushstring(L, f->c->app->name);
-    lua_setfield(L, -2, "app");
-    lua_pushstring(L, f->ls.return_url);
-    lua_setfield(L, -2, "return_url");
-    lua_pushstring(L, f->ls.scope);
-    lua_setfield(L, -2, "scope");
+    login_push_hook_ctx(L, f->c, f->ls.scope, f->ls.return_url);
     return 1;
 }
 
@@ -619,8 +607,7 @@ static void on_state(const struct store_reply *rep, void *arg)
     struct flow *f = arg;
     if (rep->status != STORE_OK || login_state_decode(rep->value, rep->len, &f->ls) != 0) {
         if (rep->status == STORE_ERROR)
-            page_error(f->r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.",
-                       NULL);
+            page_busy(f->r);
         else
             login_page_expired(f->r, NULL);
         flow_free(f);
@@ -691,7 +678,7 @@ void handle_callback(struct worker *w, struct http_req *r)
     }
     struct flow *f = calloc(1, sizeof(*f));
     if (!f) {
-        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        page_busy(r);
         return;
     }
     f->w = w;
@@ -704,7 +691,7 @@ void handle_callback(struct worker *w, struct http_req *r)
     char key[160];
     snprintf(key, sizeof(key), "st:%s", state);
     if (store_get(w->store, key, strlen(key), on_state, f) != 0) {
-        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
+        page_busy(r);
         flow_free(f);
     }
 }

@@ -13,12 +13,11 @@
 #include "url.h"
 #include "wechat.h"
 
-#include <ctype.h>
+#include <lua.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 /* ---- allow-lists ---- */
@@ -264,6 +263,13 @@ char *login_token_open(const struct config *cfg, const char *key, const char *v,
     return len >= 3 && memcmp(v, "v1\t", 3) == 0 ? strndup(v, len) : NULL;
 }
 
+void login_token_free(char *token)
+{
+    if (token)
+        explicit_bzero(token, strlen(token));
+    free(token);
+}
+
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
 {
     const char *base = cfg->public_url ? cfg->public_url : "";
@@ -281,8 +287,6 @@ struct start_ctx {
     const struct config_campaign *campaign;
     char state[LOGIN_STATE_LEN + 1];
     char scope[32];
-    int done, waiting;
-    int status;
 };
 
 static void start_finish(struct start_ctx *s, int ok)
@@ -290,8 +294,7 @@ static void start_finish(struct start_ctx *s, int ok)
     struct http_req *r = s->r;
     const struct config *cfg = s->cfg;
     if (!ok) {
-        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.",
-                   NULL);
+        page_busy(r);
     } else {
         char redirect[1024], url[4096];
         login_redirect_uri(cfg, redirect, sizeof(redirect));
@@ -331,7 +334,7 @@ void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
     char rec[4096], key[64];
     if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0 ||
         arena_on_reset(mem, config_release_cb, (void *)cfg) != 0) {
-        page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
+        page_busy(r);
         return;
     }
     config_retain((struct config *)cfg);
@@ -347,6 +350,24 @@ void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
     if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n,
                            LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
         start_finish(s, 0);
+}
+
+/* ---- hooks ---- */
+
+void login_push_hook_ctx(lua_State *L, const struct config_campaign *c, const char *scope,
+                         const char *return_url)
+{
+    lua_createtable(L, 0, 5);
+    lua_pushstring(L, c->name);
+    lua_setfield(L, -2, "campaign");
+    lua_pushstring(L, c->app->name);
+    lua_setfield(L, -2, "app");
+    lua_pushstring(L, c->app->appid);
+    lua_setfield(L, -2, "appid");
+    lua_pushstring(L, scope);
+    lua_setfield(L, -2, "scope");
+    lua_pushstring(L, return_url);
+    lua_setfield(L, -2, "return_url");
 }
 
 /* ---- pages ---- */

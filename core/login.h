@@ -8,6 +8,7 @@
 struct config;
 struct config_campaign;
 struct http_req;
+struct lua_State;
 struct worker;
 
 #define LOGIN_STATE_LEN 32        /* base62 characters: ~190 bits */
@@ -59,6 +60,10 @@ void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]
 char *login_token_seal(const struct config *cfg, const char *key, const char *record,
                        size_t *len);
 char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len);
+/* Frees a token (access or refresh) or an opened token record after
+ * overwriting it, so that no token outlives its use in freed memory.
+ * NULL is a no-op. */
+void login_token_free(char *token);
 
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
@@ -69,6 +74,11 @@ void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
 void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
                  const struct config_campaign *c, const char *scope, const char *return_url,
                  int restarts);
+
+/* Pushes the ctx table every campaign hook gets (authorize, login, denied,
+ * error): { campaign, app, appid, scope, return_url }. */
+void login_push_hook_ctx(struct lua_State *L, const struct config_campaign *c, const char *scope,
+                         const char *return_url);
 
 /* Error pages of the flow, never showing upstream details. */
 void login_page_expired(struct http_req *r, const char *retry);

@@ -21,27 +21,22 @@ static int l_hmac_sha256(lua_State *L)
     return 1;
 }
 
-static int l_sha1(lua_State *L)
+/* A digest of argument 1 with fn, as len raw bytes. */
+static int push_digest(lua_State *L, void (*fn)(const void *, size_t, unsigned char *),
+                       size_t len)
 {
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    unsigned char md[20];
-
-    crypto_sha1(s, len, md);
-    lua_pushlstring(L, (const char *)md, sizeof(md));
-    return 1;
-}
-
-static int l_sha256(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
+    size_t slen;
+    const char *s = luaL_checklstring(L, 1, &slen);
     unsigned char md[32];
 
-    crypto_sha256(s, len, md);
-    lua_pushlstring(L, (const char *)md, sizeof(md));
+    fn(s, slen, md);
+    lua_pushlstring(L, (const char *)md, len);
     return 1;
 }
+
+static int l_sha1(lua_State *L) { return push_digest(L, crypto_sha1, 20); }
+
+static int l_sha256(lua_State *L) { return push_digest(L, crypto_sha256, 32); }
 
 /* Scratch buffers are userdata so they are collected even if a later push
  * raises out of memory. */

@@ -1,5 +1,6 @@
 /* wxgate: the command line. Read top-down: main → server (server.c) →
  * handlers (handler_*.c) → Lua runtime (lua_runtime.c) → fetch/store. */
+#include "cmd.h"
 #include "config.h"
 #include "log.h"
 #include "lua_runtime.h"
@@ -26,15 +27,6 @@ static int usage(FILE *out)
             "example campaign\n"
             "       wxgate version\n");
     return out == stderr ? 2 : 0;
-}
-
-static const char *config_arg(int argc, char **argv)
-{
-    for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
-            return argv[i + 1];
-    }
-    return NULL;
 }
 
 /* Loads and validates FILE and every script it names; prints what is wrong. */
@@ -67,8 +59,12 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "demo") == 0)
         return demo_main(argc, argv);
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "run") == 0) {
-        const char *path = config_arg(argc, argv);
-        if (!path) {
+        const char *path = NULL;
+        const struct cmd_opt opts[] = {{"config", 'c', &path, NULL}};
+        int rc = cmd_parse(argc, argv, opts, 1);
+        if (rc == CMD_BAD)
+            return usage(stderr);
+        if (rc == CMD_NO_VALUE || !path) {
             fprintf(stderr, "wxgate %s: missing -c FILE\n", cmd);
             return 2;
         }

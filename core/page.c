@@ -73,6 +73,11 @@ void page_error(struct http_req *r, int status, const char *zh, const char *en,
     http_reply(r, status, "text/html; charset=utf-8", page, n);
 }
 
+void page_busy(struct http_req *r)
+{
+    page_error(r, 503, "服务繁忙，请稍后再试", "The service is busy, please try again.", NULL);
+}
+
 /* Appends an SVG of url as a QR code (one rect per dark module). */
 static void put_qr_svg(char *buf, size_t cap, size_t *len, const char *url)
 {
@@ -104,7 +109,7 @@ void page_open_in_wechat(struct http_req *r, const char *url)
     size_t cap = 65536, n = 0;
     char *page = malloc(cap);
     if (!page) {
-        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        page_busy(r);
         return;
     }
     page[0] = '\0';

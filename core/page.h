@@ -14,6 +14,10 @@ void page_escape(char *buf, size_t cap, size_t *len, const char *s);
 void page_error(struct http_req *r, int status, const char *zh, const char *en,
                 const char *retry_url);
 
+/* 503 "the service is busy, please try again": out of memory, or the store
+ * did not answer. */
+void page_busy(struct http_req *r);
+
 /* For a browser outside WeChat: "open this link in WeChat", with the link
  * as a QR code (SVG, drawn from libqrencode) for a desktop user to scan. */
 void page_open_in_wechat(struct http_req *r, const char *url);

@@ -2,6 +2,7 @@
  * own runtime, over HTTP and optionally HTTPS with a local development CA.
  * This file only turns the command line into a config; the sandbox itself
  * is Lua. */
+#include "cmd.h"
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -16,10 +17,8 @@
 #include <unistd.h>
 
 struct sandbox_opts {
-    const char *listen;
-    const char *config;
-    const char *tls_listen;
-    const char *ca_dir;
+    const char *listen, *config;
+    const char *tls_listen, *ca_dir; /* HTTPS, with the CA kept in ca_dir */
     const char *control_token;
     int workers;
 };
@@ -36,14 +35,6 @@ static int sandbox_usage(void)
             "/tmp/wxgate-sandbox-ca)\n"
             "  --control-token T    required for /_sandbox/ unless listening on loopback\n");
     return 2;
-}
-
-static void set_str(lua_State *L, const char *key, const char *val)
-{
-    if (!val)
-        return;
-    lua_pushstring(L, val);
-    lua_setfield(L, -2, key);
 }
 
 static void print_ready(const struct server *s, void *arg)
@@ -63,27 +54,14 @@ int sandbox_main(int argc, char **argv)
 {
     struct sandbox_opts o = {.listen = "127.0.0.1:9000", .ca_dir = "/tmp/wxgate-sandbox-ca",
                              .workers = 0};
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v)
-            return sandbox_usage();
-        if (strcmp(a, "-l") == 0 || strcmp(a, "--listen") == 0)
-            o.listen = v;
-        else if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
-            o.config = v;
-        else if (strcmp(a, "--tls") == 0)
-            o.tls_listen = v;
-        else if (strcmp(a, "--ca-dir") == 0)
-            o.ca_dir = v;
-        else if (strcmp(a, "--control-token") == 0)
-            o.control_token = v;
-        else if (strcmp(a, "--workers") == 0)
-            o.workers = atoi(v);
-        else
-            return sandbox_usage();
-        i++;
-    }
+    const struct cmd_opt opts[] = {
+        {"listen", 'l', &o.listen, NULL},   {"config", 'c', &o.config, NULL},
+        {"tls", 0, &o.tls_listen, NULL},    {"ca-dir", 0, &o.ca_dir, NULL},
+        {"control-token", 0, &o.control_token, NULL},
+        {"workers", 0, NULL, &o.workers},
+    };
+    if (cmd_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0])) != CMD_OK)
+        return sandbox_usage();
 
     char err[4096];
     char *config_abs = NULL;
@@ -118,26 +96,23 @@ int sandbox_main(int argc, char **argv)
     /* The config a user would write for this, built as a Lua table. */
     lua_State *L = luaL_newstate();
     lua_newtable(L);
-    set_str(L, "listen", o.listen);
-    if (o.workers > 0) {
-        lua_pushinteger(L, o.workers);
-        lua_setfield(L, -2, "workers");
-    }
+    cmd_set_str(L, "listen", o.listen);
+    cmd_set_count(L, "workers", o.workers);
     if (o.tls_listen) {
         lua_newtable(L);
-        set_str(L, "listen", o.tls_listen);
-        set_str(L, "cert", cert);
-        set_str(L, "key", key);
+        cmd_set_str(L, "listen", o.tls_listen);
+        cmd_set_str(L, "cert", cert);
+        cmd_set_str(L, "key", key);
         lua_setfield(L, -2, "tls");
     }
     lua_newtable(L);          /* routes */
     lua_newtable(L);          /* routes["/"] */
-    set_str(L, "module", "sandbox");
+    cmd_set_str(L, "module", "sandbox");
     lua_newtable(L);          /* options */
-    set_str(L, "config", config_abs);
-    set_str(L, "listen", o.listen);
-    set_str(L, "tls_listen", o.tls_listen);
-    set_str(L, "control_token", o.control_token);
+    cmd_set_str(L, "config", config_abs);
+    cmd_set_str(L, "listen", o.listen);
+    cmd_set_str(L, "tls_listen", o.tls_listen);
+    cmd_set_str(L, "control_token", o.control_token);
     lua_setfield(L, -2, "options");
     lua_setfield(L, -2, "/");
     lua_setfield(L, -2, "routes");

@@ -207,19 +207,19 @@ void wechat_cancel(struct wechat_call *call)
 static struct wechat_call *call_api(const struct wechat_client *c, int kind, wechat_cb cb,
                                     void *arg, const char *path, const char *const *kv)
 {
-    char url[4096];
+    char url[4096], v[2048];
     size_t n = (size_t)snprintf(url, sizeof(url), "%s%s", c->api_base, path);
-    for (int i = 0; kv[i] && n < sizeof(url); i += 2) {
-        char v[2048];
-        if (url_encode(v, sizeof(v), kv[i + 1] ? kv[i + 1] : "") < 0)
-            return NULL;
-        n += (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&', kv[i], v);
-        explicit_bzero(v, sizeof(v));
+    int ok = 1;
+    for (int i = 0; ok && kv[i] && n < sizeof(url); i += 2) {
+        ok = url_encode(v, sizeof(v), kv[i + 1] ? kv[i + 1] : "") >= 0;
+        if (ok)
+            n += (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&',
+                                  kv[i], v);
     }
-    if (n >= sizeof(url))
-        return NULL;
-    struct wechat_call *call = start(c, kind, path, url, cb, arg);
-    explicit_bzero(url, sizeof(url)); /* it held the secret or a token */
+    struct wechat_call *call = ok && n < sizeof(url) ? start(c, kind, path, url, cb, arg) : NULL;
+    /* They held the secret or a token, on every way out. */
+    explicit_bzero(v, sizeof(v));
+    explicit_bzero(url, sizeof(url));
     return call;
 }
 

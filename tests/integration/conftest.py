@@ -21,6 +21,20 @@ SANITIZED = os.environ.get("WXGATE_SANITIZED") == "1"
 SLOW = 3.0 if SANITIZED else 1.0
 
 
+def wait_until(cond, timeout=10, what="the condition"):
+    """Polls cond() until it returns a true value, which is returned; fails
+    after timeout seconds (scaled for sanitizer builds). Tests wait on a
+    condition like this, never on a fixed sleep."""
+    deadline = time.time() + timeout * SLOW
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        time.sleep(0.02)
+
+
 _handed_out = set()
 
 
@@ -190,6 +204,27 @@ def sandbox():
         s.check_sanitizers()
 
 
+def _resp_end(buf, i=0):
+    """Where the RESP reply starting at buf[i] ends, or None if it is not
+    all there yet."""
+    nl = buf.find(b"\r\n", i)
+    if nl < 0:
+        return None
+    kind = buf[i:i + 1]
+    if kind in (b"+", b"-", b":"):
+        return nl + 2
+    n = int(buf[i + 1:nl])
+    if kind == b"$":
+        end = nl + 2 + n + 2 if n >= 0 else nl + 2
+        return end if len(buf) >= end else None
+    j = nl + 2  # an array of n replies
+    for _ in range(max(n, 0)):
+        j = _resp_end(buf, j)
+        if j is None:
+            return None
+    return j
+
+
 class Redis:
     """A real redis-server on a free loopback port, in a temporary directory."""
 
@@ -217,15 +252,21 @@ class Redis:
         raise AssertionError("redis-server did not start")
 
     def command(self, *args):
-        """One command over a raw connection; returns the raw reply bytes."""
+        """One command over a raw connection; returns the raw reply bytes,
+        once the whole reply has arrived."""
         payload = b"*%d\r\n" % len(args)
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             payload += b"$%d\r\n%s\r\n" % (len(a), a)
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             s.sendall(payload)
-            time.sleep(0.05)
-            return s.recv(1 << 20)
+            reply = b""
+            while _resp_end(reply) is None:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    raise AssertionError("redis closed the connection mid-reply: %r" % reply)
+                reply += chunk
+            return reply
 
     def stop(self):
         if self.p.poll() is None:

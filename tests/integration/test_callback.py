@@ -11,7 +11,7 @@ import urllib.parse
 import pytest
 import requests
 
-from conftest import SLOW
+from conftest import SLOW, wait_until
 
 UA = "Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 Mobile/15E148 MicroMessenger/8.0.50"
 API_KEY = "api-key-for-tests-0123456789"
@@ -58,7 +58,15 @@ return {
     end
     if mode == "ab" then return "https://h5.example.com/b?nick=" .. wx.url.escape(user.nickname) end
     if mode == "refuse" then return false, "closed" end
-    if mode == "slowrefuse" then wx.sleep(1) return false, "closed" end
+    if mode == "ctx" then
+      return wx.url.add_query("https://h5.example.com/ctx", { campaign = ctx.campaign,
+        app = ctx.app, appid = ctx.appid, scope = ctx.scope, ret = ctx.return_url })
+    end
+    if mode == "slowrefuse" then
+      wx.store.set("hook", "running")
+      wx.sleep(1)
+      return false, "closed"
+    end
   end,
   denied = function(req, ctx)
     if wx.store.get("mode") == "denied" then return "https://h5.example.com/sorry" end
@@ -73,7 +81,11 @@ return {
 
 MODE_ROUTE = '''
 local wx = require "wx"
-return function(req) wx.store.set("mode", req.query.m or "") return 200, "ok" end
+return function(req)
+  if req.query.get then return 200, wx.store.get(req.query.get) or "" end
+  wx.store.set("mode", req.query.m or "")
+  return 200, "ok"
+end
 '''
 
 
@@ -108,6 +120,13 @@ class World:
 
     def mode(self, m):
         assert requests.get(self.g.url + "/_test/mode?m=" + m, timeout=5).status_code == 200
+
+    def stored(self, key):
+        """A value in the gateway's store, as its scripts see it."""
+        return requests.get(self.g.url + "/_test/mode", params={"get": key}, timeout=5).text
+
+    def metrics(self):
+        return requests.get(self.g.url + "/metrics", timeout=5).text
 
     def stats(self, endpoint):
         return requests.get(self.sb.url + "/_sandbox/stats", timeout=5).json()["endpoints"][endpoint]["calls"]
@@ -345,6 +364,12 @@ def test_login_hook_outcomes(w):
     assert "outside the allow-list" in w.g.log()
     w.mode("refuse")
     assert w.login("hooked").status_code == 403
+    w.mode("ctx")  # the ctx every hook gets, the same as authorize's
+    loc, _ = ticket_of(w.login("hooked"))
+    q = urllib.parse.parse_qs(urllib.parse.urlsplit(loc).query)
+    assert {k: v[0] for k, v in q.items() if k != "wx_ticket"} == {
+        "campaign": "hooked", "app": "demo", "appid": "wx_sandbox_demo",
+        "scope": "snsapi_userinfo", "ret": RETURN}
 
 
 def test_disconnect_during_login_hook_never_yields_a_ticket(w):
@@ -357,9 +382,10 @@ def test_disconnect_during_login_hook_never_yields_a_ticket(w):
     path = cb[len(w.g.url):]
     s = socket.create_connection(("127.0.0.1", w.g.port))
     s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n" % (path, UA)).encode())
-    time.sleep(0.3)
+    wait_until(lambda: w.stored("hook") == "running", what="the login hook to start")
     s.close()
-    time.sleep(1.2 * SLOW)
+    wait_until(lambda: 'wxgate_logins_failed_total{campaign="hooked",error="upstream"' in
+               w.metrics(), what="the abandoned login to end")
     r = w.get(cb)
     assert "wx_ticket" not in r.headers.get("Location", "")
     assert r.status_code in (403, 502)

@@ -2,6 +2,7 @@
 health, limits, config validation, SIGHUP reload under traffic, SIGTERM drain."""
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, SLOW, Gateway, free_port
+from conftest import BIN, SLOW, Gateway, Proc, free_port, wait_until
 
 MINIMAL = 'return { listen = "127.0.0.1:{PORT}", workers = 2 }\n'
 
@@ -37,7 +38,7 @@ def test_unknown_path_is_a_plain_bilingual_404(gateway):
 def test_access_log_is_json_and_redacts_secret_params(gateway):
     g = gateway(MINIMAL)
     g.get("/healthz?code=SECRETCODE123&access_token=TOKEN123&x=1")
-    time.sleep(0.2)
+    g.wait_log(r'"path":"/healthz\?')  # the access log is written in batches
     lines = [json.loads(l) for l in g.log().splitlines() if l.startswith("{")]
     access = [l for l in lines if l.get("path", "").startswith("/healthz")]
     assert access, g.log()
@@ -135,13 +136,17 @@ def test_connection_limit_pauses_accept_when_none_is_idle(gateway):
         s.settimeout(5)
         assert s.recv(100).startswith(b"HTTP/1.1 100 Continue")
         busy.append(s)
-    # A fifth connection is not served while four requests are under way...
-    with pytest.raises(requests.RequestException):
-        requests.get(g.url + "/healthz", timeout=0.7)
-    # ...and is served as soon as their read timeout closes them.
-    r = requests.get(g.url + "/healthz", timeout=10 * SLOW)
-    assert r.status_code == 200
-    for s in busy:
+    # A fifth client is left in the listen backlog while four requests are
+    # under way: the worker says it stopped accepting...
+    fifth = socket.create_connection(("127.0.0.1", g.port))
+    fifth.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    g.wait_log(r"connection limit 4 reached, none idle: accept paused")
+    # ...and serves it once their read timeout has closed one of them.
+    fifth.settimeout(10 * SLOW)
+    assert fifth.recv(100).startswith(b"HTTP/1.1 200")
+    closed, _, _ = select.select(busy, [], [], 0)
+    assert closed, "the fifth client was served while all four requests were under way"
+    for s in busy + [fifth]:
         s.close()
 
 
@@ -193,6 +198,40 @@ def test_bad_configs_are_refused_with_key_path(tmp_path, text, expected):
         assert expected in p.stderr, p.stderr
 
 
+@pytest.mark.parametrize("args,expected", [
+    (["demo", "--bogus", "x"], "usage: wxgate demo [-l ADDR]"),
+    (["demo", "-l"], "usage: wxgate demo [-l ADDR]"),
+    (["demo", "--help"], "usage: wxgate demo [-l ADDR]"),
+    (["sandbox", "--tls"], "usage: wxgate sandbox [-l ADDR]"),
+    (["sandbox", "-l", "127.0.0.1:1", "stray"], "usage: wxgate sandbox [-l ADDR]"),
+    (["run"], "wxgate run: missing -c FILE"),
+    (["check", "-c"], "wxgate check: missing -c FILE"),
+    (["check", "--config"], "wxgate check: missing -c FILE"),
+    (["check", "-c", "x.lua", "--bogus"], "usage: wxgate run -c FILE"),
+])
+def test_command_line_errors_print_the_usage(args, expected):
+    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=20)
+    assert p.returncode == 2, (p.stdout, p.stderr)
+    assert expected in p.stderr, p.stderr
+
+
+def test_long_options_take_their_value_after_an_equals_sign(tmp_path):
+    cfg = tmp_path / "c.lua"
+    cfg.write_text('return { listen = "127.0.0.1:8080" }\n')
+    p = subprocess.run([BIN, "check", "--config=%s" % cfg], capture_output=True, text=True,
+                       timeout=20)
+    assert p.returncode == 0, p.stderr
+    port = free_port()
+    s = Proc(["sandbox", "--listen=127.0.0.1:%d" % port, "--workers=1"])
+    try:
+        s.wait_out(r"sandbox: http://127\.0\.0\.1:%d" % port)
+        r = requests.get("http://127.0.0.1:%d/_sandbox/apps" % port, timeout=10 * SLOW)
+        assert r.status_code == 200
+    finally:
+        s.stop()
+    s.check_sanitizers()
+
+
 def test_config_errors_never_print_secrets(tmp_path):
     cfg = tmp_path / "c.lua"
     cfg.write_text('return { apps = { demo = { appid = "wx1", secret = { env = "WXS" }, '
@@ -240,13 +279,14 @@ def test_sighup_swaps_config_under_traffic_without_failures(gateway):
                for _ in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.3)
+    wait_until(lambda: len(count) >= 20, what="traffic before the reload")
     g.write("wxgate.lua", 'return { listen = "127.0.0.1:%d", workers = 2, '
                           'routes = { ["/v"] = "v2.lua" } }\n' % g.port)
     g.signal(signal.SIGHUP)
     g.wait_log(r"worker 1: reloaded")
     g.wait_log(r"worker 0: reloaded")
-    time.sleep(0.3)
+    after = len(count)
+    wait_until(lambda: len(count) >= after + 20, what="traffic after the reload")
     stop.set()
     for t in threads:
         t.join()
@@ -284,15 +324,20 @@ def test_sigterm_drains_in_flight_requests_and_exits_0(gateway):
     t.start()
     # SIGTERM only once the request is being served (a connection still in
     # the listen backlog is reset when the listener closes, as with nginx).
-    deadline = time.time() + 5 * SLOW
-    while requests.get(g.url + "/slow?arrived=1", timeout=5).text != "yes":
-        assert time.time() < deadline
-        time.sleep(0.02)
+    wait_until(lambda: requests.get(g.url + "/slow?arrived=1", timeout=5).text == "yes",
+               timeout=5, what="the slow request to arrive")
     g.signal(signal.SIGTERM)
-    time.sleep(0.1)
-    # New connections are refused once draining began.
-    with pytest.raises(requests.RequestException):
-        requests.get(g.url + "/healthz", timeout=1)
+
+    # New connections are refused once draining began, while the slow
+    # request is still being served.
+    def refused():
+        try:
+            requests.get(g.url + "/healthz", timeout=1)
+            return False
+        except requests.RequestException:
+            return True
+    wait_until(refused, timeout=5, what="new connections to be refused")
+    assert "r" not in result, "the listener closed only after the drain"
     t.join()
     assert result["r"].status_code == 200 and result["r"].text == "done"
     assert g.p.wait(timeout=10 * SLOW) == 0

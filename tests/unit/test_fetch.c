@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 
 #include "fetch.h"
 
@@ -57,6 +58,8 @@ struct env {
     struct result res[MAX_RESULTS];
     struct fetch *victims[MAX_RESULTS]; /* for the cancel tests */
     size_t n_victims;
+    struct evconnlistener *raw;         /* raw_start: one canned reply per connection */
+    const char *raw_reply;
 };
 
 /* ---- the server ------------------------------------------------------- */
@@ -184,6 +187,51 @@ static void server_start(struct server *srv, struct event_base *base)
     struct evhttp_bound_socket *bs = evhttp_bind_socket_with_handle(srv->http, "127.0.0.1", 0);
     assert_non_null(bs);
     srv->port = bound_port(evhttp_bound_socket_get_fd(bs));
+}
+
+/* ---- a raw server, for replies evhttp cannot write ------------------- */
+
+static void raw_sent(struct bufferevent *bev, void *arg)
+{
+    bufferevent_free(bev); /* all written: close */
+}
+
+static void raw_gone(struct bufferevent *bev, short what, void *arg)
+{
+    bufferevent_free(bev);
+}
+
+/* Once the request's head is in, answers with the canned reply. */
+static void raw_read(struct bufferevent *bev, void *arg)
+{
+    struct env *e = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    if (evbuffer_search(in, "\r\n\r\n", 4, NULL).pos < 0)
+        return;
+    evbuffer_drain(in, evbuffer_get_length(in));
+    bufferevent_setcb(bev, NULL, raw_sent, raw_gone, e);
+    bufferevent_write(bev, e->raw_reply, strlen(e->raw_reply));
+}
+
+static void raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                       int len, void *arg)
+{
+    struct env *e = arg;
+    struct bufferevent *bev = bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, raw_read, NULL, raw_gone, e);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+/* Listens on a fresh loopback port; returns it. */
+static int raw_start(struct env *e, const char *reply)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    e->raw_reply = reply;
+    e->raw = evconnlistener_new_bind(e->base, raw_accept, e,
+                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
+                                     (struct sockaddr *)&sa, sizeof sa);
+    assert_non_null(e->raw);
+    return bound_port(evconnlistener_get_fd(e->raw));
 }
 
 /* ---- harness ---------------------------------------------------------- */
@@ -320,6 +368,8 @@ static int teardown(void **state)
     for (int i = 0; e->srv.pending > 0 && i < 100; i++)
         event_base_loop(e->base, EVLOOP_ONCE);
     evhttp_free(e->srv.http);
+    if (e->raw)
+        evconnlistener_free(e->raw);
     event_base_free(e->base);
     for (int i = 0; i < MAX_RESULTS; i++)
         result_clear(&e->res[i]);
@@ -624,6 +674,61 @@ static void test_https_to_http(void **state)
     assert_null(strstr(r->detail, "SECRET"));
 }
 
+/* GET from a raw server that answers with reply, whose body is "ok". */
+static struct result *get_raw(struct env *e, const char *reply)
+{
+    char u[64];
+    snprintf(u, sizeof u, "http://127.0.0.1:%d/", raw_start(e, reply));
+    struct fetch_request req = {.url = u};
+    struct result *r = start(e, 0, &req);
+
+    run(e, 1, SAFETY_MS);
+    assert_true(r->ok);
+    assert_string_equal(r->body, "ok");
+    return r;
+}
+
+/* The reply's headers are exactly want[0..n), in this order. */
+static void assert_headers(const struct result *r, const char *const want[][2], size_t n)
+{
+    assert_int_equal(r->n_headers, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(r->names[i], want[i][0]);
+        assert_string_equal(r->values[i], want[i][1]);
+    }
+}
+
+/* The final response's fields only (not a 100 Continue's), in order, every
+ * repeat kept, names lowercased, values trimmed, folded lines unfolded. */
+static void test_reply_headers(void **state)
+{
+    struct result *r = get_raw(*state, "HTTP/1.1 100 Continue\r\nX-Early: 1\r\n\r\n"
+                                       "HTTP/1.1 201 Created\r\nX-Dup: a\r\nContent-Length: 2\r\n"
+                                       "x-DUP:   b \t\r\nX-Fold: one\r\n  two\r\nX-Empty:\r\n"
+                                       "Connection: close\r\n\r\nok");
+    static const char *const want[][2] = {
+        {"x-dup", "a"}, {"content-length", "2"}, {"x-dup", "b"},
+        {"x-fold", "one two"}, {"x-empty", ""}, {"connection", "close"},
+    };
+
+    assert_int_equal(r->status, 201);
+    assert_headers(r, want, 6);
+}
+
+/* Trailers of a chunked reply come after the header fields. */
+static void test_reply_trailers(void **state)
+{
+    struct result *r = get_raw(*state, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                                       "Trailer: X-Sum\r\nConnection: close\r\n\r\n"
+                                       "2\r\nok\r\n0\r\nX-Sum: 42\r\n\r\n");
+    static const char *const want[][2] = {
+        {"transfer-encoding", "chunked"}, {"trailer", "X-Sum"}, {"connection", "close"},
+        {"x-sum", "42"},
+    };
+
+    assert_headers(r, want, 4);
+}
+
 static void test_bad_input(void **state)
 {
     struct env *e = *state;
@@ -704,6 +809,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_siblings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_https_to_http, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reply_trailers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_loop_in_flight, setup, teardown),
         cmocka_unit_test_setup_teardown(test_free_loop_from_callback, setup, teardown),

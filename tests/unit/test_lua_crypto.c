@@ -74,6 +74,8 @@ static const char crypto_snippet[] =
     "  .. '&url=http://mp.weixin.qq.com?params=value'\n"
     "eq(c.hex(c.sha1(js)), '0f9de62fce790f9a083d5c99e95740ceb90c27ed', 'jssdk sha1')\n"
     "eq(#c.sha1(''), 20)\n"
+    "eq(c.hex(c.sha256('')),\n"
+    "   'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', 'sha256 of nothing')\n"
     "eq(c.hex(c.sha256('abc')),\n"
     "   'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad', 'sha256')\n"
     "eq(c.hex(c.hmac_sha256('Jefe', 'what do ya want for nothing?')),\n"
@@ -112,6 +114,7 @@ static const char crypto_snippet[] =
     "raises(c.random_base62, 'bad argument #1', 5000)\n"
     "raises(c.hmac_sha256, 'bad argument #2', 'k', nil)\n"
     "raises(c.sha1, 'bad argument #1', {})\n"
+    "raises(c.sha256, 'bad argument #1', nil)\n"
     "raises(c.equal, 'bad argument #2', 'a', false)\n"
     "raises(c.base64url_decode, 'bad argument #1', nil)\n";
 
