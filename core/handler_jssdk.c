@@ -29,15 +29,18 @@ static void reply_json(struct http_req *r, int status, const char *body)
 static void on_ticket(const char *ticket, const char *err, void *arg)
 {
     struct jssdk_req *j = arg;
+    struct jssdk_sig sig;
+    if (ticket && jssdk_sign(ticket, j->url, &sig) != 0) {
+        ticket = NULL;
+        err = "no random nonce";
+    }
     if (!ticket) {
         char body[256];
         snprintf(body, sizeof(body), "{\"error\":\"upstream\",\"message\":\"no jsapi ticket: %s\","
                  "\"request_id\":\"%s\"}", err ? err : "error", http_req_id(j->r));
         reply_json(j->r, 502, body);
     } else {
-        struct jssdk_sig sig;
         char body[512];
-        jssdk_sign(ticket, j->url, &sig);
         snprintf(body, sizeof(body),
                  "{\"appId\":\"%s\",\"timestamp\":%s,\"nonceStr\":\"%s\",\"signature\":\"%s\"}",
                  j->app->appid, sig.timestamp, sig.nonce, sig.signature);

@@ -422,9 +422,12 @@ void jssdk_cancel(struct jssdk_op *op)
         op->cb = NULL;
 }
 
-void jssdk_sign(const char *ticket, const char *url, struct jssdk_sig *out)
+int jssdk_sign(const char *ticket, const char *url, struct jssdk_sig *out)
 {
+    if (crypto_random_base62(out->nonce, 16) != 0)
+        return -1;
+    out->nonce[16] = '\0';
     snprintf(out->timestamp, sizeof(out->timestamp), "%ld", now_s());
-    crypto_random_base62(out->nonce, 16);
     wechat_jssdk_signature(ticket, out->nonce, out->timestamp, url, out->signature);
+    return 0;
 }

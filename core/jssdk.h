@@ -28,6 +28,7 @@ struct jssdk_sig {
     char nonce[17];
     char signature[41];
 };
-void jssdk_sign(const char *ticket, const char *url, struct jssdk_sig *out);
+/* 0 ok; -1 when the OS gives no random nonce (nothing is filled in). */
+int jssdk_sign(const char *ticket, const char *url, struct jssdk_sig *out);
 
 #endif

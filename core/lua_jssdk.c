@@ -23,13 +23,16 @@ struct jssdk_call {
 static int push_result(lua_State *L, const struct config_app *app, const char *url,
                        const char *ticket, const char *err)
 {
+    struct jssdk_sig sig;
+    if (ticket && jssdk_sign(ticket, url, &sig) != 0) {
+        ticket = NULL;
+        err = "no random nonce";
+    }
     if (!ticket) {
         lua_pushnil(L);
         lua_pushstring(L, err ? err : "error");
         return 2;
     }
-    struct jssdk_sig sig;
-    jssdk_sign(ticket, url, &sig);
     lua_createtable(L, 0, 4);
     lua_pushstring(L, app->appid);
     lua_setfield(L, -2, "appId");

@@ -101,7 +101,7 @@ int lua_vm_route(struct lua_vm *vm, struct http_req *r)
         return 0;
     struct lua_task *t = wxlua_task_new(vm, r);
     if (!t) {
-        page_error(r, 503, "服务繁忙", "Server busy.", NULL);
+        page_busy(r);
         return 1;
     }
     t->is_route = 1;

@@ -4,6 +4,7 @@ budgets, yield errors, globals, reloads."""
 import concurrent.futures
 import http.server
 import json
+import re
 import signal
 import subprocess
 import threading
@@ -12,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, SLOW
+from conftest import BIN, SLOW, wait_until
 
 DELAY = 0.2 * SLOW
 
@@ -21,9 +22,13 @@ class Upstream(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
+ARRIVED = threading.Event()  # set when the upstream receives a GET
+
+
 class SlowHandler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        time.sleep(DELAY)
+        ARRIVED.set()
+        time.sleep(DELAY)  # the upstream's latency: what the test is about
         body = json.dumps({"path": self.path, "ok": True}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -156,9 +161,10 @@ def test_two_http_calls_wait_while_200_requests_are_served(gateway, upstream):
         result["t"] = time.time() - t0
         result["end"] = time.time()
 
+    ARRIVED.clear()
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.02)
+    assert ARRIVED.wait(5 * SLOW)  # the slow request is waiting on its upstream
     ends = []
 
     def fast(_):
@@ -195,8 +201,7 @@ def test_store_is_shared_across_workers_and_expires(gateway):
     assert seen == {"hello"}
     workers = {requests.get(g.url + "/healthz", timeout=5).json()["worker"] for _ in range(40)}
     assert workers == {0, 1}
-    time.sleep(1.3)
-    assert g.get("/lua/get?k=a").text == "nil"
+    wait_until(lambda: g.get("/lua/get?k=a").text == "nil", timeout=3, what="the TTL")
     assert g.get("/lua/add?k=b").text == "true"
     assert g.get("/lua/add?k=b").text == "false"
     assert g.get("/lua/incr?k=n").text == "5"
@@ -260,7 +265,8 @@ def test_client_disconnect_releases_waiting_coroutine(gateway):
     import socket
     s = socket.create_connection(("127.0.0.1", g.port))
     s.sendall(b"GET /lua/sleep?s=1 HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.1)
+    wait_until(lambda: re.search(r"^wxgate_lua_runs_total [1-9]", g.get("/metrics").text, re.M),
+               what="the route to start")  # its coroutine now waits in wx.sleep
     s.close()
     g.wait_log(r'"path":"/lua/sleep\?s=1","status":499', timeout=3)
     assert g.get("/lua/hello").status_code == 200
