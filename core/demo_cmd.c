@@ -97,7 +97,7 @@ int demo_main(int argc, char **argv)
     luaL_openlibs(L);
     char err[8192];
     struct config *c = NULL;
-    if (lua_bundle_load(L, "wxgate.demo_config") != 0 || lua_pcall(L, 0, 1, 0) != 0) {
+    if (wxlua_bundle_load(L, "wxgate.demo_config") != 0 || lua_pcall(L, 0, 1, 0) != 0) {
         snprintf(err, sizeof(err), "cannot load the demo config");
         goto done;
     }
@@ -132,7 +132,7 @@ done:
         fprintf(stderr, "wxgate demo: %s\n", err);
         return 1;
     }
-    if (lua_check_scripts(c, err, sizeof(err)) != 0) {
+    if (wxlua_check_scripts(c, err, sizeof(err)) != 0) {
         fprintf(stderr, "wxgate demo: %s\n", err);
         config_release(c);
         return 1;

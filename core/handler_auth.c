@@ -40,17 +40,17 @@ static int push_ctx(lua_State *L, void *arg)
 /* authorize(req, ctx) may return nothing (go on), a table { scope = ... },
  * or false[, message] to refuse. A hook that fails is logged and the login
  * goes on as configured. */
-static void on_hook_done(struct lua_task *t, int ok, int nres, void *arg)
+static void on_hook_done(struct wxlua_task *t, int ok, int nres, void *arg)
 {
     struct auth_ctx *a = arg;
-    lua_State *co = lua_task_thread(t);
+    lua_State *co = wxlua_task_thread(t);
     const char *rid = http_req_id(a->r);
     if (ok && nres >= 1 && lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
         char en[512];
         const char *msg = nres >= 2 && lua_type(co, 2) == LUA_TSTRING ? lua_tostring(co, 2) : NULL;
         snprintf(en, sizeof(en), "This login is not available%s%s", msg ? ": " : ".",
                  msg ? msg : "");
-        lua_task_free(t);
+        wxlua_task_free(t);
         page_error(a->r, 403, "当前无法登录", en, NULL);
         return;
     }
@@ -63,7 +63,7 @@ static void on_hook_done(struct lua_task *t, int ok, int nres, void *arg)
             log_msg(LOG_WARN, rid, "authorize hook of %s: ignoring unknown scope", a->c->name);
         lua_pop(co, 1);
     }
-    lua_task_free(t);
+    wxlua_task_free(t);
     login_start(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
 }
 
@@ -110,7 +110,7 @@ void handle_auth(struct worker *w, struct http_req *r)
     }
     size_t idx = (size_t)(c - cfg->campaigns);
     const char *use_scope = scope ? scope : c->scope;
-    if (!lua_vm_has_hook(w->vm, idx, "authorize")) {
+    if (!wxlua_vm_has_hook(w->vm, idx, "authorize")) {
         login_start(w, r, cfg, c, use_scope, ret, 0);
         return;
     }
@@ -129,7 +129,7 @@ void handle_auth(struct worker *w, struct http_req *r)
     a->cfg = cfg;
     a->c = c;
     snprintf(a->scope, sizeof(a->scope), "%s", use_scope);
-    if (lua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
+    if (wxlua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
         return;
     login_start(w, r, cfg, c, a->scope, a->return_url, 0);
 }

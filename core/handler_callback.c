@@ -42,7 +42,7 @@ struct flow {
     struct worker *w;
     struct http_req *r;
     struct config *cfg;              /* retained */
-    struct lua_vm *vm;               /* held */
+    struct wxlua_vm *vm;               /* held */
     const struct config_campaign *c;
     char state[129];
     char code[256];
@@ -68,7 +68,7 @@ static void flow_free(struct flow *f)
     free(f->openid);
     free(f->unionid);
     free(f->scope);
-    lua_vm_release(f->vm);
+    wxlua_vm_release(f->vm);
     config_release(f->cfg);
     free(f);
 }
@@ -181,19 +181,19 @@ static const char *allowed_url(struct flow *f, const char *url, const char *hook
 /* The client left while a hook ran: whatever the hook would have said, no
  * ticket and no outcome that a reload could replay (the hook might have
  * refused). Returns 1 when the flow is finished that way. */
-static int client_left(struct flow *f, struct lua_task *t)
+static int client_left(struct flow *f, struct wxlua_task *t)
 {
     if (!http_req_aborted(f->r))
         return 0;
-    lua_task_free(t);
+    wxlua_task_free(t);
     finish_page(f, "upstream");
     return 1;
 }
 
-static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
+static void on_denied_done(struct wxlua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
-    lua_State *co = lua_task_thread(t);
+    lua_State *co = wxlua_task_thread(t);
     if (client_left(f, t))
         return;
     const char *url = ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1)
@@ -201,7 +201,7 @@ static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
     char *final = url ? strdup(allowed_url(f, url, "denied"))
                       : login_url_add_param(f->ls.return_url, "wx_denied", "1");
-    lua_task_free(t);
+    wxlua_task_free(t);
     finish_redirect(f, final ? final : f->ls.return_url);
     free(final);
 }
@@ -209,7 +209,7 @@ static void on_denied_done(struct lua_task *t, int ok, int nres, void *arg)
 static void run_denied(struct flow *f)
 {
     size_t idx = (size_t)(f->c - f->cfg->campaigns);
-    if (lua_vm_call_hook(f->vm, idx, "denied", f->r, push_only_ctx, on_denied_done, f) != 0)
+    if (wxlua_vm_call_hook(f->vm, idx, "denied", f->r, push_only_ctx, on_denied_done, f) != 0)
         finish_page(f, "upstream");
 }
 
@@ -290,17 +290,17 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
 
 /* login(req, user, ctx) returns nothing (default), a URL string, a table
  * { url = ..., ticket = false, params = { ... } }, or false[, message]. */
-static void on_login_done(struct lua_task *t, int ok, int nres, void *arg)
+static void on_login_done(struct wxlua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
-    lua_State *co = lua_task_thread(t);
+    lua_State *co = wxlua_task_thread(t);
     if (client_left(f, t))
         return;
     const char *url = NULL;
     int with_ticket = !f->snapshot, params = 0;
     if (ok && nres >= 1) {
         if (lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
-            lua_task_free(t);
+            wxlua_task_free(t);
             finish_page(f, "refused");
             return;
         }
@@ -324,32 +324,32 @@ static void on_login_done(struct lua_task *t, int ok, int nres, void *arg)
         url = allowed_url(f, url ? url : f->ls.return_url, "login");
     complete(f, url ? url : f->ls.return_url, with_ticket, co, params);
     free(fallback);
-    lua_task_free(t);
+    wxlua_task_free(t);
 }
 
 static void run_login(struct flow *f)
 {
     size_t idx = (size_t)(f->c - f->cfg->campaigns);
-    if (lua_vm_call_hook(f->vm, idx, "login", f->r, push_user_ctx, on_login_done, f) != 0)
+    if (wxlua_vm_call_hook(f->vm, idx, "login", f->r, push_user_ctx, on_login_done, f) != 0)
         finish_page(f, "upstream");
 }
 
 /* error(req, err) may return a URL (on the allow-list) instead of the page. */
-static void on_error_done(struct lua_task *t, int ok, int nres, void *arg)
+static void on_error_done(struct wxlua_task *t, int ok, int nres, void *arg)
 {
     struct flow *f = arg;
-    lua_State *co = lua_task_thread(t);
+    lua_State *co = wxlua_task_thread(t);
     if (client_left(f, t))
         return;
     if (ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING &&
         login_return_allowed(f->c, lua_tostring(co, 1))) {
         char *url = strdup(lua_tostring(co, 1));
-        lua_task_free(t);
+        wxlua_task_free(t);
         finish_redirect(f, url);
         free(url);
         return;
     }
-    lua_task_free(t);
+    wxlua_task_free(t);
     finish_page(f, "upstream");
 }
 
@@ -371,8 +371,8 @@ static void fail_upstream(struct flow *f, const struct wechat_reply *rep, const 
     size_t idx = (size_t)(f->c - f->cfg->campaigns);
     f->err = rep->err;
     f->errcode = rep->errcode;
-    if (!lua_vm_has_hook(f->vm, idx, "error") ||
-        lua_vm_call_hook(f->vm, idx, "error", f->r, push_err, on_error_done, f) != 0)
+    if (!wxlua_vm_has_hook(f->vm, idx, "error") ||
+        wxlua_vm_call_hook(f->vm, idx, "error", f->r, push_err, on_error_done, f) != 0)
         finish_page(f, "upstream");
 }
 
@@ -685,7 +685,7 @@ void handle_callback(struct worker *w, struct http_req *r)
     f->r = r;
     f->cfg = config_retain(w->cfg);
     f->vm = w->vm;
-    lua_vm_hold(f->vm);
+    wxlua_vm_hold(f->vm);
     snprintf(f->state, sizeof(f->state), "%s", state);
     snprintf(f->code, sizeof(f->code), "%s", code ? code : "");
     char key[160];

@@ -10,7 +10,7 @@
 struct worker;
 struct config;
 struct config_app;
-struct lua_vm;
+struct wxlua_vm;
 struct jssdk_op;
 
 /* ticket is the jsapi ticket, or NULL with err ("timeout", "quota", ...). */

@@ -3,13 +3,13 @@
 #define WX_LUA_BUNDLE_H
 #include <stddef.h>
 
-struct lua_bundle_file {
+struct wxlua_bundle_file {
     const char *module;   /* "wx.url" for lua/wx/url.lua */
     const char *chunkname; /* "@lua/wx/url.lua", for tracebacks */
     const char *source;
     size_t len;
 };
 
-extern const struct lua_bundle_file lua_bundle_files[]; /* ends with module == NULL */
+extern const struct wxlua_bundle_file wxlua_bundle_files[]; /* ends with module == NULL */
 
 #endif

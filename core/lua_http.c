@@ -14,7 +14,7 @@
 #define MAX_HEADERS 64
 
 struct http_op {
-    struct lua_task *t;
+    struct wxlua_task *t;
     struct fetch *f;
 };
 
@@ -38,9 +38,9 @@ static int is_json(const struct fetch_response *res)
 /* Sets res.json on the table on top of co when the body decodes. The call
  * runs on the VM's main thread: functions cannot be called on a suspended
  * coroutine's stack, only values pushed and moved onto it. */
-static void push_json_field(struct lua_task *t, lua_State *co, const struct fetch_response *res)
+static void push_json_field(struct wxlua_task *t, lua_State *co, const struct fetch_response *res)
 {
-    lua_State *L = lua_vm_state(lua_task_vm(t));
+    lua_State *L = wxlua_vm_state(wxlua_task_vm(t));
     int top = lua_gettop(L);
     lua_getglobal(L, "require");
     lua_pushstring(L, "cjson.safe");
@@ -61,13 +61,13 @@ static void push_json_field(struct lua_task *t, lua_State *co, const struct fetc
 static void http_done(const struct fetch_response *res, void *arg)
 {
     struct http_op *op = arg;
-    struct lua_task *t = op->t;
-    lua_State *co = lua_task_thread(t);
+    struct wxlua_task *t = op->t;
+    lua_State *co = wxlua_task_thread(t);
     free(op);
     if (!res->ok) {
         lua_pushnil(co);
         lua_pushstring(co, res->error ? res->error : "error");
-        lua_task_resume(t, 2);
+        wxlua_task_resume(t, 2);
         return;
     }
     lua_createtable(co, 0, 4);
@@ -83,16 +83,16 @@ static void http_done(const struct fetch_response *res, void *arg)
     lua_setfield(co, -2, "headers");
     if (is_json(res))
         push_json_field(t, co, res);
-    lua_task_resume(t, 1);
+    wxlua_task_resume(t, 1);
 }
 
 static int http_request(lua_State *L)
 {
-    struct lua_task *t = lua_task_current(L, "wx.http.request");
+    struct wxlua_task *t = wxlua_task_current(L, "wx.http.request");
     luaL_checktype(L, 1, LUA_TTABLE);
     struct fetch_request req = {0};
     struct fetch_header headers[MAX_HEADERS];
-    struct worker *w = lua_vm_worker(lua_task_vm(t));
+    struct worker *w = wxlua_vm_worker(wxlua_task_vm(t));
 
     lua_getfield(L, 1, "url");
     req.url = lua_tostring(L, -1);
@@ -149,11 +149,11 @@ static int http_request(lua_State *L)
         lua_pushstring(L, "bad request");
         return 2;
     }
-    lua_task_wait(t, http_cancel, op);
+    wxlua_task_wait(t, http_cancel, op);
     return lua_yield(L, 0);
 }
 
-void lua_http_inject(lua_State *L)
+void wxlua_http_inject(lua_State *L)
 {
     lua_pushcfunction(L, http_request);
     lua_setfield(L, -2, "request");

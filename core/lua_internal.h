@@ -11,7 +11,7 @@
 
 struct watchdog_slot;
 
-struct lua_vm {
+struct wxlua_vm {
     lua_State *L;
     struct worker *w;            /* NULL for a check-only VM */
     struct config *cfg;
@@ -19,7 +19,7 @@ struct lua_vm {
     int capped;                  /* the cap applies (Lua code is running) */
     int retired;
     int tasks;                   /* live tasks */
-    struct lua_task *current;    /* the task being resumed */
+    struct wxlua_task *current;    /* the task being resumed */
     double deadline;             /* of the current resume (monotonic ms) */
     int killed;                  /* the current run went over its budget */
     int collect;                 /* run a full GC once the failed task is gone */
@@ -30,14 +30,14 @@ struct lua_vm {
     int *campaign_refs;          /* per cfg->campaigns: the hooks table, or LUA_NOREF */
 };
 
-struct lua_task {
-    struct lua_vm *vm;
+struct wxlua_task {
+    struct wxlua_vm *vm;
     lua_State *co;
     int co_ref;
     struct http_req *r;
     void (*cancel)(void *op);    /* the pending async operation */
     void *op;
-    lua_done_fn done;            /* hooks: the caller's continuation */
+    wxlua_done_fn done;            /* hooks: the caller's continuation */
     void *done_arg;
     int is_route;
     int finished;
@@ -48,16 +48,16 @@ extern const char *const wxlua_hook_names[];  /* authorize, login, denied, error
 extern const char *const wxlua_hook_labels[]; /* "lua hook login", ... (watchdog) */
 
 double wxlua_now_ms(void);                        /* monotonic, coarse */
-struct lua_vm *wxlua_vm_of(lua_State *L);          /* the VM of any thread of it */
-struct watchdog_slot *wxlua_vm_slot(struct lua_vm *vm);
-void wxlua_vm_free(struct lua_vm *vm);                /* now: lua_vm_retire when in use */
+struct wxlua_vm *wxlua_vm_of(lua_State *L);          /* the VM of any thread of it */
+struct watchdog_slot *wxlua_vm_slot(struct wxlua_vm *vm);
+void wxlua_vm_free(struct wxlua_vm *vm);                /* now: wxlua_vm_retire when in use */
 
 /* lua_task.c */
-struct lua_task *wxlua_task_new(struct lua_vm *vm, struct http_req *r);
-void wxlua_task_run(struct lua_task *t, int nargs);
+struct wxlua_task *wxlua_task_new(struct wxlua_vm *vm, struct http_req *r);
+void wxlua_task_run(struct wxlua_task *t, int nargs);
 void wxlua_task_abort(void *arg);
 
 /* lua_route.c: answers a route task's request with what the script returned. */
-void wxlua_route_respond(struct lua_task *t, int ok, int nres);
+void wxlua_route_respond(struct wxlua_task *t, int ok, int nres);
 
 #endif

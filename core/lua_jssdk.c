@@ -11,7 +11,7 @@
 #include <string.h>
 
 struct jssdk_call {
-    struct lua_task *t;
+    struct wxlua_task *t;
     lua_State *L;                  /* where results go */
     const struct config_app *app;
     char *url;
@@ -52,11 +52,11 @@ static void on_ticket(const char *ticket, const char *err, void *arg)
         c->nres = push_result(c->L, c->app, c->url, ticket, err);
         return;
     }
-    struct lua_task *t = c->t;
-    int n = push_result(lua_task_thread(t), c->app, c->url, ticket, err);
+    struct wxlua_task *t = c->t;
+    int n = push_result(wxlua_task_thread(t), c->app, c->url, ticket, err);
     free(c->url);
     free(c);
-    lua_task_resume(t, n);
+    wxlua_task_resume(t, n);
 }
 
 static void cancel(void *arg)
@@ -69,12 +69,12 @@ static void cancel(void *arg)
 
 static int wx_jssdk(lua_State *L)
 {
-    struct lua_task *t = lua_task_current(L, "wx.jssdk");
+    struct wxlua_task *t = wxlua_task_current(L, "wx.jssdk");
     const char *name = luaL_checkstring(L, 1);
     const char *url = luaL_checkstring(L, 2);
     luaL_argcheck(L, strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0, 2,
                   "must be the page's http(s) URL");
-    struct worker *w = lua_vm_worker(lua_task_vm(t));
+    struct worker *w = wxlua_vm_worker(wxlua_task_vm(t));
     const struct config_app *app = config_find_app(w->cfg, name);
     if (!app) {
         lua_pushnil(L);
@@ -97,11 +97,11 @@ static int wx_jssdk(lua_State *L)
         return n;
     }
     c->waiting = 1;
-    lua_task_wait(t, cancel, c);
+    wxlua_task_wait(t, cancel, c);
     return lua_yield(L, 0);
 }
 
-void lua_jssdk_inject(lua_State *L)
+void wxlua_jssdk_inject(lua_State *L)
 {
     lua_pushcfunction(L, wx_jssdk);
     lua_setfield(L, -2, "jssdk");

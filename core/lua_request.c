@@ -33,7 +33,7 @@ static void set_first(const char *name, const char *value, void *arg)
     }
 }
 
-void lua_push_request(lua_State *L, struct http_req *r)
+void wxlua_push_request(lua_State *L, struct http_req *r)
 {
     lua_createtable(L, 0, 12);
     if (!r)

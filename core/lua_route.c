@@ -36,7 +36,7 @@ static void add_response_headers(lua_State *L, int idx, struct http_req *r, int 
 
 /* A route returned `status, body[, headers]`; status 0 means "write body as
  * raw bytes and close the connection" (used for fault injection). */
-void wxlua_route_respond(struct lua_task *t, int ok, int nres)
+void wxlua_route_respond(struct wxlua_task *t, int ok, int nres)
 {
     lua_State *co = t->co;
     struct http_req *r = t->r;
@@ -84,7 +84,7 @@ static int route_matches(const char *prefix, const char *path)
     return prefix[n - 1] == '/' || path[n] == '\0' || path[n] == '/';
 }
 
-int lua_vm_route(struct lua_vm *vm, struct http_req *r)
+int wxlua_vm_route(struct wxlua_vm *vm, struct http_req *r)
 {
     const struct config *c = vm->cfg;
     const char *path = http_req_path(r);
@@ -99,7 +99,7 @@ int lua_vm_route(struct lua_vm *vm, struct http_req *r)
     }
     if (best < 0)
         return 0;
-    struct lua_task *t = wxlua_task_new(vm, r);
+    struct wxlua_task *t = wxlua_task_new(vm, r);
     if (!t) {
         page_busy(r);
         return 1;
@@ -110,7 +110,7 @@ int lua_vm_route(struct lua_vm *vm, struct http_req *r)
     t->file = c->routes[best].script ? c->routes[best].script : c->routes[best].module;
     http_req_on_abort(r, wxlua_task_abort, t);
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->route_refs[best]);
-    lua_push_request(t->co, r);
+    wxlua_push_request(t->co, r);
     wxlua_task_run(t, 1);
     return 1;
 }

@@ -13,7 +13,7 @@
 enum op_kind { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_DEL };
 
 struct store_op {
-    struct lua_task *t;
+    struct wxlua_task *t;
     enum op_kind kind;
     int waiting;       /* the task yielded: resume it on reply */
     int done;          /* replied before the call returned */
@@ -59,10 +59,10 @@ static void on_reply(const struct store_reply *r, void *arg)
         op->done = 1;
         return;
     }
-    struct lua_task *t = op->t;
-    int n = push_reply(lua_task_thread(t), op->kind, r);
+    struct wxlua_task *t = op->t;
+    int n = push_reply(wxlua_task_thread(t), op->kind, r);
     free(op);
-    lua_task_resume(t, n);
+    wxlua_task_resume(t, n);
 }
 
 /* The reply may still come (Redis): it must find the op and drop it. */
@@ -74,8 +74,8 @@ static void store_cancel(void *arg)
 
 static int call(lua_State *L, enum op_kind kind, const char *api)
 {
-    struct lua_task *t = lua_task_current(L, api);
-    struct worker *w = lua_vm_worker(lua_task_vm(t));
+    struct wxlua_task *t = wxlua_task_current(L, api);
+    struct worker *w = wxlua_vm_worker(wxlua_task_vm(t));
     size_t klen, vlen = 0;
     const char *key = luaL_checklstring(L, 1, &klen);
     const char *val = NULL;
@@ -127,7 +127,7 @@ static int call(lua_State *L, enum op_kind kind, const char *api)
         return n;
     }
     op->waiting = 1;
-    lua_task_wait(t, store_cancel, op);
+    wxlua_task_wait(t, store_cancel, op);
     return lua_yield(L, 0);
 }
 
@@ -137,7 +137,7 @@ static int s_add(lua_State *L) { return call(L, OP_ADD, "wx.store.add"); }
 static int s_incr(lua_State *L) { return call(L, OP_INCR, "wx.store.incr"); }
 static int s_del(lua_State *L) { return call(L, OP_DEL, "wx.store.del"); }
 
-void lua_store_inject(lua_State *L)
+void wxlua_store_inject(lua_State *L)
 {
     static const luaL_Reg fns[] = {{"get", s_get}, {"set", s_set}, {"add", s_add},
                                    {"incr", s_incr}, {"del", s_del}, {NULL, NULL}};

@@ -13,11 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void task_finish(struct lua_task *t, int ok, int nres);
+static void task_finish(struct wxlua_task *t, int ok, int nres);
 
-struct lua_task *wxlua_task_new(struct lua_vm *vm, struct http_req *r)
+struct wxlua_task *wxlua_task_new(struct wxlua_vm *vm, struct http_req *r)
 {
-    struct lua_task *t = calloc(1, sizeof(*t));
+    struct wxlua_task *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
     t->vm = vm;
@@ -28,9 +28,9 @@ struct lua_task *wxlua_task_new(struct lua_vm *vm, struct http_req *r)
     return t;
 }
 
-void lua_task_free(struct lua_task *t)
+void wxlua_task_free(struct wxlua_task *t)
 {
-    struct lua_vm *vm = t->vm;
+    struct wxlua_vm *vm = t->vm;
     if (t->cancel)
         t->cancel(t->op);
     luaL_unref(vm->L, LUA_REGISTRYINDEX, t->co_ref);
@@ -59,9 +59,9 @@ static struct metrics_counter *runs_counter(void)
 }
 
 /* Resumes t's coroutine with nargs values on it and handles how it stops. */
-void wxlua_task_run(struct lua_task *t, int nargs)
+void wxlua_task_run(struct wxlua_task *t, int nargs)
 {
-    struct lua_vm *vm = t->vm;
+    struct wxlua_vm *vm = t->vm;
     metrics_counter_add(runs_counter(), 1);
     vm->current = t;
     vm->killed = 0;
@@ -102,10 +102,10 @@ void wxlua_task_run(struct lua_task *t, int nargs)
     task_finish(t, 0, 0);
 }
 
-struct lua_task *lua_task_current(lua_State *L, const char *api)
+struct wxlua_task *wxlua_task_current(lua_State *L, const char *api)
 {
-    struct lua_vm *vm = wxlua_vm_of(L);
-    struct lua_task *t = vm->current;
+    struct wxlua_vm *vm = wxlua_vm_of(L);
+    struct wxlua_task *t = vm->current;
     if (!t || !vm->w)
         luaL_error(L, "%s is only available while serving a request", api);
     if (L != t->co)
@@ -116,23 +116,23 @@ struct lua_task *lua_task_current(lua_State *L, const char *api)
     return t;
 }
 
-struct lua_vm *lua_task_vm(struct lua_task *t) { return t->vm; }
-lua_State *lua_task_thread(struct lua_task *t) { return t->co; }
-const char *lua_task_rid(struct lua_task *t) { return t->r ? http_req_id(t->r) : NULL; }
+struct wxlua_vm *wxlua_task_vm(struct wxlua_task *t) { return t->vm; }
+lua_State *wxlua_task_thread(struct wxlua_task *t) { return t->co; }
+const char *wxlua_task_rid(struct wxlua_task *t) { return t->r ? http_req_id(t->r) : NULL; }
 
-const char *lua_runtime_current_rid(lua_State *L)
+const char *wxlua_current_rid(lua_State *L)
 {
-    struct lua_vm *vm = wxlua_vm_of(L);
-    return vm->current ? lua_task_rid(vm->current) : NULL;
+    struct wxlua_vm *vm = wxlua_vm_of(L);
+    return vm->current ? wxlua_task_rid(vm->current) : NULL;
 }
 
-void lua_task_wait(struct lua_task *t, void (*cancel)(void *), void *op)
+void wxlua_task_wait(struct wxlua_task *t, void (*cancel)(void *), void *op)
 {
     t->cancel = cancel;
     t->op = op;
 }
 
-void lua_task_resume(struct lua_task *t, int nresults)
+void wxlua_task_resume(struct wxlua_task *t, int nresults)
 {
     t->cancel = NULL;
     t->op = NULL;
@@ -143,10 +143,10 @@ void lua_task_resume(struct lua_task *t, int nresults)
  * request (the reply goes nowhere) and let the coroutine be collected. */
 void wxlua_task_abort(void *arg)
 {
-    struct lua_task *t = arg;
+    struct wxlua_task *t = arg;
     if (t->is_route) {
         http_reply(t->r, 499, NULL, NULL, 0);
-        lua_task_free(t);
+        wxlua_task_free(t);
     } else {
         t->finished = 1;
         if (t->cancel)
@@ -156,7 +156,7 @@ void wxlua_task_abort(void *arg)
     }
 }
 
-static void task_finish(struct lua_task *t, int ok, int nres)
+static void task_finish(struct wxlua_task *t, int ok, int nres)
 {
     if (t->finished)
         return;
@@ -165,13 +165,13 @@ static void task_finish(struct lua_task *t, int ok, int nres)
         http_req_on_abort(t->r, NULL, NULL);
     if (t->is_route) {
         wxlua_route_respond(t, ok, nres);
-        lua_task_free(t);
+        wxlua_task_free(t);
     } else {
         t->done(t, ok, nres, t->done_arg);
     }
 }
 
-int lua_vm_has_hook(struct lua_vm *vm, size_t campaign, const char *name)
+int wxlua_vm_has_hook(struct wxlua_vm *vm, size_t campaign, const char *name)
 {
     if (campaign >= vm->cfg->n_campaigns || vm->campaign_refs[campaign] == LUA_NOREF)
         return 0;
@@ -182,15 +182,15 @@ int lua_vm_has_hook(struct lua_vm *vm, size_t campaign, const char *name)
     return has;
 }
 
-int lua_vm_call_hook(struct lua_vm *vm, size_t campaign, const char *name, struct http_req *r,
-                     lua_push_fn push, lua_done_fn done, void *arg)
+int wxlua_vm_call_hook(struct wxlua_vm *vm, size_t campaign, const char *name, struct http_req *r,
+                     wxlua_push_fn push, wxlua_done_fn done, void *arg)
 {
-    struct lua_task *t = wxlua_task_new(vm, r);
+    struct wxlua_task *t = wxlua_task_new(vm, r);
     if (!t)
         return -1;
     t->done = done;
     t->done_arg = arg;
-    if (!lua_vm_has_hook(vm, campaign, name)) {
+    if (!wxlua_vm_has_hook(vm, campaign, name)) {
         t->finished = 1;
         done(t, 1, 0, arg);
         return 0;
@@ -204,7 +204,7 @@ int lua_vm_call_hook(struct lua_vm *vm, size_t campaign, const char *name, struc
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->campaign_refs[campaign]);
     lua_getfield(t->co, -1, name);
     lua_remove(t->co, -2);
-    lua_push_request(t->co, r);
+    wxlua_push_request(t->co, r);
     int nargs = 1 + (push ? push(t->co, arg) : 0);
     if (r)
         http_req_on_abort(r, wxlua_task_abort, t);

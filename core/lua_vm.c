@@ -41,7 +41,7 @@ double wxlua_now_ms(void)
  * refused (an error there would abort the process); it stays small. */
 static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    struct lua_vm *vm = ud;
+    struct wxlua_vm *vm = ud;
     if (nsize == 0) {
         free(ptr);
         vm->used -= osize;
@@ -55,7 +55,7 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-struct lua_vm *wxlua_vm_of(lua_State *L)
+struct wxlua_vm *wxlua_vm_of(lua_State *L)
 {
     void *ud;
     lua_getallocf(L, &ud);
@@ -64,7 +64,7 @@ struct lua_vm *wxlua_vm_of(lua_State *L)
 
 /* The watchdog slot of the thread running vm: its worker's, or the main
  * thread's for a VM that only checks scripts. */
-struct watchdog_slot *wxlua_vm_slot(struct lua_vm *vm)
+struct watchdog_slot *wxlua_vm_slot(struct wxlua_vm *vm)
 {
     return vm->w ? vm->w->wd : watchdog_slot(-1);
 }
@@ -74,7 +74,7 @@ struct watchdog_slot *wxlua_vm_slot(struct lua_vm *vm)
  * that whatever catches the first error meets the next. */
 static int over_budget(lua_State *L)
 {
-    struct lua_vm *vm = wxlua_vm_of(L);
+    struct wxlua_vm *vm = wxlua_vm_of(L);
     if (!vm->capped)
         return 0;
     if (!vm->killed && wxlua_now_ms() > vm->deadline)
@@ -94,7 +94,7 @@ static int budget_spent(lua_State *L)
  * yield raises an error instead, and keeps doing so on every later check. */
 static void budget_hook(lua_State *L, lua_Debug *ar)
 {
-    struct lua_vm *vm = wxlua_vm_of(L);
+    struct wxlua_vm *vm = wxlua_vm_of(L);
     if (!vm->capped || (!vm->killed && wxlua_now_ms() <= vm->deadline))
         return; /* the gateway's own code, or a script within its budget */
     vm->killed = 1;
@@ -114,7 +114,7 @@ static int refuse_global(lua_State *L)
 
 static int load_bundled(lua_State *L)
 {
-    const struct lua_bundle_file *f = lua_touserdata(L, lua_upvalueindex(1));
+    const struct wxlua_bundle_file *f = lua_touserdata(L, lua_upvalueindex(1));
     if (luaL_loadbuffer(L, f->source, f->len, f->chunkname) != 0)
         return lua_error(L);
     lua_pushstring(L, f->module);
@@ -122,9 +122,9 @@ static int load_bundled(lua_State *L)
     return 1;
 }
 
-int lua_bundle_load(lua_State *L, const char *module)
+int wxlua_bundle_load(lua_State *L, const char *module)
 {
-    for (const struct lua_bundle_file *f = lua_bundle_files; f->module; f++) {
+    for (const struct wxlua_bundle_file *f = wxlua_bundle_files; f->module; f++) {
         if (strcmp(f->module, module) != 0)
             continue;
         if (luaL_loadbuffer(L, f->source, f->len, f->chunkname) != 0) {
@@ -139,13 +139,13 @@ int lua_bundle_load(lua_State *L, const char *module)
 static int open_wx_core(lua_State *L)
 {
     lua_newtable(L);
-    lua_wx_inject(L);
-    lua_jssdk_inject(L);
+    wxlua_wx_inject(L);
+    wxlua_jssdk_inject(L);
     lua_newtable(L);
-    lua_http_inject(L);
+    wxlua_http_inject(L);
     lua_setfield(L, -2, "http");
     lua_newtable(L);
-    lua_store_inject(L);
+    wxlua_store_inject(L);
     lua_setfield(L, -2, "store");
     return 1;
 }
@@ -162,7 +162,7 @@ static void register_preloads(lua_State *L)
     lua_setfield(L, -2, "wx.crypto");
     lua_pushcfunction(L, open_wx_core);
     lua_setfield(L, -2, "wx.core");
-    for (const struct lua_bundle_file *f = lua_bundle_files; f->module; f++) {
+    for (const struct wxlua_bundle_file *f = wxlua_bundle_files; f->module; f++) {
         lua_pushlightuserdata(L, (void *)f);
         lua_pushcclosure(L, load_bundled, 1);
         lua_setfield(L, -2, f->module);
@@ -216,7 +216,7 @@ static void add_script_dir(lua_State *L, const char *path)
 
 /* Builds the environment scripts run in (lua/wxgate/script_env.lua) and
  * keeps it in vm->env_ref. */
-static int open_script_env(struct lua_vm *vm, char *err, size_t errsz)
+static int open_script_env(struct wxlua_vm *vm, char *err, size_t errsz)
 {
     lua_State *L = vm->L;
     const struct config *c = vm->cfg;
@@ -253,7 +253,7 @@ static int open_script_env(struct lua_vm *vm, char *err, size_t errsz)
 
 /* Loads and runs a script file under the budget; leaves its one result on
  * the stack. 0 ok, -1 with err set. */
-static int run_script(struct lua_vm *vm, const char *path, char *err, size_t errsz)
+static int run_script(struct wxlua_vm *vm, const char *path, char *err, size_t errsz)
 {
     lua_State *L = vm->L;
     lua_pushcfunction(L, traceback);
@@ -296,7 +296,7 @@ static int run_script(struct lua_vm *vm, const char *path, char *err, size_t err
     return 0;
 }
 
-static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
+static int load_routes(struct wxlua_vm *vm, char *err, size_t errsz)
 {
     lua_State *L = vm->L;
     const struct config *c = vm->cfg;
@@ -346,7 +346,7 @@ static int load_routes(struct lua_vm *vm, char *err, size_t errsz)
     return 0;
 }
 
-static int load_campaigns(struct lua_vm *vm, char *err, size_t errsz)
+static int load_campaigns(struct wxlua_vm *vm, char *err, size_t errsz)
 {
     lua_State *L = vm->L;
     const struct config *c = vm->cfg;
@@ -388,7 +388,7 @@ static int load_campaigns(struct lua_vm *vm, char *err, size_t errsz)
     return 0;
 }
 
-void wxlua_vm_free(struct lua_vm *vm)
+void wxlua_vm_free(struct wxlua_vm *vm)
 {
     if (!vm)
         return;
@@ -400,9 +400,9 @@ void wxlua_vm_free(struct lua_vm *vm)
     free(vm);
 }
 
-struct lua_vm *lua_vm_new(struct worker *w, struct config *cfg, char *err, size_t errsz)
+struct wxlua_vm *wxlua_vm_new(struct worker *w, struct config *cfg, char *err, size_t errsz)
 {
-    struct lua_vm *vm = calloc(1, sizeof(*vm));
+    struct wxlua_vm *vm = calloc(1, sizeof(*vm));
     if (!vm) {
         snprintf(err, errsz, "out of memory");
         return NULL;
@@ -446,7 +446,7 @@ struct lua_vm *lua_vm_new(struct worker *w, struct config *cfg, char *err, size_
     return vm;
 }
 
-void lua_vm_retire(struct lua_vm *vm)
+void wxlua_vm_retire(struct wxlua_vm *vm)
 {
     if (!vm)
         return;
@@ -455,20 +455,20 @@ void lua_vm_retire(struct lua_vm *vm)
         wxlua_vm_free(vm);
 }
 
-struct worker *lua_vm_worker(struct lua_vm *vm) { return vm->w; }
+struct worker *wxlua_vm_worker(struct wxlua_vm *vm) { return vm->w; }
 
-void lua_vm_hold(struct lua_vm *vm) { vm->tasks++; }
+void wxlua_vm_hold(struct wxlua_vm *vm) { vm->tasks++; }
 
-void lua_vm_release(struct lua_vm *vm)
+void wxlua_vm_release(struct wxlua_vm *vm)
 {
     if (--vm->tasks == 0 && vm->retired)
         wxlua_vm_free(vm);
 }
-lua_State *lua_vm_state(struct lua_vm *vm) { return vm->L; }
+lua_State *wxlua_vm_state(struct wxlua_vm *vm) { return vm->L; }
 
-int lua_check_scripts(const struct config *cfg, char *err, size_t errsz)
+int wxlua_check_scripts(const struct config *cfg, char *err, size_t errsz)
 {
-    struct lua_vm *vm = lua_vm_new(NULL, (struct config *)cfg, err, errsz);
+    struct wxlua_vm *vm = wxlua_vm_new(NULL, (struct config *)cfg, err, errsz);
     if (!vm)
         return -1;
     wxlua_vm_free(vm);

@@ -31,7 +31,7 @@ static int wx_log(lua_State *L)
         luaL_addvalue(&b);
     }
     luaL_pushresult(&b);
-    log_msg((enum log_level)level, lua_runtime_current_rid(L), "lua: %s", lua_tostring(L, -1));
+    log_msg((enum log_level)level, wxlua_current_rid(L), "lua: %s", lua_tostring(L, -1));
     return 0;
 }
 
@@ -137,7 +137,7 @@ fail:
 }
 
 struct sleep_op {
-    struct lua_task *t;
+    struct wxlua_task *t;
     struct event *ev;
 };
 
@@ -151,20 +151,20 @@ static void sleep_cancel(void *arg)
 static void sleep_done(evutil_socket_t fd, short what, void *arg)
 {
     struct sleep_op *op = arg;
-    struct lua_task *t = op->t;
+    struct wxlua_task *t = op->t;
     event_free(op->ev);
     free(op);
-    lua_pushboolean(lua_task_thread(t), 1);
-    lua_task_resume(t, 1);
+    lua_pushboolean(wxlua_task_thread(t), 1);
+    wxlua_task_resume(t, 1);
 }
 
 /* wx.sleep(seconds): waits on the loop without blocking the worker. */
 static int wx_sleep(lua_State *L)
 {
-    struct lua_task *t = lua_task_current(L, "wx.sleep");
+    struct wxlua_task *t = wxlua_task_current(L, "wx.sleep");
     lua_Number s = luaL_checknumber(L, 1);
     luaL_argcheck(L, s >= 0 && s <= 60, 1, "must be from 0 to 60 seconds");
-    struct worker *w = lua_vm_worker(lua_task_vm(t));
+    struct worker *w = wxlua_vm_worker(wxlua_task_vm(t));
     struct sleep_op *op = calloc(1, sizeof(*op));
     if (!op)
         return luaL_error(L, "out of memory");
@@ -172,11 +172,11 @@ static int wx_sleep(lua_State *L)
     op->ev = evtimer_new(w->base, sleep_done, op);
     struct timeval tv = {(time_t)s, (suseconds_t)((s - (lua_Number)(time_t)s) * 1e6)};
     evtimer_add(op->ev, &tv);
-    lua_task_wait(t, sleep_cancel, op);
+    wxlua_task_wait(t, sleep_cancel, op);
     return lua_yield(L, 0);
 }
 
-void lua_wx_inject(lua_State *L)
+void wxlua_wx_inject(lua_State *L)
 {
     lua_pushcfunction(L, wx_log);
     lua_setfield(L, -2, "log");

@@ -34,7 +34,7 @@ static struct config *load_checked(const char *path)
 {
     static char err[16384];
     struct config *c = config_load(path, err, sizeof(err));
-    if (c && lua_check_scripts(c, err, sizeof(err)) != 0) {
+    if (c && wxlua_check_scripts(c, err, sizeof(err)) != 0) {
         config_release(c);
         c = NULL;
     }

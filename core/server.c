@@ -56,7 +56,7 @@ static void on_request(struct http_req *r, void *arg)
             return;
         }
     }
-    if (lua_vm_route(w->vm, r))
+    if (wxlua_vm_route(w->vm, r))
         return;
     page_error(r, 404, "页面不存在", "Page not found.", NULL);
 }
@@ -84,13 +84,13 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
     if (!fresh)
         return;
     char err[2048];
-    struct lua_vm *vm = lua_vm_new(w, fresh, err, sizeof(err));
+    struct wxlua_vm *vm = wxlua_vm_new(w, fresh, err, sizeof(err));
     if (!vm) {
         log_error("worker %d: reload failed, keeping the old version: %s", w->id, err);
         config_release(fresh);
         return;
     }
-    lua_vm_retire(w->vm);
+    wxlua_vm_retire(w->vm);
     w->vm = vm;
     config_release(w->cfg);
     w->cfg = fresh;
@@ -163,7 +163,7 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, int t
         snprintf(err, errsz, "cannot start worker %d", id);
         return -1;
     }
-    w->vm = lua_vm_new(w, w->cfg, err, errsz);
+    w->vm = wxlua_vm_new(w, w->cfg, err, errsz);
     if (!w->vm)
         return -1;
     w->reload_ev = event_new(w->base, -1, 0, on_reload, w);
@@ -178,7 +178,7 @@ static void worker_free(struct worker *w)
         http_server_free(w->http); /* aborts what is left: may finish Lua tasks */
     if (w->https)
         http_server_free(w->https);
-    lua_vm_retire(w->vm);
+    wxlua_vm_retire(w->vm);
     if (w->store)
         store_detach(w->store);
     if (w->fetch)
@@ -207,7 +207,7 @@ static void reload(struct server *s)
     struct watchdog_slot *main_slot = watchdog_slot(-1);
     watchdog_busy(main_slot, "SIGHUP: loading the config and its scripts");
     struct config *fresh = config_load(s->config_path, err, sizeof(err));
-    if (fresh && lua_check_scripts(fresh, err, sizeof(err)) != 0) {
+    if (fresh && wxlua_check_scripts(fresh, err, sizeof(err)) != 0) {
         config_release(fresh);
         fresh = NULL;
     }

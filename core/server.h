@@ -14,7 +14,7 @@ struct config;
 struct http_server;
 struct http_req;
 struct fetch_loop;
-struct lua_vm;
+struct wxlua_vm;
 struct server;
 struct watchdog_slot;
 
@@ -30,7 +30,7 @@ struct worker {
     struct fetch_loop *fetch;
     store_conn_t *store;
     struct config *cfg;            /* the config this worker serves with */
-    struct lua_vm *vm;             /* built from cfg */
+    struct wxlua_vm *vm;             /* built from cfg */
     struct config *pending;        /* a reloaded config handed over by main */
     struct event *reload_ev;
     struct event *stop_ev;
