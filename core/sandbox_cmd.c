@@ -6,6 +6,7 @@
 #include "config.h"
 #include "log.h"
 #include "server.h"
+#include "dev_ca.h"
 #include "tls.h"
 
 #include <lauxlib.h>
@@ -82,7 +83,7 @@ int sandbox_main(int argc, char **argv)
         size_t n_hosts = strcmp(host, "127.0.0.1") && strcmp(host, "localhost") &&
                                  strcmp(host, "::1") && strcmp(host, "0.0.0.0")
                              ? 4 : 3;
-        int rc = tls_dev_ca(o.ca_dir, hosts, n_hosts, err, sizeof(err));
+        int rc = dev_ca_issue(o.ca_dir, hosts, n_hosts, err, sizeof(err));
         free(host);
         if (rc != 0) {
             fprintf(stderr, "wxgate sandbox: %s\n", err);
