@@ -3,7 +3,7 @@
 -- processes, the environment, bytecode or the VM's internals, and nothing in
 -- it can catch a spent CPU budget for good.
 --
--- Run once per VM by the runtime (core/lua_runtime.c), in the gateway's own
+-- Run once per VM by the runtime (core/lua/lua_runtime.c), in the gateway's own
 -- trusted environment, with:
 --   opts.spent()   true once the running script is over its CPU budget
 --   opts.dirs      directories a script's require() may load .lua files from

@@ -1,8 +1,8 @@
 /* Fuzzes the parts of the configuration that are not a Lua table: the
- * listen address parser config_parse_listen() (core/config.c), used for
+ * listen address parser config_parse_listen() (core/common/config.c), used for
  * `listen`, `tls.listen` and `wxgate demo/sandbox -l`. The full config goes
  * through a Lua state running the config file (trusted input, and the place
- * of config tests in tests/unit/test_config.c), so it is not fuzzed here.
+ * of config tests in tests/unit/common/test_config.c), so it is not fuzzed here.
  * On success: a malloc'd, non-empty host with no space or tab, a port in
  * 0..65535, and the input is exactly host ":" digits (or "[" host "]:"
  * digits, or ":" digits with host 0.0.0.0) whose value is the port; a host

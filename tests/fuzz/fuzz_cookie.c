@@ -1,4 +1,4 @@
-/* Fuzzes the state-binding cookie (core/login.c): login_cookie_has() and
+/* Fuzzes the state-binding cookie (core/login/login.c): login_cookie_has() and
  * login_cookie_push() on a hostile cookie value, a fresh MAC (22 base64url
  * characters, as login_state_mac() makes) and any output size.
  *   - has() agrees with a reference reading of the cookie (1 / 0 / -1);

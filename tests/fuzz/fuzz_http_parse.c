@@ -1,4 +1,4 @@
-/* Fuzzes the strict HTTP/1.1 request parser (core/http_parse.c).
+/* Fuzzes the strict HTTP/1.1 request parser (core/http/http_parse.c).
  *
  * http_parse_head() on the input, with two sets of small limits (every
  * input and every prefix is an exact-size heap copy, so that a read past the

@@ -1,4 +1,4 @@
-/* Fuzzes log redaction (core/log.c).
+/* Fuzzes log redaction (core/common/log.c).
  * log_redact_url() with outsz 1..4096 (an exact-size heap buffer):
  *   - the output is NUL-terminated within outsz and never writes past it;
  *   - the output is at most as long as the input plus 3 bytes per masked

@@ -1,4 +1,4 @@
-/* Fuzzes login_return_allowed() (core/login.c): the return-URL allow-list,
+/* Fuzzes login_return_allowed() (core/login/login.c): the return-URL allow-list,
  * the gateway's open-redirect guard. Beyond "no crash", every accepted URL is
  * checked by an independent reading of it:
  *   - it starts with http:// or https:// (any case);

@@ -1,4 +1,4 @@
-/* Fuzzes the at-rest encryption (core/crypto.c), which reads values back
+/* Fuzzes the at-rest encryption (core/common/crypto.c), which reads values back
  * from a store that may be shared or tampered with. The first byte picks:
  *   0: crypto_open() on arbitrary bytes (exact-size buffer, not
  *      NUL-terminated) must fail cleanly: NULL, no crash, no leak.

@@ -1,4 +1,4 @@
-/* Fuzzes the login state record (core/login.c), which the callback reads
+/* Fuzzes the login state record (core/login/login.c), which the callback reads
  * back from the store: login_state_decode() on arbitrary bytes, and when it
  * succeeds, encode then decode again must give an identical struct (and
  * encoding that struct again the identical bytes). A second mode builds a

@@ -1,4 +1,4 @@
-"""GET /auth (core/handler_auth.c, core/login.c): campaign and return URL
+"""GET /auth (core/handler/handler_auth.c, core/login/login.c): campaign and return URL
 checks, the authorize hook, the state, the cookie and the redirect to WeChat."""
 import re
 import urllib.parse

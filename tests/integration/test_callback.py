@@ -1,5 +1,5 @@
-"""The login flow end to end against the real sandbox (core/handler_callback.c,
-core/handler_api.c, core/wechat.c): every branch of /callback, tickets,
+"""The login flow end to end against the real sandbox (core/handler/handler_callback.c,
+core/handler/handler_api.c, core/wechat/wechat.c): every branch of /callback, tickets,
 /api/user, hooks, upstream failures, and no secret in any output."""
 import concurrent.futures
 import html

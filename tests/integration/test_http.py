@@ -1,4 +1,4 @@
-"""The HTTP/1.1 server (core/http.c, core/http_parse.c) against a real
+"""The HTTP/1.1 server (core/http/http.c, core/http/http_parse.c) against a real
 wxgate process, over raw sockets: request smuggling, strict framing,
 pipelining, deadlines, slow readers, the connection cap, the listen address,
 and the heap allocations of one /auth."""

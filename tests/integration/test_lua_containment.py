@@ -1,5 +1,5 @@
-"""Script containment (lua/wxgate/script_env.lua, core/lua_pattern.c,
-core/watchdog.c): the curated library, budgets nothing escapes, scripts
+"""Script containment (lua/wxgate/script_env.lua, core/lua/lua_pattern.c,
+core/server/watchdog.c): the curated library, budgets nothing escapes, scripts
 refused at load, check and reload, the watchdog and the SIGTERM deadline.
 Each escape is tried as a hostile script author would, and must be stopped
 within its budget plus 100 ms with the worker serving the next request."""

@@ -1,4 +1,4 @@
-"""The Lua runtime (core/lua_runtime.c, core/lua_http.c, core/lua_store.c,
+"""The Lua runtime (core/lua/lua_runtime.c, core/lua/lua_http.c, core/lua/lua_store.c,
 lua/wx.lua): routes, async wx.http on one worker, wx.store across workers,
 budgets, yield errors, globals, reloads."""
 import concurrent.futures

@@ -1,4 +1,4 @@
-"""Several instances on one Redis (core/store_redis.c, core/jssdk.c): logins
+"""Several instances on one Redis (core/store/store_redis.c, core/wechat/jssdk.c): logins
 and tickets cross instances, one owner of the basic token and jsapi ticket,
 and Redis going away and coming back."""
 import concurrent.futures

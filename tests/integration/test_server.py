@@ -1,4 +1,4 @@
-"""The server core (core/server.c, core/http.c, core/config.c, core/log.c):
+"""The server core (core/server/server.c, core/http/http.c, core/common/config.c, core/common/log.c):
 health, limits, config validation, SIGHUP reload under traffic, SIGTERM drain."""
 import json
 import os

@@ -1,4 +1,4 @@
-/* Unit tests for core/metrics.c: counters with and without labels, label
+/* Unit tests for core/common/metrics.c: counters with and without labels, label
  * value escaping, gauges, histogram buckets/sum/count, HELP/TYPE lines,
  * sorted deterministic output and exact counts under concurrent increments.
  * The registry is process-global and series are never removed: every test

@@ -1,4 +1,4 @@
-/* Unit tests for core/lua_pattern.c: the budgeted matcher gives LuaJIT's own
+/* Unit tests for core/lua/lua_pattern.c: the budgeted matcher gives LuaJIT's own
  * results (or errors) on the same patterns and subjects, and a pathological
  * pattern is stopped by the budget instead of running for minutes. */
 #include <setjmp.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/lua_crypto.c and the Lua helpers built on it
+/* Unit tests for core/lua/lua_crypto.c and the Lua helpers built on it
  * (lua/wx/url.lua, lua/wx/sign.lua): Lua snippets run in a fresh LuaJIT
  * state whose globals are read-only, as in the runtime. */
 #include <setjmp.h>

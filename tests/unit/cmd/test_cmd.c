@@ -1,4 +1,4 @@
-/* Unit tests for core/cmd.c: the subcommands' option parser (getopt_long
+/* Unit tests for core/cmd/cmd.c: the subcommands' option parser (getopt_long
  * over a table) and the config-table setters. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/page.c: page_escape only (the page builders need a
+/* Unit tests for core/http/page.c: page_escape only (the page builders need a
  * live request). Every HTML-special character is escaped, appending keeps
  * what is already in the buffer, and no input, however long or dense in
  * characters to escape, writes past the buffer or leaves it unterminated. */

@@ -1,4 +1,4 @@
-/* Unit tests for core/url.c: the URL module over curl_url (return URLs and
+/* Unit tests for core/common/url.c: the URL module over curl_url (return URLs and
  * allow-list entries, listen addresses, store URLs' parts, queries) and the
  * query-value encoder. */
 #include <setjmp.h>

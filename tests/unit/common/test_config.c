@@ -1,4 +1,4 @@
-/* Unit tests for core/config.c: defaults of a minimal config, every error
+/* Unit tests for core/common/config.c: defaults of a minimal config, every error
  * message with its key path (unknown keys, types, listen addresses, app
  * secrets from env/file, campaigns and their allow-lists, default_campaign,
  * routes, tls), several errors in one message, config_secrets(),

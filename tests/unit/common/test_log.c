@@ -1,4 +1,4 @@
-/* Unit tests for core/log.c: log_redact_url (sensitive query values masked,
+/* Unit tests for core/common/log.c: log_redact_url (sensitive query values masked,
  * others kept, fragments, empty values, truncation), log_param_is_sensitive,
  * registered secrets masked in log_msg and log_access output, JSON escaping of
  * messages, and level filtering. Output is captured by pointing stderr at a

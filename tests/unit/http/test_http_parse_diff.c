@@ -1,4 +1,4 @@
-/* Differential test of core/http_parse.c against an independent parser:
+/* Differential test of core/http/http_parse.c against an independent parser:
  * nodejs http_parser (Debian's libhttp-parser 2.9, which Debian builds
  * without HTTP_PARSER_STRICT). A test-only dependency: CMake builds this
  * test only when it finds the library.

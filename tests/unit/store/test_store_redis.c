@@ -1,4 +1,4 @@
-/* Unit tests for core/store_redis.c through the store.h interface, against
+/* Unit tests for core/store/store_redis.c through the store.h interface, against
  * a real redis-server started here on a free loopback port (no persistence,
  * in a temporary directory) and stopped at the end: semantics of every
  * call, TTLs, binary safety, prefixes, races, command timeouts, Redis going

@@ -1,4 +1,4 @@
-/* Tests for core/tls.c: server contexts from a PEM chain and key (made by
+/* Tests for core/http/tls.c: server contexts from a PEM chain and key (made by
  * the development CA for the test). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/lua_json.c: jansson values pushed as Lua tables (what a
+/* Unit tests for core/lua/lua_json.c: jansson values pushed as Lua tables (what a
  * hook sees of the user record). */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/login.c: the return-URL allow-list
+/* Unit tests for core/login/login.c: the return-URL allow-list
  * (login_return_allowed), state records (encode/decode), the state-binding
  * cookie (login_state_mac, login_cookie_has, login_cookie_push),
  * login_url_add_param, login_ticket_key, token sealing
@@ -342,7 +342,7 @@ static void allow_refuses_overlong_urls_and_empty_lists(void **state)
     no(&empty, "https://h5.example.com/spring/");
 
     /* (an entry no URL can match is refused when the config loads:
-     * tests/unit/test_config.c) */
+     * tests/unit/common/test_config.c) */
 }
 
 /* ---- state records ---- */

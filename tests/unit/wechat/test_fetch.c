@@ -1,4 +1,4 @@
-/* Tests for core/fetch.c against a real libevent evhttp server bound to
+/* Tests for core/wechat/fetch.c against a real libevent evhttp server bound to
  * 127.0.0.1 on the same event_base as the fetch_loop under test. */
 #include <stdarg.h>
 #include <stddef.h>

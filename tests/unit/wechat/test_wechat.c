@@ -1,4 +1,4 @@
-/* core/wechat.c: the authorize URL and the JS-SDK signature. */
+/* core/wechat/wechat.c: the authorize URL and the JS-SDK signature. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

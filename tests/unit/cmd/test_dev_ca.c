@@ -1,4 +1,4 @@
-/* Tests for core/dev_ca.c: the sandbox's development CA. */
+/* Tests for core/cmd/dev_ca.c: the sandbox's development CA. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

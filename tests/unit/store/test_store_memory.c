@@ -1,5 +1,5 @@
-/* Unit tests for core/store_memory.c through the store.h interface (and the
- * dispatcher in core/store.c): semantics of every call, binary safety, TTLs
+/* Unit tests for core/store/store_memory.c through the store.h interface (and the
+ * dispatcher in core/store/store.c): semantics of every call, binary safety, TTLs
  * on the test clock, active expiry, the memory cap, threads, re-entry. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* Unit tests for core/http_parse.c, the strict HTTP/1.1 request parser.
+/* Unit tests for core/http/http_parse.c, the strict HTTP/1.1 request parser.
  *
  * Request heads (http_parse_head):
  *   - valid heads: GET with Host, HTTP/1.0 without Host, POST with

@@ -1,4 +1,4 @@
-/* Unit tests for core/crypto.c: RFC 4231 HMAC-SHA256 vectors, digests (incl.
+/* Unit tests for core/common/crypto.c: RFC 4231 HMAC-SHA256 vectors, digests (incl.
  * the JS-SDK signature vector), hex, base64url, randomness, crypto_equal. */
 #include <setjmp.h>
 #include <stdarg.h>
