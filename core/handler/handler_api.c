@@ -200,17 +200,12 @@ static void on_info(const struct wechat_reply *rep, void *arg)
 
 static void save_tokens(struct user_req *u)
 {
-    char val[4096];
-    long now = (long)time(NULL);
-    int n = snprintf(val, sizeof(val), "v1\t%s\t%s\t%ld\t%ld\t%s", u->access, u->refresh,
-                     u->access_exp, now + 30 * 86400, u->scope);
+    struct login_tokens t = {u->access, u->refresh, u->access_exp, u->scope};
     size_t slen = 0;
-    char *sealed = n > 0 && (size_t)n < sizeof(val) ? login_token_seal(u->cfg, u->key, val, &slen)
-                                                    : NULL;
-    explicit_bzero(val, sizeof(val));
+    char *sealed = login_tokens_seal(u->cfg, u->key, &t, &slen);
     if (sealed)
-        store_set(u->w->store, u->key, strlen(u->key), sealed, slen, 30 * 86400 * 1000ULL,
-                  NULL, NULL);
+        store_set(u->w->store, u->key, strlen(u->key), sealed, slen,
+                  LOGIN_TOKENS_TTL * 1000ULL, NULL, NULL);
     free(sealed);
 }
 
@@ -258,27 +253,15 @@ static void on_tokens(const struct store_reply *rep, void *arg)
         user_free(u);
         return;
     }
-    char *buf = rep->status == STORE_OK ? login_token_open(u->cfg, u->key, rep->value, rep->len)
-                                        : NULL;
-    size_t blen = buf ? strlen(buf) : 0;
-    char *f[6];
-    int n = 0;
-    if (buf) {
-        char *save = NULL;
-        for (char *tok = strtok_r(buf, "\t", &save); tok && n < 6;
-             tok = strtok_r(NULL, "\t", &save))
-            f[n++] = tok;
-    }
-    int found = n == 6 && strcmp(f[0], "v1") == 0;
+    struct login_tokens t;
+    int found = rep->status == STORE_OK &&
+                login_tokens_open(u->cfg, u->key, rep->value, rep->len, &t) == 0;
     if (found) {
-        u->access = strdup(f[1]);
-        u->refresh = strdup(f[2]);
-        u->access_exp = strtol(f[3], NULL, 10);
-        u->scope = strdup(f[5]);
+        u->access = t.access;
+        u->refresh = t.refresh;
+        u->access_exp = t.access_expires;
+        u->scope = t.scope;
     }
-    if (buf) /* strtok_r cut it into fields: wipe all of it */
-        explicit_bzero(buf, blen);
-    free(buf);
     if (!found) {
         reply_error(u->r, 404, "unknown_user", "no stored login for this app and openid");
         user_free(u);
@@ -311,7 +294,7 @@ void handle_api_user(struct worker *w, struct http_req *r)
     u->cfg = config_retain(w->cfg);
     u->app = a;
     snprintf(u->openid, sizeof(u->openid), "%s", openid);
-    snprintf(u->key, sizeof(u->key), "ut:%s:%s", a->appid, openid);
+    snprintf(u->key, sizeof(u->key), KEY_TOKENS "%s:%s", a->appid, openid);
     if (store_get(w->store, u->key, strlen(u->key), on_tokens, u) != 0) {
         reply_error(r, 503, "unavailable", "the store is unavailable, try again");
         user_free(u);

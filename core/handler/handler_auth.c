@@ -1,20 +1,101 @@
 /* GET /auth?campaign=NAME&return=URL (url= is an alias, scope= may override
  * where the campaign allows): checks the return URL against the campaign's
  * allow-list, runs the campaign's authorize hook, and starts the login
- * (login_start: state, cookie, 302 to WeChat). */
+ * (auth_start_login: state, cookie, 302 to WeChat). */
 #include "arena.h"
 #include "config.h"
+#include "crypto.h"
 #include "http.h"
 #include "log.h"
 #include "login.h"
 #include "lua_runtime.h"
+#include "metrics.h"
 #include "page.h"
 #include "server.h"
+#include "store.h"
+#include "wechat.h"
 
 #include <lauxlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* ---- starting a login: the state, the cookie, the 302 ---- */
+
+
+struct start_ctx {
+    struct http_req *r;
+    const struct config *cfg;     /* retained until the request ends */
+    const struct config_campaign *campaign;
+    char state[LOGIN_STATE_LEN + 1];
+    char scope[32];
+};
+
+static void start_finish(struct start_ctx *s, int ok)
+{
+    struct http_req *r = s->r;
+    const struct config *cfg = s->cfg;
+    if (!ok) {
+        page_busy(r);
+    } else {
+        char redirect[1024], url[4096];
+        login_redirect_uri(cfg, redirect, sizeof(redirect));
+        const struct config_campaign *c = s->campaign;
+        if (wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid,
+                                 redirect, s->scope, s->state, c->force_popup,
+                                 c->force_snapshot) != 0) {
+            page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
+        } else {
+            login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
+            metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
+            http_req_add_header(r, "Location", url);
+            http_req_add_header(r, "Cache-Control", "no-store");
+            http_reply(r, 302, "text/html; charset=utf-8", "", 0);
+        }
+    }
+}
+
+static void on_state_stored(const struct store_reply *rep, void *arg)
+{
+    struct start_ctx *s = arg;
+    if (rep->status != STORE_OK)
+        log_msg(LOG_ERROR, http_req_id(s->r), "login: cannot store the state: %s",
+                rep->status == STORE_EXISTS ? "collision" : (rep->err ? rep->err : "error"));
+    start_finish(s, rep->status == STORE_OK);
+}
+
+void auth_start_login(struct worker *w, struct http_req *r, const struct config *cfg,
+                      const struct config_campaign *c, const char *scope,
+                      const char *return_url, int restarts)
+{
+    /* The context lives in the request's arena and holds the config until
+     * the request ends: the store may answer after this call returns. */
+    struct arena *mem = http_req_arena(r);
+    struct start_ctx *s = arena_calloc(mem, sizeof(*s));
+    struct login_state st = {.created = (long)time(NULL), .restarts = restarts};
+    char rec[4096], key[64];
+    if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0 ||
+        arena_on_reset(mem, config_release_cb, (void *)cfg) != 0) {
+        page_busy(r);
+        return;
+    }
+    config_retain((struct config *)cfg);
+    s->r = r;
+    s->cfg = cfg;
+    s->campaign = c;
+    snprintf(s->scope, sizeof(s->scope), "%s", scope);
+    snprintf(st.scope, sizeof(st.scope), "%s", scope);
+    snprintf(st.campaign, sizeof(st.campaign), "%s", c->name);
+    snprintf(st.return_url, sizeof(st.return_url), "%s", return_url);
+    int n = login_state_encode(&st, rec, sizeof(rec));
+    snprintf(key, sizeof(key), KEY_STATE "%s", s->state);
+    if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n,
+                           LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
+        start_finish(s, 0);
+}
+
+/* ---- GET /auth ---- */
 
 struct auth_ctx {
     struct worker *w;
@@ -64,7 +145,7 @@ static void on_hook_done(struct wxlua_task *t, int ok, int nres, void *arg)
         lua_pop(co, 1);
     }
     wxlua_task_free(t);
-    login_start(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
+    auth_start_login(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
 }
 
 static int in_wechat(struct http_req *r)
@@ -111,7 +192,7 @@ void handle_auth(struct worker *w, struct http_req *r)
     size_t idx = (size_t)(c - cfg->campaigns);
     const char *use_scope = scope ? scope : c->scope;
     if (!wxlua_vm_has_hook(w->vm, idx, "authorize")) {
-        login_start(w, r, cfg, c, use_scope, ret, 0);
+        auth_start_login(w, r, cfg, c, use_scope, ret, 0);
         return;
     }
     /* The hook may run past this call: its context lives in the request's
@@ -131,5 +212,5 @@ void handle_auth(struct worker *w, struct http_req *r)
     snprintf(a->scope, sizeof(a->scope), "%s", use_scope);
     if (wxlua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
         return;
-    login_start(w, r, cfg, c, a->scope, a->return_url, 0);
+    auth_start_login(w, r, cfg, c, a->scope, a->return_url, 0);
 }

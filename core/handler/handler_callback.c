@@ -36,7 +36,6 @@
 #define CODE_CLAIM_TTL_MS 300000ULL
 #define POLL_MS 50
 #define DUPLICATE_WINDOW_S 20  /* a later callback with the same code is a reload */
-#define TOKEN_TTL_S (30 * 86400)
 
 struct flow {
     struct worker *w;
@@ -146,7 +145,7 @@ static void restart_or_expire(struct flow *f, const char *why)
     }
     record_outcome(f, "E:expired");
     metrics_inc("wxgate_logins_restarted_total", "campaign", f->ls.campaign, NULL);
-    login_start(f->w, f->r, f->cfg, f->c, f->ls.scope, f->ls.return_url, f->ls.restarts + 1);
+    auth_start_login(f->w, f->r, f->cfg, f->c, f->ls.scope, f->ls.return_url, f->ls.restarts + 1);
     flow_free(f);
 }
 
@@ -438,18 +437,14 @@ static void on_tokens_stored(const struct store_reply *rep, void *arg)
 /* Keeps the user's tokens server-side, per (app, openid), for /api/user. */
 static void store_tokens(struct flow *f)
 {
-    char key[512], val[4096];
-    long now = (long)time(NULL);
-    snprintf(key, sizeof(key), "ut:%s:%s", f->c->app->appid, f->openid);
-    int n = snprintf(val, sizeof(val), "v1\t%s\t%s\t%ld\t%ld\t%s", f->access_token,
-                     f->refresh_token ? f->refresh_token : "", now + f->expires_in,
-                     now + TOKEN_TTL_S, f->scope ? f->scope : f->ls.scope);
+    char key[512];
+    snprintf(key, sizeof(key), KEY_TOKENS "%s:%s", f->c->app->appid, f->openid);
+    struct login_tokens t = {f->access_token, f->refresh_token,
+                             (long)time(NULL) + f->expires_in, f->scope ? f->scope : f->ls.scope};
     size_t slen = 0;
-    char *sealed = n > 0 && (size_t)n < sizeof(val) ? login_token_seal(f->cfg, key, val, &slen)
-                                                    : NULL;
-    explicit_bzero(val, sizeof(val));
+    char *sealed = login_tokens_seal(f->cfg, key, &t, &slen);
     if (!sealed || store_set(f->w->store, key, strlen(key), sealed, slen,
-                             TOKEN_TTL_S * 1000ULL, on_tokens_stored, f) != 0) {
+                             LOGIN_TOKENS_TTL * 1000ULL, on_tokens_stored, f) != 0) {
         struct store_reply fail = {.status = STORE_ERROR, .err = "cannot write"};
         on_tokens_stored(&fail, f);
     }
@@ -577,7 +572,7 @@ static void on_state_claimed(const struct store_reply *rep, void *arg)
 static void claim_state(struct flow *f)
 {
     char key[160];
-    snprintf(key, sizeof(key), "su:%s", f->state);
+    snprintf(key, sizeof(key), KEY_STATE_USED "%s", f->state);
     const char *v = f->code[0] ? f->code : "-";
     if (store_add(f->w->store, key, strlen(key), v, strlen(v), LOGIN_STATE_TTL * 1000ULL,
                   on_state_claimed, f) != 0)
@@ -646,7 +641,7 @@ static void on_state(const struct store_reply *rep, void *arg)
         claim_state(f);
         return;
     }
-    snprintf(f->code_key, sizeof(f->code_key), "cx:%s:%s", f->c->app->appid, f->code);
+    snprintf(f->code_key, sizeof(f->code_key), KEY_CODE "%s:%s", f->c->app->appid, f->code);
     if (store_add(f->w->store, f->code_key, strlen(f->code_key), "P", 1, CODE_CLAIM_TTL_MS,
                   on_code_claimed, f) != 0) {
         f->code_key[0] = '\0';
@@ -689,7 +684,7 @@ void handle_callback(struct worker *w, struct http_req *r)
     snprintf(f->state, sizeof(f->state), "%s", state);
     snprintf(f->code, sizeof(f->code), "%s", code ? code : "");
     char key[160];
-    snprintf(key, sizeof(key), "st:%s", state);
+    snprintf(key, sizeof(key), KEY_STATE "%s", state);
     if (store_get(w->store, key, strlen(key), on_state, f) != 0) {
         page_busy(r);
         flow_free(f);

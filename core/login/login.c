@@ -1,17 +1,11 @@
 /* The login flow's shared pieces (see login.h). */
 #include "login.h"
 
-#include "arena.h"
 #include "config.h"
 #include "crypto.h"
 #include "http.h"
-#include "log.h"
-#include "metrics.h"
 #include "page.h"
-#include "server.h"
-#include "store.h"
 #include "url.h"
-#include "wechat.h"
 
 #include <lua.h>
 #include <stdint.h>
@@ -240,7 +234,7 @@ void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]
     unsigned char mac[32];
     const char *key = cfg->ticket_secret ? cfg->ticket_secret : "";
     crypto_hmac_sha256(key, strlen(key), ticket, strlen(ticket), mac);
-    memcpy(out, "tk:", 3);
+    memcpy(out, KEY_TICKET, 3);
     crypto_base64url_encode(mac, 24, out + 3);
 }
 
@@ -263,6 +257,49 @@ char *login_token_open(const struct config *cfg, const char *key, const char *v,
     return len >= 3 && memcmp(v, "v1\t", 3) == 0 ? strndup(v, len) : NULL;
 }
 
+char *login_tokens_seal(const struct config *cfg, const char *key, const struct login_tokens *t,
+                        size_t *len)
+{
+    char record[4096];
+    int n = snprintf(record, sizeof(record), "v1\t%s\t%s\t%ld\t%ld\t%s", t->access,
+                     t->refresh ? t->refresh : "", t->access_expires,
+                     (long)time(NULL) + LOGIN_TOKENS_TTL, t->scope ? t->scope : "");
+    char *out = n > 0 && (size_t)n < sizeof(record) ? login_token_seal(cfg, key, record, len)
+                                                    : NULL;
+    explicit_bzero(record, sizeof(record));
+    return out;
+}
+
+int login_tokens_open(const struct config *cfg, const char *key, const char *v, size_t len,
+                      struct login_tokens *t)
+{
+    char *buf = login_token_open(cfg, key, v, len);
+    if (!buf)
+        return -1;
+    size_t blen = strlen(buf);
+    char *f[6];
+    int nf = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, "\t", &save); tok && nf < 6; tok = strtok_r(NULL, "\t", &save))
+        f[nf++] = tok;
+    int ok = nf == 6 && strcmp(f[0], "v1") == 0;
+    if (ok) {
+        t->access = strdup(f[1]);
+        t->refresh = f[2][0] ? strdup(f[2]) : NULL;
+        t->access_expires = strtol(f[3], NULL, 10);
+        t->scope = strdup(f[5]);
+        ok = t->access && t->scope && (t->refresh || !f[2][0]);
+        if (!ok) {
+            login_token_free(t->access);
+            login_token_free(t->refresh);
+            free(t->scope);
+        }
+    }
+    explicit_bzero(buf, blen); /* strtok_r cut it into fields: wipe all of it */
+    free(buf);
+    return ok ? 0 : -1;
+}
+
 void login_token_free(char *token)
 {
     if (token)
@@ -277,79 +314,6 @@ void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
     while (n > 0 && base[n - 1] == '/')
         n--;
     snprintf(out, outsz, "%.*s/callback", (int)n, base);
-}
-
-/* ---- starting a login ---- */
-
-struct start_ctx {
-    struct http_req *r;
-    const struct config *cfg;     /* retained until the request ends */
-    const struct config_campaign *campaign;
-    char state[LOGIN_STATE_LEN + 1];
-    char scope[32];
-};
-
-static void start_finish(struct start_ctx *s, int ok)
-{
-    struct http_req *r = s->r;
-    const struct config *cfg = s->cfg;
-    if (!ok) {
-        page_busy(r);
-    } else {
-        char redirect[1024], url[4096];
-        login_redirect_uri(cfg, redirect, sizeof(redirect));
-        const struct config_campaign *c = s->campaign;
-        if (wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid,
-                                 redirect, s->scope, s->state, c->force_popup,
-                                 c->force_snapshot) != 0) {
-            page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
-        } else {
-            login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
-            metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
-            http_req_add_header(r, "Location", url);
-            http_req_add_header(r, "Cache-Control", "no-store");
-            http_reply(r, 302, "text/html; charset=utf-8", "", 0);
-        }
-    }
-}
-
-static void on_state_stored(const struct store_reply *rep, void *arg)
-{
-    struct start_ctx *s = arg;
-    if (rep->status != STORE_OK)
-        log_msg(LOG_ERROR, http_req_id(s->r), "login: cannot store the state: %s",
-                rep->status == STORE_EXISTS ? "collision" : (rep->err ? rep->err : "error"));
-    start_finish(s, rep->status == STORE_OK);
-}
-
-void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
-                 const struct config_campaign *c, const char *scope, const char *return_url,
-                 int restarts)
-{
-    /* The context lives in the request's arena and holds the config until
-     * the request ends: the store may answer after this call returns. */
-    struct arena *mem = http_req_arena(r);
-    struct start_ctx *s = arena_calloc(mem, sizeof(*s));
-    struct login_state st = {.created = (long)time(NULL), .restarts = restarts};
-    char rec[4096], key[64];
-    if (!s || crypto_random_base62(s->state, LOGIN_STATE_LEN) != 0 ||
-        arena_on_reset(mem, config_release_cb, (void *)cfg) != 0) {
-        page_busy(r);
-        return;
-    }
-    config_retain((struct config *)cfg);
-    s->r = r;
-    s->cfg = cfg;
-    s->campaign = c;
-    snprintf(s->scope, sizeof(s->scope), "%s", scope);
-    snprintf(st.scope, sizeof(st.scope), "%s", scope);
-    snprintf(st.campaign, sizeof(st.campaign), "%s", c->name);
-    snprintf(st.return_url, sizeof(st.return_url), "%s", return_url);
-    int n = login_state_encode(&st, rec, sizeof(rec));
-    snprintf(key, sizeof(key), "st:%s", s->state);
-    if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n,
-                           LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
-        start_finish(s, 0);
 }
 
 /* ---- hooks ---- */

@@ -1,6 +1,7 @@
-/* The login flow's shared pieces: return-URL allow-lists, login state
- * records, the state-binding cookie, tickets, and the flow context that
- * /auth and /callback (handler_auth.c, handler_callback.c) build on. */
+/* The login's records and codecs, without I/O: return-URL allow-lists, the
+ * state record, the state-binding cookie, tickets, users' token records and
+ * the store keys of every record, which /auth and /callback
+ * (handler_auth.c, handler_callback.c) and /api/user build on. */
 #ifndef WX_LOGIN_H
 #define WX_LOGIN_H
 #include <stddef.h>
@@ -15,6 +16,30 @@ struct worker;
 #define LOGIN_STATE_TTL 1800      /* seconds a record is kept (to restart used ones) */
 #define LOGIN_STATE_VALID 600     /* seconds a state may be called back */
 #define LOGIN_COOKIE "wxgate_state"
+#define LOGIN_TOKENS_TTL (30 * 86400) /* seconds a user's token record is kept */
+
+/* Every record the gateway keeps in the store, by key prefix: the one place
+ * that names them (Redis adds its own prefix, "wxgate:", in front).
+ *   st:STATE           a login state (struct login_state), LOGIN_STATE_TTL
+ *   su:STATE           how a used state's callback ended (handler_callback.c)
+ *   cx:APPID:CODE      a code's exchange: the claim, then its outcome
+ *   ut:APPID:OPENID    a user's sealed tokens (login_tokens_seal)
+ *   tk:HMAC            a ticket's user record (login_ticket_key)
+ *   q:APPID:DAY        cgi-bin/token calls made today (jssdk.c)
+ *   jt:APPID, bt:APPID the sealed jsapi ticket and basic access_token (jssdk.c)
+ *   lk:APPID, fence:APPID  the JS-SDK owner's lock and fencing token (jssdk.c)
+ *   lua:KEY            wx.store's keys: scripts see nothing else (lua_store.c) */
+#define KEY_STATE "st:"
+#define KEY_STATE_USED "su:"
+#define KEY_CODE "cx:"
+#define KEY_TOKENS "ut:"
+#define KEY_TICKET "tk:"
+#define KEY_JSSDK_QUOTA "q:"
+#define KEY_JSAPI_TICKET "jt:"
+#define KEY_BASIC_TOKEN "bt:"
+#define KEY_JSSDK_LOCK "lk:"
+#define KEY_JSSDK_FENCE "fence:"
+#define KEY_SCRIPTS "lua:"
 
 /* Is url an absolute http(s) URL on the campaign's allow-list? Exact scheme,
  * host and port (default ports normalized), optional path prefix; refuses
@@ -53,13 +78,28 @@ char *login_url_add_param(const char *url, const char *name, const char *value);
  * store dump does not hold redeemable tickets. */
 void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]);
 
-/* A user's token record ("ut:APPID:OPENID"): "v1\tACCESS\tREFRESH\t
- * ACCESS_EXPIRES\tREFRESH_EXPIRES\tSCOPE", sealed with token_key (AES-GCM,
- * bound to the store key) when one is configured. Both return malloc'd
- * strings, or NULL. */
+/* A sealed record: with token_key configured, AES-GCM bound to the store key
+ * (a value moved to another key does not open); without it, the record as
+ * is, which must start with "v1\t". Both return malloc'd strings, or NULL. */
 char *login_token_seal(const struct config *cfg, const char *key, const char *record,
                        size_t *len);
 char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len);
+
+/* A user's tokens, as kept under "ut:APPID:OPENID" for /api/user. */
+struct login_tokens {
+    char *access;                 /* malloc'd; wiped with login_token_free */
+    char *refresh;                /* malloc'd, or NULL */
+    long access_expires;          /* unix seconds */
+    char *scope;                  /* malloc'd */
+};
+/* The stored form: "v1\tACCESS\tREFRESH\tACCESS_EXPIRES\tRECORD_EXPIRES\t
+ * SCOPE", sealed (login_token_seal). A malloc'd value with *len set, or NULL. */
+char *login_tokens_seal(const struct config *cfg, const char *key, const struct login_tokens *t,
+                        size_t *len);
+/* Reads a stored value into t (its strings malloc'd: the caller frees them
+ * with login_token_free). 0, or -1 if it is not a token record of key. */
+int login_tokens_open(const struct config *cfg, const char *key, const char *v, size_t len,
+                      struct login_tokens *t);
 /* Frees a token (access or refresh) or an opened token record after
  * overwriting it, so that no token outlives its use in freed memory.
  * NULL is a no-op. */
@@ -67,13 +107,6 @@ void login_token_free(char *token);
 
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
-
-/* Starts a login for campaign: stores a new state, sets the cookie and
- * answers 302 to WeChat's authorize page. Used by /auth and by /callback to
- * restart a failed login. */
-void login_start(struct worker *w, struct http_req *r, const struct config *cfg,
-                 const struct config_campaign *c, const char *scope, const char *return_url,
-                 int restarts);
 
 /* Pushes the ctx table every campaign hook gets (authorize, login, denied,
  * error): { campaign, app, appid, scope, return_url }. */

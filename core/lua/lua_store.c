@@ -2,6 +2,7 @@
  * under "lua:" so scripts cannot touch the gateway's own records. TTLs are
  * in seconds. A store that answers at once (memory) returns without
  * yielding; one that answers later (Redis) yields until it does. */
+#include "login.h"
 #include "lua_runtime.h"
 #include "server.h"
 #include "store.h"
@@ -96,7 +97,7 @@ static int call(lua_State *L, enum op_kind kind, const char *api)
                   "ttl must be from 0 (none) to one year, in seconds");
 
     char kbuf[520];
-    memcpy(kbuf, "lua:", 4);
+    memcpy(kbuf, KEY_SCRIPTS, 4);
     memcpy(kbuf + 4, key, klen);
     size_t kl = klen + 4;
     uint64_t ttl_ms = (uint64_t)(ttl * 1000);

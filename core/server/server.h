@@ -11,6 +11,7 @@
 struct event;
 struct event_base;
 struct config;
+struct config_campaign;
 struct http_server;
 struct http_req;
 struct fetch_loop;
@@ -60,6 +61,12 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
 /* Routing of one request on a worker (server.c); handlers live in handler_*.c. */
 void handle_health(struct worker *w, struct http_req *r);
 void handle_auth(struct worker *w, struct http_req *r);
+/* Starts a login for campaign c (handler_auth.c): stores a new state, sets
+ * the cookie and answers 302 to WeChat's authorize page. /callback uses it
+ * to restart a failed login. */
+void auth_start_login(struct worker *w, struct http_req *r, const struct config *cfg,
+                      const struct config_campaign *c, const char *scope,
+                      const char *return_url, int restarts);
 void handle_callback(struct worker *w, struct http_req *r);
 void handle_api_ticket(struct worker *w, struct http_req *r);
 void handle_api_user(struct worker *w, struct http_req *r);
