@@ -9,16 +9,16 @@
 /* One option of a subcommand. Every option takes a value: -x VALUE,
  * --name VALUE or --name=VALUE. */
 struct cmd_opt {
-    const char *name;   /* the long name, without "--" */
-    char short_name;    /* -x, or 0 for none */
-    const char **str;   /* receives the value, or */
-    int *num;           /* receives atoi(value) */
+    const char *name; /* the long name, without "--" */
+    char short_name;  /* -x, or 0 for none */
+    const char **str; /* receives the value, or */
+    int *num;         /* receives atoi(value) */
 };
 
 enum {
     CMD_OK = 0,
-    CMD_BAD = -1,       /* an unknown option, or an argument that is not an option */
-    CMD_NO_VALUE = -2,  /* an option given last, without its value */
+    CMD_BAD = -1,      /* an unknown option, or an argument that is not an option */
+    CMD_NO_VALUE = -2, /* an option given last, without its value */
 };
 
 /* Parses argv[2..] (argv[1] is the subcommand) into the options' targets;

@@ -15,22 +15,21 @@
 
 struct demo_opts {
     const char *listen, *public_url, *store, *examples; /* the gateway */
-    const char *sandbox, *ca_file;                       /* a running sandbox, its CA */
+    const char *sandbox, *ca_file;                      /* a running sandbox, its CA */
     int workers;
     char api_key[128];
 };
 
 static int demo_usage(void)
 {
-    fprintf(stderr,
-            "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
-            "                   [--public-url URL] [--examples DIR] [--workers N]\n"
-            "  -l ADDR          where the gateway listens (default 127.0.0.1:8080)\n"
-            "  --store URL      memory (default) or redis://host:port/db\n"
-            "  --sandbox URL    use a running `wxgate sandbox` instead of an embedded one\n"
-            "  --public-url URL the URL users reach (a load balancer in front of several\n"
-            "                   demos); default http://ADDR\n"
-            "  --examples DIR   where examples/demo lives (default: beside the binary)\n");
+    fprintf(stderr, "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
+                    "                   [--public-url URL] [--examples DIR] [--workers N]\n"
+                    "  -l ADDR          where the gateway listens (default 127.0.0.1:8080)\n"
+                    "  --store URL      memory (default) or redis://host:port/db\n"
+                    "  --sandbox URL    use a running `wxgate sandbox` instead of an embedded one\n"
+                    "  --public-url URL the URL users reach (a load balancer in front of several\n"
+                    "                   demos); default http://ADDR\n"
+                    "  --examples DIR   where examples/demo lives (default: beside the binary)\n");
     return 2;
 }
 
@@ -66,9 +65,9 @@ int demo_main(int argc, char **argv)
 {
     struct demo_opts o = {.listen = "127.0.0.1:8080", .store = "memory"};
     const struct cmd_opt opts[] = {
-        {"listen", 'l', &o.listen, NULL},   {"public-url", 0, &o.public_url, NULL},
-        {"store", 0, &o.store, NULL},       {"examples", 0, &o.examples, NULL},
-        {"sandbox", 0, &o.sandbox, NULL},   {"ca-file", 0, &o.ca_file, NULL},
+        {"listen", 'l', &o.listen, NULL}, {"public-url", 0, &o.public_url, NULL},
+        {"store", 0, &o.store, NULL},     {"examples", 0, &o.examples, NULL},
+        {"sandbox", 0, &o.sandbox, NULL}, {"ca-file", 0, &o.ca_file, NULL},
         {"workers", 0, NULL, &o.workers},
     };
     if (cmd_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0])) != CMD_OK)
@@ -76,8 +75,7 @@ int demo_main(int argc, char **argv)
     char *host = NULL;
     int port;
     if (config_parse_listen(o.listen, &host, &port) != 0 || port == 0) {
-        fprintf(stderr, "wxgate demo: bad listen address %s (host:port, port not 0)\n",
-                o.listen);
+        fprintf(stderr, "wxgate demo: bad listen address %s (host:port, port not 0)\n", o.listen);
         free(host);
         return 1;
     }

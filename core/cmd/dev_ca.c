@@ -29,10 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CA_DAYS (10 * 365 + 3)  /* ten years */
-#define LEAF_DAYS 825           /* the longest any browser accepts */
-#define RENEW_DAYS 30           /* reissue what expires sooner than this */
-#define CA_NAME "wxgate sandbox development CA"
+#define CA_DAYS    (10 * 365 + 3) /* ten years */
+#define LEAF_DAYS  825            /* the longest any browser accepts */
+#define RENEW_DAYS 30             /* reissue what expires sooner than this */
+#define CA_NAME    "wxgate sandbox development CA"
 
 static int path_join(char *out, size_t outsz, const char *dir, const char *name)
 {
@@ -116,10 +116,7 @@ static int is_ca(X509 *x)
 
 /* ---- building ---- */
 
-static EVP_PKEY *new_key(void)
-{
-    return EVP_EC_gen("P-256");
-}
+static EVP_PKEY *new_key(void) { return EVP_EC_gen("P-256"); }
 
 static int add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
 {
@@ -155,10 +152,10 @@ static X509 *new_cert(EVP_PKEY *key, const char *cn, X509 *issuer, int days)
         !X509_gmtime_adj(X509_getm_notBefore(x), -3600) ||
         !X509_gmtime_adj(X509_getm_notAfter(x), (long)days * 86400) ||
         X509_set_pubkey(x, key) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"wxgate",
-                                   -1, -1, 0) != 1 ||
-        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1,
+        X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, (const unsigned char *)"wxgate", -1,
                                    -1, 0) != 1 ||
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1,
+                                   0) != 1 ||
         X509_set_subject_name(x, name) != 1 ||
         X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) != 1) {
         X509_NAME_free(name);
@@ -249,8 +246,8 @@ static int write_pem(const char *path, X509 *cert, EVP_PKEY *key, char *err, siz
         snprintf(err, errsz, "%s: %s", tmp, strerror(errno));
         return -1;
     }
-    int ok = key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL)
-                 : PEM_write_X509(f, cert);
+    int ok =
+        key ? PEM_write_PrivateKey(f, key, NULL, NULL, 0, NULL, NULL) : PEM_write_X509(f, cert);
     ok = ok && fflush(f) == 0 && fsync(fileno(f)) == 0;
     if (fclose(f) != 0)
         ok = 0;
@@ -274,8 +271,7 @@ static int make_dir(const char *dir, char *err, size_t errsz)
     return -1;
 }
 
-int dev_ca_issue(const char *dir, const char *const *hosts, size_t n_hosts, char *err,
-                 size_t errsz)
+int dev_ca_issue(const char *dir, const char *const *hosts, size_t n_hosts, char *err, size_t errsz)
 {
     char ca_path[4096], ca_key_path[4096], leaf_path[4096], leaf_key_path[4096], lock_path[4096];
     if (!dir || !*dir || path_join(ca_path, sizeof(ca_path), dir, "ca.pem") ||
@@ -359,4 +355,3 @@ out:
     close(lock);
     return rc;
 }
-

@@ -19,13 +19,12 @@ int demo_main(int argc, char **argv);    /* demo_cmd.c */
 
 static int usage(FILE *out)
 {
-    fprintf(out,
-            "usage: wxgate run -c FILE      serve with the config in FILE\n"
-            "       wxgate check -c FILE    validate FILE and load every script\n"
-            "       wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR]   the offline WeChat\n"
-            "       wxgate demo [-l ADDR] [--store URL] [--sandbox URL]  gateway + sandbox + "
-            "example campaign\n"
-            "       wxgate version\n");
+    fprintf(out, "usage: wxgate run -c FILE      serve with the config in FILE\n"
+                 "       wxgate check -c FILE    validate FILE and load every script\n"
+                 "       wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR]   the offline WeChat\n"
+                 "       wxgate demo [-l ADDR] [--store URL] [--sandbox URL]  gateway + sandbox + "
+                 "example campaign\n"
+                 "       wxgate version\n");
     return out == stderr ? 2 : 0;
 }
 

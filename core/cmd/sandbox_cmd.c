@@ -42,8 +42,8 @@ static void print_ready(const struct server *s, void *arg)
 {
     const struct sandbox_opts *o = arg;
     const struct config *c = s->cfg;
-    printf("sandbox: http://%s%s%s:%d\n", strchr(c->listen_host, ':') ? "[" : "",
-           c->listen_host, strchr(c->listen_host, ':') ? "]" : "", s->port);
+    printf("sandbox: http://%s%s%s:%d\n", strchr(c->listen_host, ':') ? "[" : "", c->listen_host,
+           strchr(c->listen_host, ':') ? "]" : "", s->port);
     if (c->tls_listen) {
         printf("sandbox_tls: https://%s:%d\n", c->tls_host, s->tls_port);
         printf("ca: %s/ca.pem\n", o->ca_dir);
@@ -53,11 +53,13 @@ static void print_ready(const struct server *s, void *arg)
 
 int sandbox_main(int argc, char **argv)
 {
-    struct sandbox_opts o = {.listen = "127.0.0.1:9000", .ca_dir = "/tmp/wxgate-sandbox-ca",
-                             .workers = 0};
+    struct sandbox_opts o = {
+        .listen = "127.0.0.1:9000", .ca_dir = "/tmp/wxgate-sandbox-ca", .workers = 0};
     const struct cmd_opt opts[] = {
-        {"listen", 'l', &o.listen, NULL},   {"config", 'c', &o.config, NULL},
-        {"tls", 0, &o.tls_listen, NULL},    {"ca-dir", 0, &o.ca_dir, NULL},
+        {"listen", 'l', &o.listen, NULL},
+        {"config", 'c', &o.config, NULL},
+        {"tls", 0, &o.tls_listen, NULL},
+        {"ca-dir", 0, &o.ca_dir, NULL},
         {"control-token", 0, &o.control_token, NULL},
         {"workers", 0, NULL, &o.workers},
     };
@@ -82,7 +84,8 @@ int sandbox_main(int argc, char **argv)
         const char *hosts[] = {"127.0.0.1", "localhost", "::1", host};
         size_t n_hosts = strcmp(host, "127.0.0.1") && strcmp(host, "localhost") &&
                                  strcmp(host, "::1") && strcmp(host, "0.0.0.0")
-                             ? 4 : 3;
+                             ? 4
+                             : 3;
         int rc = dev_ca_issue(o.ca_dir, hosts, n_hosts, err, sizeof(err));
         free(host);
         if (rc != 0) {
@@ -106,10 +109,10 @@ int sandbox_main(int argc, char **argv)
         cmd_set_str(L, "key", key);
         lua_setfield(L, -2, "tls");
     }
-    lua_newtable(L);          /* routes */
-    lua_newtable(L);          /* routes["/"] */
+    lua_newtable(L); /* routes */
+    lua_newtable(L); /* routes["/"] */
     cmd_set_str(L, "module", "sandbox");
-    lua_newtable(L);          /* options */
+    lua_newtable(L); /* options */
     cmd_set_str(L, "config", config_abs);
     cmd_set_str(L, "listen", o.listen);
     cmd_set_str(L, "tls_listen", o.tls_listen);

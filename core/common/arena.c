@@ -7,12 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ALIGN 16
+#define ALIGN     16
 #define CACHE_MAX 256 /* blocks kept per thread: 1 MiB */
 
 struct arena_block {
     struct arena_block *next;
-    size_t size;            /* usable bytes after the header */
+    size_t size; /* usable bytes after the header */
     _Alignas(ALIGN) char data[];
 };
 

@@ -36,8 +36,8 @@ static void fail(struct check *k, const char *path, const char *fmt, ...)
     k->n_errors++;
     if (k->errlen + 1 >= k->errsz)
         return;
-    int n = snprintf(k->err + k->errlen, k->errsz - k->errlen, "%sconfig: %s: ",
-                     k->errlen ? "\n" : "", path);
+    int n = snprintf(k->err + k->errlen, k->errsz - k->errlen,
+                     "%sconfig: %s: ", k->errlen ? "\n" : "", path);
     if (n > 0)
         k->errlen += (size_t)n;
     if (k->errlen >= k->errsz) {
@@ -116,8 +116,8 @@ static int get_string(struct check *k, int idx, const char *path, const char *ke
     return r;
 }
 
-static int get_int(struct check *k, int idx, const char *path, const char *key, int *out,
-                   long min, long max)
+static int get_int(struct check *k, int idx, const char *path, const char *key, int *out, long min,
+                   long max)
 {
     lua_State *L = k->L;
     char p[256];
@@ -284,9 +284,10 @@ static int get_secret(struct check *k, int idx, const char *path, const char *ke
         free(env);
         free(file);
     } else if (t != LUA_TNIL) {
-        fail(k, p, literal_ok ? "must be a string or { env = \"NAME\" } or { file = \"path\" }"
-                              : "must be { env = \"NAME\" } or { file = \"path\" }: secrets are "
-                                "never written in the config");
+        fail(k, p,
+             literal_ok ? "must be a string or { env = \"NAME\" } or { file = \"path\" }"
+                        : "must be { env = \"NAME\" } or { file = \"path\" }: secrets are "
+                          "never written in the config");
         r = -1;
     }
     lua_pop(L, 1);
@@ -386,9 +387,10 @@ static void load_campaigns(struct check *k, int top)
         return;
     size_t n = table_size(L, t);
     c->campaigns = calloc(n ? n : 1, sizeof(*c->campaigns));
-    static const char *const keys[] = {"app", "scope", "scope_override", "allow", "script",
-                                       "force_popup", "force_snapshot", "lang", "ticket_ttl",
-                                       "require_state_cookie", NULL};
+    static const char *const keys[] = {
+        "app",         "scope",          "scope_override", "allow",      "script",
+        "force_popup", "force_snapshot", "lang",           "ticket_ttl", "require_state_cookie",
+        NULL};
     lua_pushnil(L);
     while (lua_next(L, t)) {
         char p[256], q[300];
@@ -401,7 +403,8 @@ static void load_campaigns(struct check *k, int top)
         cp->name = strdup(lua_tostring(L, -2));
         size_t nl = strlen(cp->name);
         if (nl == 0 || nl > 64 ||
-            strspn(cp->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != nl)
+            strspn(cp->name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                nl)
             fail(k, "campaigns", "campaign names are 1-64 letters, digits, _ or - (\"%.64s\")",
                  cp->name);
         cp->scope = strdup("snsapi_base");
@@ -451,13 +454,14 @@ static void load_campaigns(struct check *k, int top)
             for (size_t i = 1; i <= na && cp->allow && cp->allow_url; i++) {
                 lua_rawgeti(L, a, (int)i);
                 const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-                const char *why = s ? allow_entry(s, &cp->allow_url[cp->n_allow])
-                                    : "not a string";
+                const char *why = s ? allow_entry(s, &cp->allow_url[cp->n_allow]) : "not a string";
                 if (why) {
                     char r[320];
                     snprintf(r, sizeof(r), "%s[%zu]", q, i);
-                    fail(k, r, "must be an http(s) origin with an optional path, like "
-                               "\"https://h5.example.com/spring/\" (%s)", why);
+                    fail(k, r,
+                         "must be an http(s) origin with an optional path, like "
+                         "\"https://h5.example.com/spring/\" (%s)",
+                         why);
                 } else {
                     cp->allow[cp->n_allow++] = strdup(s);
                 }
@@ -499,8 +503,9 @@ static void load_route_options(struct check *k, int ri, const char *path, struct
             fail(k, p, "must map names to strings, numbers or booleans");
         } else {
             r->opt_keys[r->n_opts] = strdup(lua_tostring(L, -2));
-            r->opt_vals[r->n_opts++] = strdup(t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ?
-                                               "true" : "false") : lua_tostring(L, -1));
+            r->opt_vals[r->n_opts++] =
+                strdup(t == LUA_TBOOLEAN ? (lua_toboolean(L, -1) ? "true" : "false")
+                                         : lua_tostring(L, -1));
         }
         lua_pop(L, 1);
     }
@@ -599,7 +604,8 @@ static void load_lua_env(struct check *k, int t)
         lua_rawgeti(L, -1, (int)i);
         const char *name = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
         size_t len = name ? strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                         "0123456789_") : 0;
+                                         "0123456789_")
+                          : 0;
         char p[32];
         snprintf(p, sizeof(p), "lua.env[%zu]", i);
         if (!name || len == 0 || name[len] != '\0' || (name[0] >= '0' && name[0] <= '9'))
@@ -613,17 +619,41 @@ static void load_lua_env(struct check *k, int t)
 
 static void load_top(struct check *k, int top)
 {
-    static const char *const keys[] = {
-        "listen", "public_url", "workers", "store", "log_level", "cookie_secret",
-        "ticket_secret", "api_keys", "wechat", "limits", "lua", "apps", "campaigns",
-        "default_campaign", "routes", "tls", "require_wechat_browser", "token_key", NULL};
+    static const char *const keys[] = {"listen",
+                                       "public_url",
+                                       "workers",
+                                       "store",
+                                       "log_level",
+                                       "cookie_secret",
+                                       "ticket_secret",
+                                       "api_keys",
+                                       "wechat",
+                                       "limits",
+                                       "lua",
+                                       "apps",
+                                       "campaigns",
+                                       "default_campaign",
+                                       "routes",
+                                       "tls",
+                                       "require_wechat_browser",
+                                       "token_key",
+                                       NULL};
     static const char *const tls_keys[] = {"listen", "cert", "key", NULL};
-    static const char *const wechat_keys[] = {"open_base", "api_base", "ca_file",
+    static const char *const wechat_keys[] = {"open_base",          "api_base",   "ca_file",
                                               "connect_timeout_ms", "timeout_ms", NULL};
-    static const char *const limit_keys[] = {
-        "max_header_size", "max_uri_length", "max_body_size", "max_connections",
-        "header_timeout_ms", "read_timeout_ms", "write_timeout_ms", "io_timeout_ms",
-        "keepalive_timeout_ms", "drain_timeout_ms", "max_headers", "watchdog_ms", NULL};
+    static const char *const limit_keys[] = {"max_header_size",
+                                             "max_uri_length",
+                                             "max_body_size",
+                                             "max_connections",
+                                             "header_timeout_ms",
+                                             "read_timeout_ms",
+                                             "write_timeout_ms",
+                                             "io_timeout_ms",
+                                             "keepalive_timeout_ms",
+                                             "drain_timeout_ms",
+                                             "max_headers",
+                                             "watchdog_ms",
+                                             NULL};
     static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", "trusted", "env", NULL};
     lua_State *L = k->L;
     struct config *c = k->c;
@@ -639,11 +669,12 @@ static void load_top(struct check *k, int top)
     get_bool(k, top, "", "require_wechat_browser", &c->require_wechat_browser);
     if (get_string(k, top, "", "store", &c->store) == 1 && strcmp(c->store, "memory") &&
         strncmp(c->store, "memory?", 7) && strncmp(c->store, "redis://", 8))
-        fail(k, "store", "must be \"memory\" (or \"memory?max_mb=N\") or "
-                         "\"redis://host:port/db\"");
-    if (get_string(k, top, "", "log_level", &c->log_level) == 1 &&
-        strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") &&
-        strcmp(c->log_level, "warn") && strcmp(c->log_level, "error"))
+        fail(k, "store",
+             "must be \"memory\" (or \"memory?max_mb=N\") or "
+             "\"redis://host:port/db\"");
+    if (get_string(k, top, "", "log_level", &c->log_level) == 1 && strcmp(c->log_level, "debug") &&
+        strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
+        strcmp(c->log_level, "error"))
         fail(k, "log_level", "must be debug, info, warn or error");
     get_secret(k, top, "", "cookie_secret", &c->cookie_secret, 1);
     get_secret(k, top, "", "ticket_secret", &c->ticket_secret, 1);
@@ -689,8 +720,7 @@ static void load_top(struct check *k, int top)
         if (get_string(k, t, "wechat", "ca_file", &ca) == 1) {
             c->wechat_ca_file = resolve_path(c, ca);
             if (access(c->wechat_ca_file, R_OK) != 0)
-                fail(k, "wechat.ca_file", "cannot read %s: %s", c->wechat_ca_file,
-                     strerror(errno));
+                fail(k, "wechat.ca_file", "cannot read %s: %s", c->wechat_ca_file, strerror(errno));
         }
         free(ca);
         get_int(k, t, "wechat", "connect_timeout_ms", &c->upstream_connect_timeout_ms, 10, 60000);
@@ -724,8 +754,7 @@ static void load_top(struct check *k, int top)
         if (get_string(k, t, "tls", "listen", &c->tls_listen) != 1)
             fail(k, "tls.listen", "missing: the host:port of the HTTPS listener");
         else if (config_parse_listen(c->tls_listen, &c->tls_host, &c->tls_port) != 0)
-            fail(k, "tls.listen", "bad listen address \"%s\" (expected host:port)",
-                 c->tls_listen);
+            fail(k, "tls.listen", "bad listen address \"%s\" (expected host:port)", c->tls_listen);
         if (get_string(k, t, "tls", "cert", &cert) != 1)
             fail(k, "tls.cert", "missing: the certificate chain file (PEM)");
         if (get_string(k, t, "tls", "key", &key) != 1)

@@ -10,94 +10,97 @@ struct url_http;
 struct config_app {
     char *name;
     char *appid;
-    char *secret;          /* from env or file, never from the config text */
-    char **domains;        /* registered callback domains (informational) */
+    char *secret;   /* from env or file, never from the config text */
+    char **domains; /* registered callback domains (informational) */
     size_t n_domains;
 };
 
 struct config_campaign {
     char *name;
     const struct config_app *app;
-    char *scope;           /* snsapi_base | snsapi_userinfo */
-    int scope_override;    /* may /auth?scope= change it */
-    char **allow;          /* allowed return URL prefixes: scheme://host[:port][/path] */
+    char *scope;                /* snsapi_base | snsapi_userinfo */
+    int scope_override;         /* may /auth?scope= change it */
+    char **allow;               /* allowed return URL prefixes: scheme://host[:port][/path] */
     struct url_http *allow_url; /* the same, parsed once at load */
     size_t n_allow;
     unsigned long allow_serial; /* unique per config load (login.c caches verdicts) */
-    char *script;          /* absolute path or NULL */
+    char *script;               /* absolute path or NULL */
     int force_popup;
     int force_snapshot;
-    char *lang;            /* zh_CN | zh_TW | en */
-    int ticket_ttl;        /* seconds */
+    char *lang;               /* zh_CN | zh_TW | en */
+    int ticket_ttl;           /* seconds */
     int require_state_cookie; /* a callback without the cookie restarts the login */
 };
 
 struct config_route {
-    char *prefix;          /* "/hello" */
-    char *script;          /* absolute path, or NULL when module is set */
-    char *module;          /* an embedded Lua module ("sandbox") */
-    char **opt_keys;       /* module routes: options passed to module.new() */
+    char *prefix;    /* "/hello" */
+    char *script;    /* absolute path, or NULL when module is set */
+    char *module;    /* an embedded Lua module ("sandbox") */
+    char **opt_keys; /* module routes: options passed to module.new() */
     char **opt_vals;
     size_t n_opts;
 };
 
 struct config_limits {
-    size_t max_header_size;    /* bytes of request line + headers */
+    size_t max_header_size; /* bytes of request line + headers */
     size_t max_uri_length;
     size_t max_body_size;
-    int max_connections;       /* per worker */
-    int header_timeout_ms;     /* whole request head must arrive within */
-    int max_headers;           /* header fields in a request head */
-    int read_timeout_ms;       /* inactivity while reading a request body */
-    int write_timeout_ms;      /* inactivity while writing a reply (a slow reader) */
+    int max_connections;   /* per worker */
+    int header_timeout_ms; /* whole request head must arrive within */
+    int max_headers;       /* header fields in a request head */
+    int read_timeout_ms;   /* inactivity while reading a request body */
+    int write_timeout_ms;  /* inactivity while writing a reply (a slow reader) */
     int keepalive_timeout_ms;
-    int drain_timeout_ms;      /* SIGTERM: how long in-flight requests may take */
-    int watchdog_ms;           /* a worker's loop stuck this long stops the process */
+    int drain_timeout_ms; /* SIGTERM: how long in-flight requests may take */
+    int watchdog_ms;      /* a worker's loop stuck this long stops the process */
 };
 
 struct config {
-    int refs;                  /* atomic; see config_retain/config_release */
-    char *path;                /* the config file */
-    char *dir;                 /* its directory: relative paths start here */
+    int refs;   /* atomic; see config_retain/config_release */
+    char *path; /* the config file */
+    char *dir;  /* its directory: relative paths start here */
 
-    char *listen;              /* "host:port" as written */
+    char *listen; /* "host:port" as written */
     char *listen_host;
     int listen_port;
-    char *tls_listen;          /* optional HTTPS listener: "host:port" */
+    char *tls_listen; /* optional HTTPS listener: "host:port" */
     char *tls_host;
     int tls_port;
     char *tls_cert;
     char *tls_key;
-    char *public_url;          /* e.g. https://login.example.com */
+    char *public_url; /* e.g. https://login.example.com */
     int workers;
     int require_wechat_browser; /* /auth outside WeChat shows "open in WeChat" */
-    char *store;               /* "memory" or redis://... */
+    char *store;                /* "memory" or redis://... */
     char *log_level;
 
     char *cookie_secret;
     char *ticket_secret;
-    char *token_key;           /* encrypts users' tokens at rest */
+    char *token_key; /* encrypts users' tokens at rest */
     char **api_keys;
     size_t n_api_keys;
 
-    char *wechat_open_base;    /* https://open.weixin.qq.com */
-    char *wechat_api_base;     /* https://api.weixin.qq.com */
+    char *wechat_open_base; /* https://open.weixin.qq.com */
+    char *wechat_api_base;  /* https://api.weixin.qq.com */
     char *wechat_ca_file;
     int upstream_connect_timeout_ms;
     int upstream_timeout_ms;
 
-    int lua_cpu_budget_ms;     /* per resume of a coroutine */
-    int lua_memory_mb;         /* per worker VM */
-    int lua_trusted;           /* scripts get the whole library: budgets do not hold */
-    char **lua_env;            /* environment variables scripts may read (wx.getenv) */
+    int lua_cpu_budget_ms; /* per resume of a coroutine */
+    int lua_memory_mb;     /* per worker VM */
+    int lua_trusted;       /* scripts get the whole library: budgets do not hold */
+    char **lua_env;        /* environment variables scripts may read (wx.getenv) */
     size_t n_lua_env;
 
     struct config_limits limits;
 
-    struct config_app *apps; size_t n_apps;
-    struct config_campaign *campaigns; size_t n_campaigns;
+    struct config_app *apps;
+    size_t n_apps;
+    struct config_campaign *campaigns;
+    size_t n_campaigns;
     char *default_campaign;
-    struct config_route *routes; size_t n_routes;
+    struct config_route *routes;
+    size_t n_routes;
 };
 
 /* What `wxgate check` and the log say of lua.trusted = true. */

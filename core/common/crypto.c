@@ -17,8 +17,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-static const char base62_chars[] =
-    "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+static const char base62_chars[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 static const char b64url_chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -92,7 +91,7 @@ void crypto_hex(const unsigned char *in, size_t n, char *out)
 #define HMAC_CACHE 4
 
 struct hmac_state {
-    size_t klen;                 /* 0: unused slot */
+    size_t klen;                   /* 0: unused slot */
     unsigned char key[HMAC_BLOCK]; /* the key, or its hash when longer than a block */
     SHA256_CTX inner, outer;
 };
@@ -264,15 +263,14 @@ int crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
 /* ---- values at rest ---- */
 
 #define SEAL_NONCE 12
-#define SEAL_TAG 16
+#define SEAL_TAG   16
 
 static void seal_key(const char *secret, unsigned char key[32])
 {
     crypto_sha256(secret, strlen(secret), key);
 }
 
-char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain,
-                  size_t len)
+char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain, size_t len)
 {
     unsigned char key[32];
     size_t raw_len = SEAL_NONCE + len + SEAL_TAG;
@@ -321,14 +319,13 @@ char *crypto_open(const char *secret, const void *ad, size_t adlen, const char *
     EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
     int n = 0;
     seal_key(secret, key);
-    int ok = plain && ctx && adlen <= INT_MAX &&
-             EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
-             EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)adlen) == 1 &&
-             EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + SEAL_NONCE,
-                               (int)ct_len) == 1 &&
-             EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG,
-                                 raw + SEAL_NONCE + ct_len) == 1 &&
-             EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &n) == 1;
+    int ok =
+        plain && ctx && adlen <= INT_MAX &&
+        EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+        EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)adlen) == 1 &&
+        EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + SEAL_NONCE, (int)ct_len) == 1 &&
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG, raw + SEAL_NONCE + ct_len) == 1 &&
+        EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &n) == 1;
     OPENSSL_cleanse(key, sizeof(key));
     EVP_CIPHER_CTX_free(ctx);
     free(raw);

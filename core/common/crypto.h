@@ -4,8 +4,8 @@
 #define WX_CRYPTO_H
 #include <stddef.h>
 
-int crypto_random_bytes(void *buf, size_t n);            /* 0 ok, -1 failure */
-int crypto_random_base62(char *out, size_t n);           /* n chars + NUL; 0 ok */
+int crypto_random_bytes(void *buf, size_t n);                  /* 0 ok, -1 failure */
+int crypto_random_base62(char *out, size_t n);                 /* n chars + NUL; 0 ok */
 void crypto_hex(const unsigned char *in, size_t n, char *out); /* out: 2n+1 */
 void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,
                         unsigned char out[32]);
@@ -25,8 +25,7 @@ int crypto_equal(const void *a, size_t alen, const void *b, size_t blen);
  * seal writes "v1." + base64url(nonce | ciphertext | tag); returns a malloc'd
  * string or NULL. open returns the malloc'd plaintext (NUL-terminated) and
  * its length, or NULL when the value is not genuine. */
-char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain,
-                  size_t len);
+char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain, size_t len);
 char *crypto_open(const char *secret, const void *ad, size_t adlen, const char *sealed,
                   size_t sealed_len, size_t *len);
 

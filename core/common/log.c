@@ -90,8 +90,8 @@ static void redact_secrets(char *buf)
 int log_param_is_sensitive(const char *name, size_t len)
 {
     static const char *const names[] = {
-        "secret", "appsecret", "code", "access_token", "refresh_token", "ticket",
-        "wx_ticket", "token", "password", "key", "api_key", "sig", "signature", "jwt",
+        "secret", "appsecret", "code", "access_token", "refresh_token", "ticket",    "wx_ticket",
+        "token",  "password",  "key",  "api_key",      "sig",           "signature", "jwt",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         if (strlen(names[i]) == len && strncasecmp(names[i], name, len) == 0)
@@ -106,7 +106,11 @@ char *log_redact_url(const char *uri, char *out, size_t outsz)
     const char *q = strchr(uri, '?');
     if (outsz == 0)
         return out;
-#define PUT(c) do { if (o + 1 < outsz) out[o++] = (c); } while (0)
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (o + 1 < outsz)                                                                         \
+            out[o++] = (c);                                                                        \
+    } while (0)
     for (const char *p = uri; *p && (!q || p <= q); p++)
         PUT(*p);
     if (q) {
@@ -120,7 +124,9 @@ char *log_redact_url(const char *uri, char *out, size_t outsz)
             if (eq) {
                 PUT('=');
                 if (log_param_is_sensitive(p, nlen)) {
-                    PUT('*'); PUT('*'); PUT('*');
+                    PUT('*');
+                    PUT('*');
+                    PUT('*');
                 } else {
                     for (const char *v = eq + 1; v < end; v++)
                         PUT(*v);
@@ -142,7 +148,7 @@ char *log_redact_url(const char *uri, char *out, size_t outsz)
  * never overflows, and escaped values leave TAIL bytes for the closing
  * fields (a long value is cut, the line stays valid JSON). */
 #define LINE_CAP 8192
-#define TAIL 256
+#define TAIL     256
 
 struct line {
     char buf[LINE_CAP];
@@ -241,9 +247,9 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
 struct access_buf {
     char *buf;
     size_t len;
-    struct event *idle_flush;   /* lowest priority: runs when the loop is idle */
-    struct event *timer;        /* every second, whatever the load */
-    time_t sec;                 /* the cached "YYYY-MM-DDTHH:MM:SS" */
+    struct event *idle_flush; /* lowest priority: runs when the loop is idle */
+    struct event *timer;      /* every second, whatever the load */
+    time_t sec;               /* the cached "YYYY-MM-DDTHH:MM:SS" */
     char stamp[24];
 };
 

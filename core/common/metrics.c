@@ -13,7 +13,7 @@
 #include <string.h>
 
 #define MAX_SERIES 4096
-#define N_BUCKETS 12
+#define N_BUCKETS  12
 
 static const double buckets[N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
                                           0.5,   1,    2.5,   5,    10,  30};
@@ -21,14 +21,14 @@ static const double buckets[N_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 enum kind { COUNTER, GAUGE, HISTOGRAM };
 
 struct series {
-    char *key;          /* family{labels} */
+    char *key; /* family{labels} */
     char *family;
-    char *labels;       /* "a=\"x\",b=\"y\"" or "" */
+    char *labels; /* "a=\"x\",b=\"y\"" or "" */
     enum kind kind;
-    double value;       /* counter/gauge; histogram: sum */
+    double value; /* counter/gauge; histogram: sum */
     unsigned long long count;
     unsigned long long bucket[N_BUCKETS];
-    unsigned long long fast;  /* counter: what metrics_counter_add added (atomic) */
+    unsigned long long fast; /* counter: what metrics_counter_add added (atomic) */
 };
 
 struct family_help {
@@ -237,8 +237,8 @@ char *metrics_render(size_t *len)
         if (strcmp(s->family, last) != 0) {
             for (size_t h = 0; h < n_helps; h++)
                 if (strcmp(helps[h].name, s->family) == 0)
-                    bprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", s->family, helps[h].help,
-                            s->family, helps[h].type);
+                    bprintf(&b, "# HELP %s %s\n# TYPE %s %s\n", s->family, helps[h].help, s->family,
+                            helps[h].type);
             last = s->family;
         }
         const char *sep = s->labels[0] ? "," : "";
@@ -249,8 +249,8 @@ char *metrics_render(size_t *len)
             continue;
         }
         for (int k = 0; k < N_BUCKETS; k++)
-            bprintf(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->family, s->labels, sep,
-                    buckets[k], s->bucket[k]);
+            bprintf(&b, "%s_bucket{%s%sle=\"%g\"} %llu\n", s->family, s->labels, sep, buckets[k],
+                    s->bucket[k]);
         bprintf(&b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->family, s->labels, sep, s->count);
         bprintf(&b, "%s_sum%s%s%s %.17g\n", s->family, s->labels[0] ? "{" : "", s->labels,
                 s->labels[0] ? "}" : "", s->value);

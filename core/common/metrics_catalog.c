@@ -10,17 +10,21 @@ void metrics_describe_catalog(void)
         {"wxgate_logins_completed_total", "counter", "Logins that reached their final URL."},
         {"wxgate_logins_denied_total", "counter", "Users who refused the authorization."},
         {"wxgate_logins_failed_total", "counter", "Failed logins, by campaign and error."},
-        {"wxgate_logins_restarted_total", "counter", "Fresh authorizations after a used or "
-                                                     "expired state or code."},
-        {"wxgate_state_cookie_absent_total", "counter", "Callbacks without the state cookie "
-                                                        "(accepted)."},
+        {"wxgate_logins_restarted_total", "counter",
+         "Fresh authorizations after a used or "
+         "expired state or code."},
+        {"wxgate_state_cookie_absent_total", "counter",
+         "Callbacks without the state cookie "
+         "(accepted)."},
         {"wxgate_upstream_seconds", "histogram", "WeChat API call latency, by endpoint."},
-        {"wxgate_upstream_errors_total", "counter", "WeChat API failures, by endpoint and "
-                                                    "error."},
+        {"wxgate_upstream_errors_total", "counter",
+         "WeChat API failures, by endpoint and "
+         "error."},
         {"wxgate_store_errors_total", "counter", "Store (Redis) errors."},
         {"wxgate_lua_errors_total", "counter", "Lua errors, by kind (error, cpu, memory)."},
-        {"wxgate_lua_runs_total", "counter", "Runs of Lua code: resumes of a request's "
-                                             "coroutine (hooks and routes)."},
+        {"wxgate_lua_runs_total", "counter",
+         "Runs of Lua code: resumes of a request's "
+         "coroutine (hooks and routes)."},
         {"wxgate_basic_token_refreshes_total", "counter", "cgi-bin/token fetches, by app."},
         {"wxgate_basic_token_quota_left", "gauge", "cgi-bin/token calls left today, by app."},
     };

@@ -66,7 +66,7 @@ char *url_decode(const char *s, size_t len, size_t *outlen)
 
 void url_parts_free(struct url_parts *p)
 {
-    char **f[] = {&p->scheme, &p->user,  &p->password, &p->host,    &p->port,
+    char **f[] = {&p->scheme, &p->user,  &p->password, &p->host, &p->port,
                   &p->path,   &p->query, &p->fragment, &p->zone};
     for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
         free(*f[i]);

@@ -40,9 +40,9 @@ void url_parts_free(struct url_parts *p);
  * is lower-cased and normalised as a browser would (0x7f.1 is 127.0.0.1). */
 struct url_http {
     int https;
-    int port;                  /* explicit, or the scheme's default */
-    char host[URL_HOST_MAX];   /* an IPv6 literal keeps its brackets */
-    char path[URL_PATH_MAX];   /* "/" at least; as written, without the query */
+    int port;                /* explicit, or the scheme's default */
+    char host[URL_HOST_MAX]; /* an IPv6 literal keeps its brackets */
+    char path[URL_PATH_MAX]; /* "/" at least; as written, without the query */
 };
 
 /* Parses an http or https URL without user info (a return URL, an allow-list

@@ -66,7 +66,7 @@ static void on_ticket_deleted(const struct store_reply *rep, void *arg)
 {
     struct redeem *d = arg;
     if (rep->status == STORE_OK)
-        reply_json(d->r, 200, d->value);  /* we removed it: the one redemption */
+        reply_json(d->r, 200, d->value); /* we removed it: the one redemption */
     else if (rep->status == STORE_ERROR)
         reply_error(d->r, 503, "unavailable", "the store is unavailable, try again");
     else
@@ -107,8 +107,9 @@ void handle_api_ticket(struct worker *w, struct http_req *r)
     if (!ticket)
         ticket = http_req_arg(r, "ticket");
     size_t n = ticket ? strlen(ticket) : 0;
-    if (n == 0 || n > 128 || strspn(ticket, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                            "0123456789") != n) {
+    if (n == 0 || n > 128 ||
+        strspn(ticket, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789") != n) {
         reply_error(r, 400, "bad_request", "ticket=... (form or query) is required");
         return;
     }
@@ -131,14 +132,14 @@ void handle_api_ticket(struct worker *w, struct http_req *r)
 struct user_req {
     struct worker *w;
     struct http_req *r;
-    struct config *cfg;             /* retained */
+    struct config *cfg; /* retained */
     const struct config_app *app;
     char key[512];
     char openid[200];
     char *access, *refresh, *scope;
     long access_exp;
     int refreshed;
-    int base;                       /* snsapi_base: sns/auth instead of userinfo */
+    int base; /* snsapi_base: sns/auth instead of userinfo */
 };
 
 static void user_free(struct user_req *u)
@@ -204,8 +205,8 @@ static void save_tokens(struct user_req *u)
     size_t slen = 0;
     char *sealed = login_tokens_seal(u->cfg, u->key, &t, &slen);
     if (sealed)
-        store_set(u->w->store, u->key, strlen(u->key), sealed, slen,
-                  LOGIN_TOKENS_TTL * 1000ULL, NULL, NULL);
+        store_set(u->w->store, u->key, strlen(u->key), sealed, slen, LOGIN_TOKENS_TTL * 1000ULL,
+                  NULL, NULL);
     free(sealed);
 }
 
@@ -254,8 +255,8 @@ static void on_tokens(const struct store_reply *rep, void *arg)
         return;
     }
     struct login_tokens t;
-    int found = rep->status == STORE_OK &&
-                login_tokens_open(u->cfg, u->key, rep->value, rep->len, &t) == 0;
+    int found =
+        rep->status == STORE_OK && login_tokens_open(u->cfg, u->key, rep->value, rep->len, &t) == 0;
     if (found) {
         u->access = t.access;
         u->refresh = t.refresh;

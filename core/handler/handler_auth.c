@@ -23,10 +23,9 @@
 
 /* ---- starting a login: the state, the cookie, the 302 ---- */
 
-
 struct start_ctx {
     struct http_req *r;
-    const struct config *cfg;     /* retained until the request ends */
+    const struct config *cfg; /* retained until the request ends */
     const struct config_campaign *campaign;
     char state[LOGIN_STATE_LEN + 1];
     char scope[32];
@@ -42,9 +41,8 @@ static void start_finish(struct start_ctx *s, int ok)
         char redirect[1024], url[4096];
         login_redirect_uri(cfg, redirect, sizeof(redirect));
         const struct config_campaign *c = s->campaign;
-        if (wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid,
-                                 redirect, s->scope, s->state, c->force_popup,
-                                 c->force_snapshot) != 0) {
+        if (wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid, redirect,
+                                 s->scope, s->state, c->force_popup, c->force_snapshot) != 0) {
             page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
         } else {
             login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
@@ -66,8 +64,8 @@ static void on_state_stored(const struct store_reply *rep, void *arg)
 }
 
 void auth_start_login(struct worker *w, struct http_req *r, const struct config *cfg,
-                      const struct config_campaign *c, const char *scope,
-                      const char *return_url, int restarts)
+                      const struct config_campaign *c, const char *scope, const char *return_url,
+                      int restarts)
 {
     /* The context lives in the request's arena and holds the config until
      * the request ends: the store may answer after this call returns. */
@@ -90,8 +88,8 @@ void auth_start_login(struct worker *w, struct http_req *r, const struct config 
     snprintf(st.return_url, sizeof(st.return_url), "%s", return_url);
     int n = login_state_encode(&st, rec, sizeof(rec));
     snprintf(key, sizeof(key), KEY_STATE "%s", s->state);
-    if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n,
-                           LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
+    if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n, LOGIN_STATE_TTL * 1000ULL,
+                           on_state_stored, s) != 0)
         start_finish(s, 0);
 }
 
@@ -100,7 +98,7 @@ void auth_start_login(struct worker *w, struct http_req *r, const struct config 
 struct auth_ctx {
     struct worker *w;
     struct http_req *r;
-    struct config *cfg;          /* retained until the request ends */
+    struct config *cfg; /* retained until the request ends */
     const struct config_campaign *c;
     char scope[32];
     char *return_url;

@@ -33,15 +33,15 @@
 #include <string.h>
 #include <time.h>
 
-#define CODE_CLAIM_TTL_MS 300000ULL
-#define POLL_MS 50
-#define DUPLICATE_WINDOW_S 20  /* a later callback with the same code is a reload */
+#define CODE_CLAIM_TTL_MS  300000ULL
+#define POLL_MS            50
+#define DUPLICATE_WINDOW_S 20 /* a later callback with the same code is a reload */
 
 struct flow {
     struct worker *w;
     struct http_req *r;
-    struct config *cfg;              /* retained */
-    struct wxlua_vm *vm;               /* held */
+    struct config *cfg;  /* retained */
+    struct wxlua_vm *vm; /* held */
     const struct config_campaign *c;
     char state[129];
     char code[256];
@@ -49,11 +49,11 @@ struct flow {
     struct login_state ls;
     struct event *poll_ev;
     int polls;
-    json_t *user;                    /* the user record, in WeChat's field order */
+    json_t *user; /* the user record, in WeChat's field order */
     int snapshot;
     char *access_token, *refresh_token, *openid, *unionid, *scope;
     long expires_in;
-    enum wechat_err err;             /* for the error hook */
+    enum wechat_err err; /* for the error hook */
     int errcode;
 };
 
@@ -172,8 +172,10 @@ static const char *allowed_url(struct flow *f, const char *url, const char *hook
     if (url && login_return_allowed(f->c, url))
         return url;
     if (url)
-        log_msg(LOG_ERROR, rid(f), "%s hook of %s returned a URL outside the allow-list: "
-                "using the return URL", hook, f->c->name);
+        log_msg(LOG_ERROR, rid(f),
+                "%s hook of %s returned a URL outside the allow-list: "
+                "using the return URL",
+                hook, f->c->name);
     return f->ls.return_url;
 }
 
@@ -195,8 +197,8 @@ static void on_denied_done(struct wxlua_task *t, int ok, int nres, void *arg)
     lua_State *co = wxlua_task_thread(t);
     if (client_left(f, t))
         return;
-    const char *url = ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1)
-                                                                        : NULL;
+    const char *url =
+        ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1) : NULL;
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
     char *final = url ? strdup(allowed_url(f, url, "denied"))
                       : login_url_add_param(f->ls.return_url, "wx_denied", "1");
@@ -213,11 +215,14 @@ static void run_denied(struct flow *f)
 }
 
 /* The user record as the ticket's JSON. Returns malloc'd JSON or NULL. */
-static char *user_json(struct flow *f) { return json_dumps(f->user, JSON_COMPACT | JSON_ESCAPE_SLASH); }
+static char *user_json(struct flow *f)
+{
+    return json_dumps(f->user, JSON_COMPACT | JSON_ESCAPE_SLASH);
+}
 
 struct ticket_op {
     struct flow *f;
-    char *url;                       /* final URL with the ticket */
+    char *url; /* final URL with the ticket */
 };
 
 static void on_ticket_stored(const struct store_reply *rep, void *arg)
@@ -246,8 +251,7 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
         lua_pushnil(co);
         while (final && lua_next(co, params_idx)) {
             if (lua_type(co, -2) == LUA_TSTRING && lua_isstring(co, -1)) {
-                char *next = login_url_add_param(final, lua_tostring(co, -2),
-                                                 lua_tostring(co, -1));
+                char *next = login_url_add_param(final, lua_tostring(co, -2), lua_tostring(co, -1));
                 free(final);
                 final = next;
             }
@@ -405,8 +409,10 @@ static void on_userinfo(const struct wechat_reply *rep, void *arg)
     if (rep->err == WECHAT_OK && rep->openid && strcmp(rep->openid, f->openid) == 0) {
         set_user(f, rep->json);
     } else {
-        log_msg(LOG_WARN, rid(f), "callback: userinfo failed: %s (errcode %d); going on with "
-                "the openid only", wechat_err_name(rep->err), rep->errcode);
+        log_msg(LOG_WARN, rid(f),
+                "callback: userinfo failed: %s (errcode %d); going on with "
+                "the openid only",
+                wechat_err_name(rep->err), rep->errcode);
         set_user(f, NULL);
     }
     run_login(f);
@@ -439,8 +445,8 @@ static void store_tokens(struct flow *f)
 {
     char key[512];
     snprintf(key, sizeof(key), KEY_TOKENS "%s:%s", f->c->app->appid, f->openid);
-    struct login_tokens t = {f->access_token, f->refresh_token,
-                             (long)time(NULL) + f->expires_in, f->scope ? f->scope : f->ls.scope};
+    struct login_tokens t = {f->access_token, f->refresh_token, (long)time(NULL) + f->expires_in,
+                             f->scope ? f->scope : f->ls.scope};
     size_t slen = 0;
     char *sealed = login_tokens_seal(f->cfg, key, &t, &slen);
     if (!sealed || store_set(f->w->store, key, strlen(key), sealed, slen,

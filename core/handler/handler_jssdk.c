@@ -36,8 +36,10 @@ static void on_ticket(const char *ticket, const char *err, void *arg)
     }
     if (!ticket) {
         char body[256];
-        snprintf(body, sizeof(body), "{\"error\":\"upstream\",\"message\":\"no jsapi ticket: %s\","
-                 "\"request_id\":\"%s\"}", err ? err : "error", http_req_id(j->r));
+        snprintf(body, sizeof(body),
+                 "{\"error\":\"upstream\",\"message\":\"no jsapi ticket: %s\","
+                 "\"request_id\":\"%s\"}",
+                 err ? err : "error", http_req_id(j->r));
         reply_json(j->r, 502, body);
     } else {
         char body[512];
@@ -98,8 +100,9 @@ void handle_jssdk(struct worker *w, struct http_req *r)
     }
     add_cors(r, cfg, app);
     if (!url || !campaign_for(cfg, app, url)) {
-        reply_json(r, 400, "{\"error\":\"bad_url\",\"message\":\"url must be a page on the "
-                           "allow-list of one of this app's campaigns\"}");
+        reply_json(r, 400,
+                   "{\"error\":\"bad_url\",\"message\":\"url must be a page on the "
+                   "allow-list of one of this app's campaigns\"}");
         return;
     }
     struct jssdk_req *j = calloc(1, sizeof(*j));

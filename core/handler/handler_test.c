@@ -15,8 +15,8 @@ void handle_test_hang(struct worker *w, struct http_req *r)
 {
     const char *arg = http_req_arg(r, "ms");
     long ms = arg ? strtol(arg, NULL, 10) : 0;
-    log_msg(LOG_INFO, http_req_id(r), "test hook: worker %d hangs for %ld ms (0: for good)",
-            w->id, ms);
+    log_msg(LOG_INFO, http_req_id(r), "test hook: worker %d hangs for %ld ms (0: for good)", w->id,
+            ms);
     struct timespec start, now, nap = {0, 10 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &start);
     for (;;) {

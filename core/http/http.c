@@ -53,9 +53,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_BUFFER_SIZE 4096   /* first size of a read buffer; grows to the head limit */
-#define BUFFER_CACHE_MAX 64     /* standard read buffers kept per server */
-#define ACCEPT_BURST 64         /* accept() calls per readable listener */
+#define READ_BUFFER_SIZE   4096 /* first size of a read buffer; grows to the head limit */
+#define BUFFER_CACHE_MAX   64   /* standard read buffers kept per server */
+#define ACCEPT_BURST       64   /* accept() calls per readable listener */
 #define MAX_PIPELINE_BURST 256  /* requests answered per turn before yielding */
 
 enum conn_state {
@@ -72,24 +72,29 @@ enum conn_state {
 
 struct conn;
 
+/* A query argument, cookie or form field, pointing into the arena. */
+struct kv {
+    const char *name, *value;
+};
+
 struct http_req {
     struct conn *c;
     struct http_server *srv;
     struct arena arena;
-    struct http_head head;     /* points into the connection's read buffer */
+    struct http_head head; /* points into the connection's read buffer */
     char id[20];
     const char *method;
-    const char *target;        /* as received, NUL-terminated in place */
-    char *path;                /* percent-decoded, in the arena */
-    const char *query;         /* after '?', or NULL */
-    struct kv { const char *name, *value; } *args, *cookies, *form;
+    const char *target;               /* as received, NUL-terminated in place */
+    char *path;                       /* percent-decoded, in the arena */
+    const char *query;                /* after '?', or NULL */
+    struct kv *args, *cookies, *form; /* parsed on first use, in the arena */
     int n_args, n_cookies, n_form;
     int args_parsed, cookies_parsed, form_parsed;
-    char *body;                /* NUL-terminated, in the arena */
+    char *body; /* NUL-terminated, in the arena */
     size_t body_len;
     struct http_chunked chunked;
     size_t body_cap;
-    char *out_headers;         /* "Name: value\r\n"..., in the arena */
+    char *out_headers; /* "Name: value\r\n"..., in the arena */
     size_t out_len, out_cap;
     int has_content_type;
     double start;
@@ -101,22 +106,22 @@ struct http_req {
 
 struct conn {
     struct http_server *s;
-    struct conn *prev, *next;      /* every connection */
-    struct conn *iprev, *inext;    /* idle connections, oldest first */
+    struct conn *prev, *next;   /* every connection */
+    struct conn *iprev, *inext; /* idle connections, oldest first */
     int idle_linked;
     int fd;
     SSL *ssl;
     enum conn_state state;
     struct event rev, wev, cev, timer;
     int rev_on, wev_on, cev_on;
-    int tls_wants_write;           /* an SSL_read needs the socket writable */
+    int tls_wants_write; /* an SSL_read needs the socket writable */
     char *rbuf;
-    size_t rcap, rlen, rpos;       /* rbuf[rpos, rlen): bytes not yet consumed */
-    int have_req;                  /* req holds a live request */
-    size_t head_end;               /* reading a body: the head is rbuf[0, head_end) */
+    size_t rcap, rlen, rpos; /* rbuf[rpos, rlen): bytes not yet consumed */
+    int have_req;            /* req holds a live request */
+    size_t head_end;         /* reading a body: the head is rbuf[0, head_end) */
     int keep_alive;
-    int in_process;                /* conn_process is on the stack */
-    int close_after;               /* close once the reply is written */
+    int in_process;  /* conn_process is on the stack */
+    int close_after; /* close once the reply is written */
     /* The reply being written: whole in wbuf, from the arena. */
     const char *wbuf;
     size_t wlen, woff;
@@ -128,7 +133,7 @@ struct http_server {
     struct event_base *base;
     int fd;
     struct event accept_ev;
-    struct event resume_ev;        /* re-enables accept after EMFILE */
+    struct event resume_ev; /* re-enables accept after EMFILE */
     int accept_on;
     int stopped;
     SSL_CTX *tls;
@@ -139,8 +144,8 @@ struct http_server {
     struct conn *conns;
     struct conn *idle_head, *idle_tail;
     int n_conns;
-    int active;                    /* requests held by handlers */
-    struct http_field *fields;     /* parser scratch: limits.max_headers entries */
+    int active;                /* requests held by handlers */
+    struct http_field *fields; /* parser scratch: limits.max_headers entries */
     size_t n_field_slots;
     char *buf_cache[BUFFER_CACHE_MAX];
     int n_buf_cache;
@@ -226,10 +231,7 @@ static void want_read(struct conn *c, int on) { set_event(&c->rev, &c->rev_on, o
 static void want_write(struct conn *c, int on) { set_event(&c->wev, &c->wev_on, on); }
 static void want_close_notice(struct conn *c, int on) { set_event(&c->cev, &c->cev_on, on); }
 
-static void arm_timer(struct conn *c, const struct timeval *tv)
-{
-    event_add(&c->timer, tv);
-}
+static void arm_timer(struct conn *c, const struct timeval *tv) { event_add(&c->timer, tv); }
 
 static void idle_link(struct conn *c)
 {
@@ -520,8 +522,8 @@ static const char *date_header(struct http_server *s)
 }
 
 /* Formats the status line and headers, and queues them with the body. */
-static void queue_reply(struct http_req *r, int status, const char *content_type,
-                        const char *body, size_t len)
+static void queue_reply(struct http_req *r, int status, const char *content_type, const char *body,
+                        size_t len)
 {
     struct conn *c = r->c;
     struct http_server *s = r->srv;
@@ -533,8 +535,9 @@ static void queue_reply(struct http_req *r, int status, const char *content_type
     if (s->stopped)
         c->keep_alive = 0;
     const char *reason = reason_phrase(status);
-    size_t need = 64 + strlen(reason) + strlen(date) + (content_type ? strlen(content_type) + 16 : 0) +
-                  24 + sizeof(r->id) + 16 + 24 + r->out_len + 2 + (send_body ? len : 0);
+    size_t need = 64 + strlen(reason) + strlen(date) +
+                  (content_type ? strlen(content_type) + 16 : 0) + 24 + sizeof(r->id) + 16 + 24 +
+                  r->out_len + 2 + (send_body ? len : 0);
     char *buf = arena_alloc(&r->arena, need);
     if (!buf) {
         c->close_after = 1;
@@ -899,8 +902,8 @@ static int begin_request(struct conn *c, long head_len)
     r->method = h->method;
     r->target = h->target;
     r->is_head = strcmp(r->method, "HEAD") == 0;
-    static const char *const methods[] = {"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE",
-                                          "PATCH"};
+    static const char *const methods[] = {"GET", "POST",   "HEAD", "OPTIONS",
+                                          "PUT", "DELETE", "PATCH"};
     int known = 0;
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
         known |= strcmp(r->method, methods[i]) == 0;
@@ -941,9 +944,9 @@ static int take_body(struct conn *c)
     }
     int done = 0, status = 0;
     const char *why = NULL;
-    long used = http_chunked_decode(&r->chunked, c->rbuf + c->rpos, avail, r->body, &r->body_len,
-                                    r->body_cap, c->s->limits.max_header_size, &done, &status,
-                                    &why);
+    long used =
+        http_chunked_decode(&r->chunked, c->rbuf + c->rpos, avail, r->body, &r->body_len,
+                            r->body_cap, c->s->limits.max_header_size, &done, &status, &why);
     if (used < 0) {
         log_msg(LOG_INFO, r->id, "refused chunked body: %s", why);
         return status;
@@ -1043,8 +1046,8 @@ static void conn_process(struct conn *c)
             const char *why = NULL;
             struct http_parse_limits lim = {s->limits.max_header_size, s->limits.max_uri_length,
                                             s->n_field_slots};
-            long n = c->rlen > c->rpos ? http_parse_head(c->rbuf + c->rpos, c->rlen - c->rpos,
-                                                         &lim, &h, s->fields, &why)
+            long n = c->rlen > c->rpos ? http_parse_head(c->rbuf + c->rpos, c->rlen - c->rpos, &lim,
+                                                         &h, s->fields, &why)
                                        : 0;
             if (n == 0) {
                 int got = fill(c, 0);
@@ -1199,17 +1202,10 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     switch (c->state) {
-    case CS_HEAD:
-        reply_error(c, 408, "the request head did not arrive in time");
-        return;
-    case CS_BODY:
-        reply_error(c, 408, "the request body stalled");
-        return;
-    case CS_FREEING:
-        conn_free(c);
-        return;
-    default:
-        conn_close(c); /* idle keep-alive, handshake, or a stalled reader */
+    case CS_HEAD: reply_error(c, 408, "the request head did not arrive in time"); return;
+    case CS_BODY: reply_error(c, 408, "the request body stalled"); return;
+    case CS_FREEING: conn_free(c); return;
+    default: conn_close(c); /* idle keep-alive, handshake, or a stalled reader */
     }
 }
 
@@ -1429,9 +1425,9 @@ void http_server_set_limits(struct http_server *s, const struct config_limits *l
 {
     s->limits = *l;
     struct timeval tv;
-#define COMMON(field, ms)                                                                        \
-    tv.tv_sec = (ms) / 1000;                                                                     \
-    tv.tv_usec = ((ms) % 1000) * 1000;                                                           \
+#define COMMON(field, ms)                                                                          \
+    tv.tv_sec = (ms) / 1000;                                                                       \
+    tv.tv_usec = ((ms) % 1000) * 1000;                                                             \
     s->field = event_base_init_common_timeout(s->base, &tv);
     COMMON(tv_header, l->header_timeout_ms);
     COMMON(tv_keepalive, l->keepalive_timeout_ms);
@@ -1450,8 +1446,8 @@ void http_server_set_limits(struct http_server *s, const struct config_limits *l
 }
 
 struct http_server *http_server_new(struct event_base *base, int fd,
-                                    const struct config_limits *limits, void *tls,
-                                    http_handler h, void *arg)
+                                    const struct config_limits *limits, void *tls, http_handler h,
+                                    void *arg)
 {
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s)
@@ -1571,8 +1567,10 @@ int http_listen_shared(const char *host, int port, int shared, int *bound_port, 
     char addr[300];
     snprintf(addr, sizeof(addr), fmt, host, port);
     if (!shared && port != 0 && address_taken(res)) {
-        snprintf(err, errsz, "cannot listen on %s: address already in use (is another wxgate "
-                             "running?)", addr);
+        snprintf(err, errsz,
+                 "cannot listen on %s: address already in use (is another wxgate "
+                 "running?)",
+                 addr);
         freeaddrinfo(res);
         return -1;
     }

@@ -23,8 +23,8 @@ typedef void (*http_handler)(struct http_req *r, void *arg);
 /* fd: a bound, listening, non-blocking socket (the server takes it over).
  * tls: an SSL_CTX for HTTPS, or NULL for plain HTTP. */
 struct http_server *http_server_new(struct event_base *base, int fd,
-                                    const struct config_limits *limits, void *tls,
-                                    http_handler h, void *arg);
+                                    const struct config_limits *limits, void *tls, http_handler h,
+                                    void *arg);
 void http_server_set_limits(struct http_server *s, const struct config_limits *limits);
 void http_server_stop_accepting(struct http_server *s);
 int http_server_active_requests(const struct http_server *s);
@@ -49,9 +49,9 @@ int http_listen_shared(const char *host, int port, int shared, int *bound_port, 
 struct arena *http_req_arena(struct http_req *r);
 const char *http_req_id(const struct http_req *r);
 const char *http_req_method(const struct http_req *r);
-const char *http_req_uri(const struct http_req *r);   /* as received: path?query */
-const char *http_req_path(const struct http_req *r);  /* percent-decoded path */
-const char *http_req_query_string(const struct http_req *r); /* raw, or "" */
+const char *http_req_uri(const struct http_req *r);             /* as received: path?query */
+const char *http_req_path(const struct http_req *r);            /* percent-decoded path */
+const char *http_req_query_string(const struct http_req *r);    /* raw, or "" */
 const char *http_req_arg(struct http_req *r, const char *name); /* first value or NULL */
 const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_cookie(struct http_req *r, const char *name);

@@ -20,10 +20,10 @@ static int is_value_byte(unsigned char c) { return c == '\t' || (c >= 0x20 && c 
  * request target (fragments are never sent). */
 static int is_target_byte(unsigned char c) { return c > 0x20 && c != 0x7f && c != '#'; }
 
-#define REFUSE(status, reason)                                                                   \
-    do {                                                                                         \
-        *why = (reason);                                                                         \
-        return -(status);                                                                        \
+#define REFUSE(status, reason)                                                                     \
+    do {                                                                                           \
+        *why = (reason);                                                                           \
+        return -(status);                                                                          \
     } while (0)
 
 static int name_is(const struct http_field *f, const char *name)
@@ -78,10 +78,10 @@ static int on_connection_item(const char *item, size_t len, void *arg)
 }
 
 struct te_codings {
-    int count;          /* codings seen */
-    int chunked_at;     /* index of the last "chunked", or -1 */
+    int count;      /* codings seen */
+    int chunked_at; /* index of the last "chunked", or -1 */
     int chunked_count;
-    int bad;            /* an empty or invalid element */
+    int bad; /* an empty or invalid element */
 };
 
 static int on_te_item(const char *item, size_t len, void *arg)
@@ -244,7 +244,8 @@ long http_parse_head(const char *buf, size_t len, const struct http_parse_limits
     if (b[p] == '\r' || b[p] == '\n')
         REFUSE(400, "HTTP/0.9 requests are not supported");
     if (b[p] != ' ')
-        REFUSE(400, b[p] == '#' ? "fragment in the request target" : "invalid byte in the request target");
+        REFUSE(400, b[p] == '#' ? "fragment in the request target"
+                                : "invalid byte in the request target");
     h->target = buf + t0;
     h->target_len = p - t0;
     p++;
@@ -333,12 +334,12 @@ long http_parse_head(const char *buf, size_t len, const struct http_parse_limits
 /* ---- chunked bodies ---- */
 
 enum {
-    CH_SIZE,      /* chunk-size hex digits */
-    CH_SIZE_BWS,  /* whitespace after the size: only before a ';' */
+    CH_SIZE,           /* chunk-size hex digits */
+    CH_SIZE_BWS,       /* whitespace after the size: only before a ';' */
     CH_EXT_NAME_START, /* after ';' (and whitespace): a token must start */
     CH_EXT_NAME,
     CH_EXT_AFTER_NAME,
-    CH_EXT_VAL_START,  /* after '=' (and whitespace) */
+    CH_EXT_VAL_START, /* after '=' (and whitespace) */
     CH_EXT_TOKEN,
     CH_EXT_QUOTED,
     CH_EXT_QUOTED_ESC,
@@ -347,7 +348,7 @@ enum {
     CH_DATA,
     CH_DATA_CR,
     CH_DATA_LF,
-    CH_TRAILER,   /* at the start of a trailer line or the final CRLF */
+    CH_TRAILER, /* at the start of a trailer line or the final CRLF */
     CH_TRAILER_NAME,
     CH_TRAILER_VALUE,
     CH_TRAILER_LF,
@@ -370,11 +371,11 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-#define BAD(st, reason)                                                                          \
-    do {                                                                                         \
-        *status = (st);                                                                          \
-        *why = (reason);                                                                         \
-        return -1;                                                                               \
+#define BAD(st, reason)                                                                            \
+    do {                                                                                           \
+        *status = (st);                                                                            \
+        *why = (reason);                                                                           \
+        return -1;                                                                                 \
     } while (0)
 
 long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, char *out,
@@ -427,12 +428,12 @@ long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, cha
             switch (st) {
             case CH_SIZE_BWS:
             case CH_EXT_AFTER_VAL:
-                next = ws ? st : c == ';' ? CH_EXT_NAME_START : (c == '\r' && st != CH_SIZE_BWS)
-                                                                   ? CH_SIZE_LF : -1;
+                next = ws                                 ? st
+                       : c == ';'                         ? CH_EXT_NAME_START
+                       : (c == '\r' && st != CH_SIZE_BWS) ? CH_SIZE_LF
+                                                          : -1;
                 break;
-            case CH_EXT_NAME_START:
-                next = ws ? st : tok ? CH_EXT_NAME : -1;
-                break;
+            case CH_EXT_NAME_START: next = ws ? st : tok ? CH_EXT_NAME : -1; break;
             case CH_EXT_NAME:
             case CH_EXT_AFTER_NAME:
                 next = (tok && st == CH_EXT_NAME) ? st
@@ -446,16 +447,19 @@ long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, cha
                 next = ws ? st : c == '"' ? CH_EXT_QUOTED : tok ? CH_EXT_TOKEN : -1;
                 break;
             case CH_EXT_TOKEN:
-                next = tok ? st : ws ? CH_EXT_AFTER_VAL : c == ';' ? CH_EXT_NAME_START
-                                                       : c == '\r' ? CH_SIZE_LF : -1;
+                next = tok         ? st
+                       : ws        ? CH_EXT_AFTER_VAL
+                       : c == ';'  ? CH_EXT_NAME_START
+                       : c == '\r' ? CH_SIZE_LF
+                                   : -1;
                 break;
             case CH_EXT_QUOTED:
-                next = c == '"' ? CH_EXT_AFTER_VAL : c == '\\' ? CH_EXT_QUOTED_ESC
-                       : is_value_byte(c) ? st : -1;
+                next = c == '"'           ? CH_EXT_AFTER_VAL
+                       : c == '\\'        ? CH_EXT_QUOTED_ESC
+                       : is_value_byte(c) ? st
+                                          : -1;
                 break;
-            case CH_EXT_QUOTED_ESC:
-                next = is_value_byte(c) ? CH_EXT_QUOTED : -1;
-                break;
+            case CH_EXT_QUOTED_ESC: next = is_value_byte(c) ? CH_EXT_QUOTED : -1; break;
             }
             if (next < 0)
                 BAD(400, "invalid chunk extension");
@@ -540,9 +544,7 @@ long http_chunked_decode(struct http_chunked *d, const char *in, size_t len, cha
             d->state = CH_DONE;
             *done = 1;
             return (long)p;
-        case CH_DONE:
-            *done = 1;
-            return (long)p;
+        case CH_DONE: *done = 1; return (long)p;
         }
     }
     return (long)p;

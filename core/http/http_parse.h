@@ -28,14 +28,14 @@ struct http_head {
     size_t method_len;
     const char *target;
     size_t target_len;
-    int minor;                  /* HTTP/1.minor: 0 or 1 */
-    struct http_field *fields;  /* the caller's array */
+    int minor;                 /* HTTP/1.minor: 0 or 1 */
+    struct http_field *fields; /* the caller's array */
     size_t n_fields;
     /* Framing and connection management, from the fields. */
-    long long content_length;   /* -1: no Content-Length */
-    int chunked;                /* Transfer-Encoding: chunked */
-    int keep_alive;             /* after this request (version and Connection) */
-    int expect_continue;        /* Expect: 100-continue (HTTP/1.1) */
+    long long content_length;      /* -1: no Content-Length */
+    int chunked;                   /* Transfer-Encoding: chunked */
+    int keep_alive;                /* after this request (version and Connection) */
+    int expect_continue;           /* Expect: 100-continue (HTTP/1.1) */
     const struct http_field *host; /* NULL when absent */
 };
 
@@ -59,9 +59,9 @@ long http_parse_head(const char *buf, size_t len, const struct http_parse_limits
  * and dropped. */
 struct http_chunked {
     int state;
-    unsigned long long left;  /* bytes left in the current chunk */
-    size_t line;              /* bytes of the current size/trailer line so far */
-    size_t trailer;           /* bytes of trailers so far */
+    unsigned long long left; /* bytes left in the current chunk */
+    size_t line;             /* bytes of the current size/trailer line so far */
+    size_t trailer;          /* bytes of trailers so far */
     int digits;
 };
 

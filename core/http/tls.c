@@ -43,7 +43,7 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, 
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
         if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
             tls_error(err, errsz, "private key %s does not match certificate %s", key_file,
-                 cert_file);
+                      cert_file);
         else
             tls_error(err, errsz, "cannot load private key %s", key_file);
         goto bad;

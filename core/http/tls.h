@@ -9,7 +9,6 @@ SSL_CTX *tls_server_ctx(const char *cert_file, const char *key_file, char *err, 
 
 /* err = "what: the first OpenSSL reason" (printf-style what); clears
  * OpenSSL's error queue. */
-void tls_error(char *err, size_t errsz, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+void tls_error(char *err, size_t errsz, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

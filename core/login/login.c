@@ -47,7 +47,7 @@ static int prefix_allowed(const struct config_campaign *c, const char *prefix)
  * a URL's prefix (it does not depend on the query) is kept, keyed by the
  * campaign's allow-list: its address and the serial of the config load
  * that made it (a reload makes new lists, maybe at old addresses). */
-#define VERDICTS 64
+#define VERDICTS       64
 #define VERDICT_PREFIX 240
 
 struct verdict {
@@ -215,8 +215,9 @@ char *login_url_add_param(const char *url, const char *name, const char *value)
     size_t base = strcspn(url, "#");
     const char *frag = url + base;
     int has_query = memchr(url, '?', base) != NULL;
-    char sep = !has_query ? '?' : (base > 0 && (url[base - 1] == '?' || url[base - 1] == '&'))
-                                      ? '\0' : '&';
+    char sep = !has_query                                                     ? '?'
+               : (base > 0 && (url[base - 1] == '?' || url[base - 1] == '&')) ? '\0'
+                                                                              : '&';
     size_t cap = strlen(url) + strlen(name) + strlen(ev) + 4;
     char *out = malloc(cap);
     if (out) {
@@ -238,8 +239,7 @@ void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]
     crypto_base64url_encode(mac, 24, out + 3);
 }
 
-char *login_token_seal(const struct config *cfg, const char *key, const char *record,
-                       size_t *len)
+char *login_token_seal(const struct config *cfg, const char *key, const char *record, size_t *len)
 {
     char *out = cfg->token_key
                     ? crypto_seal(cfg->token_key, key, strlen(key), record, strlen(record))
@@ -264,8 +264,8 @@ char *login_tokens_seal(const struct config *cfg, const char *key, const struct 
     int n = snprintf(record, sizeof(record), "v1\t%s\t%s\t%ld\t%ld\t%s", t->access,
                      t->refresh ? t->refresh : "", t->access_expires,
                      (long)time(NULL) + LOGIN_TOKENS_TTL, t->scope ? t->scope : "");
-    char *out = n > 0 && (size_t)n < sizeof(record) ? login_token_seal(cfg, key, record, len)
-                                                    : NULL;
+    char *out =
+        n > 0 && (size_t)n < sizeof(record) ? login_token_seal(cfg, key, record, len) : NULL;
     explicit_bzero(record, sizeof(record));
     return out;
 }
@@ -340,7 +340,8 @@ void login_page_expired(struct http_req *r, const char *retry)
 {
     page_error(r, 400, "登录已过期，请返回重新打开页面",
                "This login has expired or was already used. Please go back and open the page "
-               "again.", retry);
+               "again.",
+               retry);
 }
 
 void login_page_upstream(struct http_req *r, const char *retry)

@@ -12,11 +12,11 @@ struct http_req;
 struct lua_State;
 struct worker;
 
-#define LOGIN_STATE_LEN 32        /* base62 characters: ~190 bits */
-#define LOGIN_STATE_TTL 1800      /* seconds a record is kept (to restart used ones) */
-#define LOGIN_STATE_VALID 600     /* seconds a state may be called back */
-#define LOGIN_COOKIE "wxgate_state"
-#define LOGIN_TOKENS_TTL (30 * 86400) /* seconds a user's token record is kept */
+#define LOGIN_STATE_LEN   32   /* base62 characters: ~190 bits */
+#define LOGIN_STATE_TTL   1800 /* seconds a record is kept (to restart used ones) */
+#define LOGIN_STATE_VALID 600  /* seconds a state may be called back */
+#define LOGIN_COOKIE      "wxgate_state"
+#define LOGIN_TOKENS_TTL  (30 * 86400) /* seconds a user's token record is kept */
 
 /* Every record the gateway keeps in the store, by key prefix: the one place
  * that names them (Redis adds its own prefix, "wxgate:", in front).
@@ -29,17 +29,17 @@ struct worker;
  *   jt:APPID, bt:APPID the sealed jsapi ticket and basic access_token (jssdk.c)
  *   lk:APPID, fence:APPID  the JS-SDK owner's lock and fencing token (jssdk.c)
  *   lua:KEY            wx.store's keys: scripts see nothing else (lua_store.c) */
-#define KEY_STATE "st:"
-#define KEY_STATE_USED "su:"
-#define KEY_CODE "cx:"
-#define KEY_TOKENS "ut:"
-#define KEY_TICKET "tk:"
-#define KEY_JSSDK_QUOTA "q:"
+#define KEY_STATE        "st:"
+#define KEY_STATE_USED   "su:"
+#define KEY_CODE         "cx:"
+#define KEY_TOKENS       "ut:"
+#define KEY_TICKET       "tk:"
+#define KEY_JSSDK_QUOTA  "q:"
 #define KEY_JSAPI_TICKET "jt:"
-#define KEY_BASIC_TOKEN "bt:"
-#define KEY_JSSDK_LOCK "lk:"
-#define KEY_JSSDK_FENCE "fence:"
-#define KEY_SCRIPTS "lua:"
+#define KEY_BASIC_TOKEN  "bt:"
+#define KEY_JSSDK_LOCK   "lk:"
+#define KEY_JSSDK_FENCE  "fence:"
+#define KEY_SCRIPTS      "lua:"
 
 /* Is url an absolute http(s) URL on the campaign's allow-list? Exact scheme,
  * host and port (default ports normalized), optional path prefix; refuses
@@ -49,8 +49,8 @@ int login_return_allowed(const struct config_campaign *c, const char *url);
 
 /* A login state record, as stored under "st:STATE". */
 struct login_state {
-    long created;                 /* unix seconds */
-    int restarts;                 /* fresh authorizations after a failed callback */
+    long created; /* unix seconds */
+    int restarts; /* fresh authorizations after a failed callback */
     char scope[32];
     char campaign[128];
     char return_url[2048];
@@ -81,16 +81,15 @@ void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]
 /* A sealed record: with token_key configured, AES-GCM bound to the store key
  * (a value moved to another key does not open); without it, the record as
  * is, which must start with "v1\t". Both return malloc'd strings, or NULL. */
-char *login_token_seal(const struct config *cfg, const char *key, const char *record,
-                       size_t *len);
+char *login_token_seal(const struct config *cfg, const char *key, const char *record, size_t *len);
 char *login_token_open(const struct config *cfg, const char *key, const char *v, size_t len);
 
 /* A user's tokens, as kept under "ut:APPID:OPENID" for /api/user. */
 struct login_tokens {
-    char *access;                 /* malloc'd; wiped with login_token_free */
-    char *refresh;                /* malloc'd, or NULL */
-    long access_expires;          /* unix seconds */
-    char *scope;                  /* malloc'd */
+    char *access;        /* malloc'd; wiped with login_token_free */
+    char *refresh;       /* malloc'd, or NULL */
+    long access_expires; /* unix seconds */
+    char *scope;         /* malloc'd */
 };
 /* The stored form: "v1\tACCESS\tREFRESH\tACCESS_EXPIRES\tRECORD_EXPIRES\t
  * SCOPE", sealed (login_token_seal). A malloc'd value with *len set, or NULL. */

@@ -4,7 +4,7 @@
 #include <stddef.h>
 
 struct wxlua_bundle_file {
-    const char *module;   /* "wx.url" for lua/wx/url.lua */
+    const char *module;    /* "wx.url" for lua/wx/url.lua */
     const char *chunkname; /* "@lua/wx/url.lua", for tracebacks */
     const char *source;
     size_t len;

@@ -22,8 +22,7 @@ static int l_hmac_sha256(lua_State *L)
 }
 
 /* A digest of argument 1 with fn, as len raw bytes. */
-static int push_digest(lua_State *L, void (*fn)(const void *, size_t, unsigned char *),
-                       size_t len)
+static int push_digest(lua_State *L, void (*fn)(const void *, size_t, unsigned char *), size_t len)
 {
     size_t slen;
     const char *s = luaL_checklstring(L, 1, &slen);

@@ -121,8 +121,10 @@ static int http_request(lua_State *L)
         while (lua_next(L, -2)) {
             if (req.n_headers == MAX_HEADERS || lua_type(L, -2) != LUA_TSTRING ||
                 !lua_isstring(L, -1))
-                return luaL_error(L, "wx.http.request: headers must be at most %d name = "
-                                     "\"value\" strings", MAX_HEADERS);
+                return luaL_error(L,
+                                  "wx.http.request: headers must be at most %d name = "
+                                  "\"value\" strings",
+                                  MAX_HEADERS);
             const char *name = lua_tostring(L, -2), *value = lua_tostring(L, -1);
             if (strpbrk(name, "\r\n:") || strpbrk(value, "\r\n"))
                 return luaL_error(L, "wx.http.request: header %s contains CR, LF or ':'", name);

@@ -13,21 +13,21 @@ struct watchdog_slot;
 
 struct wxlua_vm {
     lua_State *L;
-    struct worker *w;            /* NULL for a check-only VM */
+    struct worker *w; /* NULL for a check-only VM */
     struct config *cfg;
-    size_t used, limit;          /* bytes allocated by the VM, and its cap */
-    int capped;                  /* the cap applies (Lua code is running) */
+    size_t used, limit; /* bytes allocated by the VM, and its cap */
+    int capped;         /* the cap applies (Lua code is running) */
     int retired;
-    int tasks;                   /* live tasks */
-    struct wxlua_task *current;    /* the task being resumed */
-    double deadline;             /* of the current resume (monotonic ms) */
-    int killed;                  /* the current run went over its budget */
-    int collect;                 /* run a full GC once the failed task is gone */
-    int env_ref;                 /* the scripts' environment (lua/wxgate/script_env.lua) */
-    int lint_ref;                /* its lint(fn): what a script uses that it lacks */
-    const char *loading;         /* the script whose top level is running, or NULL */
-    int *route_refs;             /* per cfg->routes: the handler function */
-    int *campaign_refs;          /* per cfg->campaigns: the hooks table, or LUA_NOREF */
+    int tasks;                  /* live tasks */
+    struct wxlua_task *current; /* the task being resumed */
+    double deadline;            /* of the current resume (monotonic ms) */
+    int killed;                 /* the current run went over its budget */
+    int collect;                /* run a full GC once the failed task is gone */
+    int env_ref;                /* the scripts' environment (lua/wxgate/script_env.lua) */
+    int lint_ref;               /* its lint(fn): what a script uses that it lacks */
+    const char *loading;        /* the script whose top level is running, or NULL */
+    int *route_refs;            /* per cfg->routes: the handler function */
+    int *campaign_refs;         /* per cfg->campaigns: the hooks table, or LUA_NOREF */
 };
 
 struct wxlua_task {
@@ -35,9 +35,9 @@ struct wxlua_task {
     lua_State *co;
     int co_ref;
     struct http_req *r;
-    void (*cancel)(void *op);    /* the pending async operation */
+    void (*cancel)(void *op); /* the pending async operation */
     void *op;
-    wxlua_done_fn done;            /* hooks: the caller's continuation */
+    wxlua_done_fn done; /* hooks: the caller's continuation */
     void *done_arg;
     int is_route;
     int finished;
@@ -47,10 +47,10 @@ struct wxlua_task {
 extern const char *const wxlua_hook_names[];  /* authorize, login, denied, error */
 extern const char *const wxlua_hook_labels[]; /* "lua hook login", ... (watchdog) */
 
-double wxlua_now_ms(void);                        /* monotonic, coarse */
-struct wxlua_vm *wxlua_vm_of(lua_State *L);          /* the VM of any thread of it */
+double wxlua_now_ms(void);                  /* monotonic, coarse */
+struct wxlua_vm *wxlua_vm_of(lua_State *L); /* the VM of any thread of it */
 struct watchdog_slot *wxlua_vm_slot(struct wxlua_vm *vm);
-void wxlua_vm_free(struct wxlua_vm *vm);                /* now: wxlua_vm_retire when in use */
+void wxlua_vm_free(struct wxlua_vm *vm); /* now: wxlua_vm_retire when in use */
 
 /* lua_task.c */
 struct wxlua_task *wxlua_task_new(struct wxlua_vm *vm, struct http_req *r);

@@ -12,11 +12,11 @@
 
 struct jssdk_call {
     struct wxlua_task *t;
-    lua_State *L;                  /* where results go */
+    lua_State *L; /* where results go */
     const struct config_app *app;
     char *url;
     struct jssdk_op *op;
-    int waiting;                   /* the task yielded */
+    int waiting; /* the task yielded */
     int nres;
 };
 

@@ -13,9 +13,9 @@
 #include <string.h>
 
 #define MAX_CAPTURES 32
-#define MAX_DEPTH 200     /* recursion, as LuaJIT's "pattern too complex" */
-#define STEP_CHECK 4096   /* steps between two budget checks */
-#define CAP_OPEN (-1)     /* a capture whose ')' is not reached yet */
+#define MAX_DEPTH    200  /* recursion, as LuaJIT's "pattern too complex" */
+#define STEP_CHECK   4096 /* steps between two budget checks */
+#define CAP_OPEN     (-1) /* a capture whose ')' is not reached yet */
 #define CAP_POSITION (-2) /* () */
 
 struct matcher {
@@ -163,8 +163,7 @@ static const char *match_balance(struct matcher *m, const char *s, const char *p
 }
 
 /* x* (greedy): the longest run first, then shorter ones. */
-static const char *expand_greedy(struct matcher *m, const char *s, const char *p,
-                                 const char *ep)
+static const char *expand_greedy(struct matcher *m, const char *s, const char *p, const char *ep)
 {
     ptrdiff_t n = 0;
     while (single_matches(m, s + n, p, ep)) {
@@ -354,8 +353,8 @@ static int push_captures(struct matcher *m, const char *s, const char *e)
     return n;
 }
 
-static void matcher_init(struct matcher *m, lua_State *L, const char *s, size_t ls,
-                         const char *p, size_t lp)
+static void matcher_init(struct matcher *m, lua_State *L, const char *s, size_t ls, const char *p,
+                         size_t lp)
 {
     m->L = L;
     m->over_budget = (wxlua_budget_fn)lua_touserdata(L, lua_upvalueindex(1));
@@ -472,8 +471,7 @@ static int str_gmatch(lua_State *L)
 
 /* A replacement string: %0..%9 name captures, %% is a %, and % before any
  * other character stands for that character. */
-static void add_replacement_string(struct matcher *m, luaL_Buffer *b, const char *s,
-                                   const char *e)
+static void add_replacement_string(struct matcher *m, luaL_Buffer *b, const char *s, const char *e)
 {
     size_t len;
     const char *r = lua_tolstring(m->L, 3, &len);
@@ -499,9 +497,7 @@ static void add_replacement(struct matcher *m, luaL_Buffer *b, const char *s, co
     lua_State *L = m->L;
     switch (lua_type(L, 3)) {
     case LUA_TNUMBER:
-    case LUA_TSTRING:
-        add_replacement_string(m, b, s, e);
-        return;
+    case LUA_TSTRING: add_replacement_string(m, b, s, e); return;
     case LUA_TFUNCTION:
         lua_pushvalue(L, 3);
         lua_call(L, push_captures(m, s, e), 1);
@@ -526,8 +522,9 @@ static int str_gsub(lua_State *L)
     const char *s = luaL_checklstring(L, 1, &ls);
     const char *p = luaL_checklstring(L, 2, &lp);
     int rt = lua_type(L, 3);
-    luaL_argcheck(L, rt == LUA_TNUMBER || rt == LUA_TSTRING || rt == LUA_TFUNCTION ||
-                         rt == LUA_TTABLE, 3, "string/function/table expected");
+    luaL_argcheck(L,
+                  rt == LUA_TNUMBER || rt == LUA_TSTRING || rt == LUA_TFUNCTION || rt == LUA_TTABLE,
+                  3, "string/function/table expected");
     lua_Integer max = luaL_optinteger(L, 4, (lua_Integer)ls + 1);
     struct matcher m;
     matcher_init(&m, L, s, ls, p, lp);
@@ -564,8 +561,8 @@ static int str_gsub(lua_State *L)
 void wxlua_pattern_inject(lua_State *L, wxlua_budget_fn over_budget)
 {
     static const luaL_Reg fns[] = {
-        {"find", str_find}, {"match", str_match}, {"gmatch", str_gmatch}, {"gsub", str_gsub},
-        {NULL, NULL},
+        {"find", str_find}, {"match", str_match}, {"gmatch", str_gmatch},
+        {"gsub", str_gsub}, {NULL, NULL},
     };
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushlightuserdata(L, (void *)over_budget);

@@ -46,8 +46,8 @@ void wxlua_route_respond(struct wxlua_task *t, int ok, int nres)
     }
     int status = nres >= 1 && lua_type(co, 1) == LUA_TNUMBER ? (int)lua_tointeger(co, 1) : -1;
     size_t len = 0;
-    const char *body = nres >= 2 && lua_type(co, 2) == LUA_TSTRING ? lua_tolstring(co, 2, &len)
-                                                                   : NULL;
+    const char *body =
+        nres >= 2 && lua_type(co, 2) == LUA_TSTRING ? lua_tolstring(co, 2, &len) : NULL;
     int bad = (status != 0 && (status < 100 || status > 599)) ||
               (nres >= 2 && !body && !lua_isnil(co, 2)) ||
               (nres >= 3 && !lua_istable(co, 3) && !lua_isnil(co, 3));
@@ -58,8 +58,10 @@ void wxlua_route_respond(struct wxlua_task *t, int ok, int nres)
     if (!bad && nres >= 3 && lua_istable(co, 3))
         add_response_headers(co, 3, r, &bad);
     if (bad) {
-        log_msg(LOG_ERROR, http_req_id(r), "lua route %s: must return status (100-599), body "
-                "string and an optional headers table of strings", http_req_path(r));
+        log_msg(LOG_ERROR, http_req_id(r),
+                "lua route %s: must return status (100-599), body "
+                "string and an optional headers table of strings",
+                http_req_path(r));
         page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
         return;
     }
@@ -67,8 +69,8 @@ void wxlua_route_respond(struct wxlua_task *t, int ok, int nres)
     if (nres >= 3 && lua_istable(co, 3)) {
         lua_pushnil(co);
         while (lua_next(co, 3)) {
-            if (lua_type(co, -2) == LUA_TSTRING && strcasecmp(lua_tostring(co, -2),
-                                                              "content-type") == 0)
+            if (lua_type(co, -2) == LUA_TSTRING &&
+                strcasecmp(lua_tostring(co, -2), "content-type") == 0)
                 has_ctype = 1;
             lua_pop(co, 1);
         }

@@ -54,17 +54,17 @@ int wxlua_vm_route(struct wxlua_vm *vm, struct http_req *r);
 typedef int (*wxlua_push_fn)(lua_State *L, void *arg);
 typedef void (*wxlua_done_fn)(struct wxlua_task *t, int ok, int nres, void *arg);
 int wxlua_vm_call_hook(struct wxlua_vm *vm, size_t campaign, const char *name, struct http_req *r,
-                     wxlua_push_fn push, wxlua_done_fn done, void *arg);
+                       wxlua_push_fn push, wxlua_done_fn done, void *arg);
 int wxlua_vm_has_hook(struct wxlua_vm *vm, size_t campaign, const char *name);
 
 /* ---- for C API functions (the async template) ---- */
 struct wxlua_task *wxlua_task_current(lua_State *L, const char *api);
 struct wxlua_vm *wxlua_task_vm(struct wxlua_task *t);
 lua_State *wxlua_task_thread(struct wxlua_task *t);
-const char *wxlua_task_rid(struct wxlua_task *t); /* request id or NULL */
-const char *wxlua_current_rid(lua_State *L); /* of the running task, or NULL */
+const char *wxlua_task_rid(struct wxlua_task *t);   /* request id or NULL */
+const char *wxlua_current_rid(lua_State *L);        /* of the running task, or NULL */
 const struct config *wxlua_vm_config(lua_State *L); /* the config of L's VM */
-const char *wxlua_loading_script(lua_State *L); /* the script being loaded, or NULL */
+const char *wxlua_loading_script(lua_State *L);     /* the script being loaded, or NULL */
 void wxlua_task_wait(struct wxlua_task *t, void (*cancel)(void *op), void *op);
 void wxlua_task_resume(struct wxlua_task *t, int nresults);
 void wxlua_task_free(struct wxlua_task *t);
@@ -78,9 +78,9 @@ void wxlua_push_request(lua_State *L, struct http_req *r);
 int wxlua_bundle_load(lua_State *L, const char *module);
 
 /* Per-area injectors: each adds its functions to the table on top of L. */
-void wxlua_wx_inject(lua_State *L);       /* log, now, random, sleep: lua_wx.c */
-void wxlua_http_inject(lua_State *L);     /* http.request: lua_http.c */
-void wxlua_store_inject(lua_State *L);    /* store.get/set/add/incr/del: lua_store.c */
-void wxlua_jssdk_inject(lua_State *L);    /* jssdk: lua_jssdk.c */
+void wxlua_wx_inject(lua_State *L);    /* log, now, random, sleep: lua_wx.c */
+void wxlua_http_inject(lua_State *L);  /* http.request: lua_http.c */
+void wxlua_store_inject(lua_State *L); /* store.get/set/add/incr/del: lua_store.c */
+void wxlua_jssdk_inject(lua_State *L); /* jssdk: lua_jssdk.c */
 
 #endif

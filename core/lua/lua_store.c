@@ -16,10 +16,10 @@ enum op_kind { OP_GET, OP_SET, OP_ADD, OP_INCR, OP_DEL };
 struct store_op {
     struct wxlua_task *t;
     enum op_kind kind;
-    int waiting;       /* the task yielded: resume it on reply */
-    int done;          /* replied before the call returned */
+    int waiting; /* the task yielded: resume it on reply */
+    int done;    /* replied before the call returned */
     int cancelled;
-    lua_State *L;      /* where to push results */
+    lua_State *L; /* where to push results */
     int nres;
 };
 
@@ -39,12 +39,8 @@ static int push_reply(lua_State *L, enum op_kind kind, const struct store_reply 
         else
             lua_pushnil(L);
         return 1;
-    case OP_INCR:
-        lua_pushnumber(L, (lua_Number)r->number);
-        return 1;
-    default:
-        lua_pushboolean(L, r->status == STORE_OK);
-        return 1;
+    case OP_INCR: lua_pushnumber(L, (lua_Number)r->number); return 1;
+    default: lua_pushboolean(L, r->status == STORE_OK); return 1;
     }
 }
 
@@ -140,7 +136,7 @@ static int s_del(lua_State *L) { return call(L, OP_DEL, "wx.store.del"); }
 
 void wxlua_store_inject(lua_State *L)
 {
-    static const luaL_Reg fns[] = {{"get", s_get}, {"set", s_set}, {"add", s_add},
+    static const luaL_Reg fns[] = {{"get", s_get},   {"set", s_set}, {"add", s_add},
                                    {"incr", s_incr}, {"del", s_del}, {NULL, NULL}};
     for (const luaL_Reg *f = fns; f->name; f++) {
         lua_pushcfunction(L, f->func);

@@ -83,11 +83,12 @@ void wxlua_task_run(struct wxlua_task *t, int nargs)
     if (vm->killed) {
         luaL_traceback(vm->L, t->co, "cpu budget exceeded", 0);
         log_msg(LOG_ERROR, rid, "lua: %s (budget %d ms)", lua_tostring(vm->L, -1),
-                      vm->cfg->lua_cpu_budget_ms);
+                vm->cfg->lua_cpu_budget_ms);
         lua_pop(vm->L, 1);
     } else if (rc == LUA_YIELD) {
-        log_msg(LOG_ERROR, rid, "lua: coroutine.yield() at the top of a request is not allowed; "
-                                "only wx async calls may wait");
+        log_msg(LOG_ERROR, rid,
+                "lua: coroutine.yield() at the top of a request is not allowed; "
+                "only wx async calls may wait");
     } else {
         const char *msg = lua_tostring(t->co, -1);
         luaL_traceback(vm->L, t->co, msg ? msg : "(error object is not a string)", 0);
@@ -96,7 +97,10 @@ void wxlua_task_run(struct wxlua_task *t, int nargs)
         lua_pop(vm->L, 1);
     }
     metrics_inc("wxgate_lua_errors_total", "kind",
-                vm->killed ? "cpu" : rc == LUA_ERRMEM ? "memory" : "error", NULL);
+                vm->killed         ? "cpu"
+                : rc == LUA_ERRMEM ? "memory"
+                                   : "error",
+                NULL);
     if (rc == LUA_ERRMEM || vm->killed)
         vm->collect = 1;
     task_finish(t, 0, 0);
@@ -109,8 +113,10 @@ struct wxlua_task *wxlua_task_current(lua_State *L, const char *api)
     if (!t || !vm->w)
         luaL_error(L, "%s is only available while serving a request", api);
     if (L != t->co)
-        luaL_error(L, "%s cannot wait inside a coroutine the script created; call it from the "
-                      "request's own code", api);
+        luaL_error(L,
+                   "%s cannot wait inside a coroutine the script created; call it from the "
+                   "request's own code",
+                   api);
     if (t->cancel)
         luaL_error(L, "%s: another wx call of this request is still waiting", api);
     return t;
@@ -183,7 +189,7 @@ int wxlua_vm_has_hook(struct wxlua_vm *vm, size_t campaign, const char *name)
 }
 
 int wxlua_vm_call_hook(struct wxlua_vm *vm, size_t campaign, const char *name, struct http_req *r,
-                     wxlua_push_fn push, wxlua_done_fn done, void *arg)
+                       wxlua_push_fn push, wxlua_done_fn done, void *arg)
 {
     struct wxlua_task *t = wxlua_task_new(vm, r);
     if (!t)

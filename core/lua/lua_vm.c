@@ -26,8 +26,8 @@ int luaopen_cjson_safe(lua_State *L); /* in lua-cjson, not in its header */
 #define HOOK_EVERY 1000 /* VM instructions between two budget checks */
 
 const char *const wxlua_hook_names[] = {"authorize", "login", "denied", "error", NULL};
-const char *const wxlua_hook_labels[] = {"lua hook authorize", "lua hook login",
-                                         "lua hook denied", "lua hook error", NULL};
+const char *const wxlua_hook_labels[] = {"lua hook authorize", "lua hook login", "lua hook denied",
+                                         "lua hook error", NULL};
 
 double wxlua_now_ms(void)
 {
@@ -371,8 +371,7 @@ static int load_campaigns(struct wxlua_vm *vm, char *err, size_t errsz)
                 for (const char *const *h = wxlua_hook_names; *h; h++)
                     known |= strcmp(*h, lua_tostring(L, -2)) == 0;
             if (!known || !lua_isfunction(L, -1)) {
-                snprintf(err, errsz,
-                         "%s: hook table key %s%s%s: %s", path,
+                snprintf(err, errsz, "%s: hook table key %s%s%s: %s", path,
                          lua_type(L, -2) == LUA_TSTRING ? "'" : "",
                          lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "(not a name)",
                          lua_type(L, -2) == LUA_TSTRING ? "'" : "",

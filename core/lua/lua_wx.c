@@ -66,8 +66,10 @@ static int wx_file(lua_State *L)
         return luaL_error(L, "wx.file reads files only while a script loads (at its top "
                              "level), not while it serves requests");
     if (name[0] == '/' || strstr(name, "..") || name[0] == '\0')
-        return luaL_error(L, "wx.file: \"%s\": give a path relative to the script, "
-                             "without ..", name);
+        return luaL_error(L,
+                          "wx.file: \"%s\": give a path relative to the script, "
+                          "without ..",
+                          name);
     const char *slash = strrchr(script, '/');
     int dirlen = slash ? (int)(slash - script) : 1;
     char path[4096];

@@ -39,12 +39,9 @@ static void on_request(struct http_req *r, void *arg)
         const char *path;
         void (*handle)(struct worker *, struct http_req *);
     } routes[] = {
-        {"/healthz", handle_health},
-        {"/auth", handle_auth},
-        {"/callback", handle_callback},
-        {"/api/ticket", handle_api_ticket},
-        {"/api/user", handle_api_user},
-        {"/metrics", handle_metrics},
+        {"/healthz", handle_health},        {"/auth", handle_auth},
+        {"/callback", handle_callback},     {"/api/ticket", handle_api_ticket},
+        {"/api/user", handle_api_user},     {"/metrics", handle_metrics},
         {"/jssdk/config", handle_jssdk},
 #ifdef WXGATE_TEST_HOOKS
         {"/__test/hang", handle_test_hang},
@@ -138,8 +135,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct server *s, struct worker *w, int id, int fd, int tls_fd,
-                       char *err, size_t errsz)
+static int worker_init(struct server *s, struct worker *w, int id, int fd, int tls_fd, char *err,
+                       size_t errsz)
 {
     w->id = id;
     w->server = s;
@@ -261,10 +258,12 @@ static void raise_fd_limit(const struct config *cfg)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     unsigned long long want = (unsigned long long)cfg->limits.max_connections *
-                              (unsigned long long)cfg->workers * (cfg->tls_listen ? 2 : 1) + 256;
+                                  (unsigned long long)cfg->workers * (cfg->tls_listen ? 2 : 1) +
+                              256;
     if (rl.rlim_cur != RLIM_INFINITY && want > rl.rlim_cur)
         log_warn("limits.max_connections x workers needs about %llu descriptors; the limit is "
-                 "%llu (raise LimitNOFILE / ulimit -n)", want, (unsigned long long)rl.rlim_cur);
+                 "%llu (raise LimitNOFILE / ulimit -n)",
+                 want, (unsigned long long)rl.rlim_cur);
 }
 
 int server_run(struct config *cfg, const char *config_path, server_ready_fn ready, void *arg)
@@ -321,8 +320,8 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
         int fd = http_listen_shared(cfg->listen_host, port, i > 0, &port, err, sizeof(err));
         int tls_fd = -1;
         if (fd >= 0 && cfg->tls_listen)
-            tls_fd = http_listen_shared(cfg->tls_host, tls_port, i > 0, &tls_port, err,
-                                        sizeof(err));
+            tls_fd =
+                http_listen_shared(cfg->tls_host, tls_port, i > 0, &tls_port, err, sizeof(err));
         if (fd < 0 || (cfg->tls_listen && tls_fd < 0) ||
             worker_init(&s, &s.workers[i], i, fd, tls_fd, err, sizeof(err)) != 0) {
             log_error("%s", err);
@@ -353,11 +352,10 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
         event_add(sigs[i], NULL);
     }
     if (cfg->tls_listen)
-        log_info("wxgate listening on %s:%d (https %s:%d) with %d workers", cfg->listen_host,
-                 port, cfg->tls_host, tls_port, s.n_workers);
+        log_info("wxgate listening on %s:%d (https %s:%d) with %d workers", cfg->listen_host, port,
+                 cfg->tls_host, tls_port, s.n_workers);
     else
-        log_info("wxgate listening on %s:%d with %d workers", cfg->listen_host, port,
-                 s.n_workers);
+        log_info("wxgate listening on %s:%d with %d workers", cfg->listen_host, port, s.n_workers);
     if (ready)
         ready(&s, arg);
     event_base_dispatch(s.base);

@@ -27,17 +27,17 @@ struct worker {
     int listen_fd;
     struct http_server *http;
     int tls_fd;
-    struct http_server *https;     /* when the config has a tls listener */
+    struct http_server *https; /* when the config has a tls listener */
     struct fetch_loop *fetch;
     store_conn_t *store;
-    struct config *cfg;            /* the config this worker serves with */
-    struct wxlua_vm *vm;             /* built from cfg */
-    struct config *pending;        /* a reloaded config handed over by main */
+    struct config *cfg;     /* the config this worker serves with */
+    struct wxlua_vm *vm;    /* built from cfg */
+    struct config *pending; /* a reloaded config handed over by main */
     struct event *reload_ev;
     struct event *stop_ev;
     struct event *drain_ev;
     double drain_deadline;
-    struct watchdog_slot *wd;      /* beaten by this worker's loop */
+    struct watchdog_slot *wd; /* beaten by this worker's loop */
 };
 
 struct server {
@@ -45,11 +45,11 @@ struct server {
     store_t *store;
     int n_workers;
     struct worker *workers;
-    struct event_base *base;       /* the main thread's: signals only */
-    char *config_path;             /* NULL: nothing to reload on SIGHUP */
-    int port;                      /* the ports actually bound */
+    struct event_base *base; /* the main thread's: signals only */
+    char *config_path;       /* NULL: nothing to reload on SIGHUP */
+    int port;                /* the ports actually bound */
     int tls_port;
-    void *tls;                     /* SSL_CTX shared by the workers */
+    void *tls; /* SSL_CTX shared by the workers */
 };
 
 /* Called once every worker listens, before serving (e.g. to print URLs). */
@@ -65,8 +65,8 @@ void handle_auth(struct worker *w, struct http_req *r);
  * the cookie and answers 302 to WeChat's authorize page. /callback uses it
  * to restart a failed login. */
 void auth_start_login(struct worker *w, struct http_req *r, const struct config *cfg,
-                      const struct config_campaign *c, const char *scope,
-                      const char *return_url, int restarts);
+                      const struct config_campaign *c, const char *scope, const char *return_url,
+                      int restarts);
 void handle_callback(struct worker *w, struct http_req *r);
 void handle_api_ticket(struct worker *w, struct http_req *r);
 void handle_api_user(struct worker *w, struct http_req *r);

@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 struct watchdog_slot {
-    int id;                 /* worker index, or -1 for the main thread */
-    long long since;        /* atomic */
+    int id;          /* worker index, or -1 for the main thread */
+    long long since; /* atomic */
     struct event *beat;
     char rid[40];
     char request[160];
-    char busy[128];         /* watchdog_busy's note */
+    char busy[128];               /* watchdog_busy's note */
     const char *what, *of, *file; /* atomic; watchdog_note_script */
 };
 
@@ -33,10 +33,10 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     int running;
-    int n;                  /* slots: workers, then the main thread */
+    int n; /* slots: workers, then the main thread */
     struct watchdog_slot *slots;
     int hard_ms;
-    long long deadline;     /* atomic; 0: none */
+    long long deadline; /* atomic; 0: none */
 } wd = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static long long mono_ms(void)
@@ -110,9 +110,10 @@ static void *watch(void *arg)
         }
         long long deadline = __atomic_load_n(&wd.deadline, __ATOMIC_ACQUIRE);
         if (deadline && now > deadline) {
-            log_msg(LOG_ERROR, NULL, "watchdog: still running %lld ms after the drain deadline "
-                    "(a worker does not stop); exiting (exit %d)", now - deadline,
-                    WATCHDOG_EXIT);
+            log_msg(LOG_ERROR, NULL,
+                    "watchdog: still running %lld ms after the drain deadline "
+                    "(a worker does not stop); exiting (exit %d)",
+                    now - deadline, WATCHDOG_EXIT);
             _exit(WATCHDOG_EXIT);
         }
     }
@@ -230,7 +231,4 @@ void watchdog_note_script(struct watchdog_slot *s, const char *what, const char 
     __atomic_store_n(&s->what, what, __ATOMIC_RELEASE);
 }
 
-void watchdog_deadline(int ms)
-{
-    __atomic_store_n(&wd.deadline, mono_ms() + ms, __ATOMIC_RELEASE);
-}
+void watchdog_deadline(int ms) { __atomic_store_n(&wd.deadline, mono_ms() + ms, __ATOMIC_RELEASE); }

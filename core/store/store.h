@@ -28,8 +28,8 @@ struct store_reply {
     enum store_status status;
     const char *value; /* get: the value (valid only during the callback) */
     size_t len;
-    long long number;  /* incr: the new value */
-    const char *err;   /* STORE_ERROR: a short reason, no secrets */
+    long long number; /* incr: the new value */
+    const char *err;  /* STORE_ERROR: a short reason, no secrets */
 };
 
 typedef void (*store_cb)(const struct store_reply *reply, void *arg);
@@ -51,8 +51,8 @@ int store_add(store_conn_t *c, const char *key, size_t klen, const char *val, si
               uint64_t ttl_ms, store_cb cb, void *arg);
 /* Add delta to an integer value; a missing key starts at 0 and gets ttl_ms
  * (an existing key keeps its TTL). A non-integer value is STORE_ERROR. */
-int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta,
-               uint64_t ttl_ms, store_cb cb, void *arg);
+int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
+               store_cb cb, void *arg);
 /* STORE_OK when a key was removed, STORE_NOT_FOUND otherwise. */
 int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
 

@@ -27,31 +27,31 @@
 
 #include "store_impl.h"
 
-#define SHARD_BITS 6
-#define NSHARDS (1u << SHARD_BITS)
-#define MIN_BUCKETS 16
-#define MIN_HEAP 16
-#define EXPIRE_PER_CALL 16      /* expired keys one call may sweep */
-#define DEFAULT_MAX_MB 512 /* a cap, not a reservation: used as filled */
-#define MAX_MAX_MB (1u << 20)   /* 1 TiB */
-#define GET_STACK_BUF 512
-#define NOT_IN_HEAP SIZE_MAX
+#define SHARD_BITS      6
+#define NSHARDS         (1u << SHARD_BITS)
+#define MIN_BUCKETS     16
+#define MIN_HEAP        16
+#define EXPIRE_PER_CALL 16         /* expired keys one call may sweep */
+#define DEFAULT_MAX_MB  512        /* a cap, not a reservation: used as filled */
+#define MAX_MAX_MB      (1u << 20) /* 1 TiB */
+#define GET_STACK_BUF   512
+#define NOT_IN_HEAP     SIZE_MAX
 
 struct entry {
-    struct entry *next;  /* bucket chain */
+    struct entry *next; /* bucket chain */
     uint64_t hash;
-    uint64_t expire_at;  /* ms on the store clock; 0: never */
-    size_t heap_idx;     /* index in the shard's heap; NOT_IN_HEAP without TTL */
+    uint64_t expire_at; /* ms on the store clock; 0: never */
+    size_t heap_idx;    /* index in the shard's heap; NOT_IN_HEAP without TTL */
     size_t klen, vlen;
-    char data[];         /* the key, then the value */
+    char data[]; /* the key, then the value */
 };
 
 struct shard {
     _Alignas(64) pthread_mutex_t lock; /* one cache line per shard at least */
     struct entry **buckets;
-    size_t mask;                       /* buckets - 1 (a power of two) */
+    size_t mask; /* buckets - 1 (a power of two) */
     size_t count;
-    struct entry **heap;               /* min-heap on expire_at */
+    struct entry **heap; /* min-heap on expire_at */
     size_t heap_len, heap_cap;
 };
 
@@ -60,7 +60,7 @@ struct mem_store {
     uint64_t seed[2];
     size_t cap;
     _Atomic size_t used;
-    _Atomic int64_t clock_offset;      /* store_memory_advance_clock() */
+    _Atomic int64_t clock_offset; /* store_memory_advance_clock() */
     struct shard shards[NSHARDS];
 };
 
@@ -69,20 +69,30 @@ static const char err_nomem[] = "out of memory";
 
 /* ---------------------------------------------------------------- hashing */
 
-static uint64_t rotl(uint64_t x, int b) {
-    return (x << b) | (x >> (64 - b));
-}
+static uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
 
-static void sipround(uint64_t v[4]) {
-    v[0] += v[1]; v[1] = rotl(v[1], 13); v[1] ^= v[0]; v[0] = rotl(v[0], 32);
-    v[2] += v[3]; v[3] = rotl(v[3], 16); v[3] ^= v[2];
-    v[0] += v[3]; v[3] = rotl(v[3], 21); v[3] ^= v[0];
-    v[2] += v[1]; v[1] = rotl(v[1], 17); v[1] ^= v[2]; v[2] = rotl(v[2], 32);
+static void sipround(uint64_t v[4])
+{
+    v[0] += v[1];
+    v[1] = rotl(v[1], 13);
+    v[1] ^= v[0];
+    v[0] = rotl(v[0], 32);
+    v[2] += v[3];
+    v[3] = rotl(v[3], 16);
+    v[3] ^= v[2];
+    v[0] += v[3];
+    v[3] = rotl(v[3], 21);
+    v[3] ^= v[0];
+    v[2] += v[1];
+    v[1] = rotl(v[1], 17);
+    v[1] ^= v[2];
+    v[2] = rotl(v[2], 32);
 }
 
 /* SipHash-1-3 (as Redis uses for its dicts). Words are read in host order:
  * the hash never leaves the process, so only its spread matters. */
-static uint64_t siphash13(const uint64_t k[2], const unsigned char *in, size_t len) {
+static uint64_t siphash13(const uint64_t k[2], const unsigned char *in, size_t len)
+{
     uint64_t v[4] = {0x736f6d6570736575ULL ^ k[0], 0x646f72616e646f6dULL ^ k[1],
                      0x6c7967656e657261ULL ^ k[0], 0x7465646279746573ULL ^ k[1]};
     uint64_t last = (uint64_t)len << 56, m;
@@ -94,7 +104,8 @@ static uint64_t siphash13(const uint64_t k[2], const unsigned char *in, size_t l
         sipround(v);
         v[0] ^= m;
     }
-    for (int shift = 0; i < len; i++, shift += 8) last |= (uint64_t)in[i] << shift;
+    for (int shift = 0; i < len; i++, shift += 8)
+        last |= (uint64_t)in[i] << shift;
     v[3] ^= last;
     sipround(v);
     v[0] ^= last;
@@ -106,11 +117,13 @@ static uint64_t siphash13(const uint64_t k[2], const unsigned char *in, size_t l
 }
 
 /* The top bits pick the shard, the low bits the bucket inside it. */
-static struct shard *shard_of(struct mem_store *m, uint64_t hash) {
+static struct shard *shard_of(struct mem_store *m, uint64_t hash)
+{
     return &m->shards[hash >> (64 - SHARD_BITS)];
 }
 
-static struct entry **bucket_of(struct shard *sh, uint64_t hash) {
+static struct entry **bucket_of(struct shard *sh, uint64_t hash)
+{
     return &sh->buckets[hash & sh->mask];
 }
 
@@ -118,48 +131,58 @@ static struct entry **bucket_of(struct shard *sh, uint64_t hash) {
 
 /* Milliseconds on CLOCK_MONOTONIC plus the test offset: wall-clock jumps
  * never expire or revive keys. */
-static uint64_t mem_now(struct mem_store *m) {
+static uint64_t mem_now(struct mem_store *m)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 + atomic_load(&m->clock_offset);
     return ms > 0 ? (uint64_t)ms : 0;
 }
 
-static uint64_t expiry_for(uint64_t now, uint64_t ttl_ms) {
-    if (!ttl_ms) return 0;
+static uint64_t expiry_for(uint64_t now, uint64_t ttl_ms)
+{
+    if (!ttl_ms)
+        return 0;
     return ttl_ms > UINT64_MAX - now ? UINT64_MAX : now + ttl_ms;
 }
 
-static bool is_expired(const struct entry *e, uint64_t now) {
+static bool is_expired(const struct entry *e, uint64_t now)
+{
     return e->expire_at && e->expire_at <= now;
 }
 
 /* -------------------------------------------------------- the expiry heap */
 
-static void heap_place(struct shard *sh, size_t i, struct entry *e) {
+static void heap_place(struct shard *sh, size_t i, struct entry *e)
+{
     sh->heap[i] = e;
     e->heap_idx = i;
 }
 
-static void heap_up(struct shard *sh, size_t i) {
+static void heap_up(struct shard *sh, size_t i)
+{
     struct entry *e = sh->heap[i];
     while (i > 0) {
         size_t parent = (i - 1) / 2;
-        if (sh->heap[parent]->expire_at <= e->expire_at) break;
+        if (sh->heap[parent]->expire_at <= e->expire_at)
+            break;
         heap_place(sh, i, sh->heap[parent]);
         i = parent;
     }
     heap_place(sh, i, e);
 }
 
-static void heap_down(struct shard *sh, size_t i) {
+static void heap_down(struct shard *sh, size_t i)
+{
     struct entry *e = sh->heap[i];
     for (;;) {
         size_t child = 2 * i + 1;
-        if (child >= sh->heap_len) break;
+        if (child >= sh->heap_len)
+            break;
         if (child + 1 < sh->heap_len && sh->heap[child + 1]->expire_at < sh->heap[child]->expire_at)
             child++;
-        if (sh->heap[child]->expire_at >= e->expire_at) break;
+        if (sh->heap[child]->expire_at >= e->expire_at)
+            break;
         heap_place(sh, i, sh->heap[child]);
         i = child;
     }
@@ -168,24 +191,29 @@ static void heap_down(struct shard *sh, size_t i) {
 
 /* Make room for one more heap slot before a write commits, so the commit
  * itself cannot fail half-way. */
-static int heap_reserve(struct shard *sh) {
-    if (sh->heap_len < sh->heap_cap) return 0;
+static int heap_reserve(struct shard *sh)
+{
+    if (sh->heap_len < sh->heap_cap)
+        return 0;
     size_t cap = sh->heap_cap ? sh->heap_cap * 2 : MIN_HEAP;
     struct entry **heap = realloc(sh->heap, cap * sizeof *heap);
-    if (!heap) return -1;
+    if (!heap)
+        return -1;
     sh->heap = heap;
     sh->heap_cap = cap;
     return 0;
 }
 
-static void heap_push(struct shard *sh, struct entry *e) {
+static void heap_push(struct shard *sh, struct entry *e)
+{
     heap_place(sh, sh->heap_len++, e);
     heap_up(sh, e->heap_idx);
 }
 
 /* Remove e from anywhere in the heap: the last element takes its place and
  * moves up or down to where it belongs. */
-static void heap_remove(struct shard *sh, struct entry *e) {
+static void heap_remove(struct shard *sh, struct entry *e)
+{
     size_t i = e->heap_idx;
     struct entry *last = sh->heap[--sh->heap_len];
     if (i < sh->heap_len) {
@@ -200,14 +228,17 @@ static void heap_remove(struct shard *sh, struct entry *e) {
 
 /* What an entry is charged against the cap: itself plus its bucket and
  * heap pointers. */
-static size_t entry_cost(size_t klen, size_t vlen) {
+static size_t entry_cost(size_t klen, size_t vlen)
+{
     return sizeof(struct entry) + 2 * sizeof(struct entry *) + klen + vlen;
 }
 
 static struct entry *entry_new(uint64_t hash, const char *key, size_t klen, const char *val,
-                               size_t vlen, uint64_t expire_at) {
+                               size_t vlen, uint64_t expire_at)
+{
     struct entry *e = malloc(sizeof *e + klen + vlen);
-    if (!e) return NULL;
+    if (!e)
+        return NULL;
     e->next = NULL;
     e->hash = hash;
     e->expire_at = expire_at;
@@ -222,7 +253,8 @@ static struct entry *entry_new(uint64_t hash, const char *key, size_t klen, cons
 /* Account for an entry of old_cost bytes becoming new_cost bytes (0: none).
  * Growth past the cap is refused; the check and the charge are one atomic
  * step, so racing writers cannot overshoot together. */
-static int mem_charge(struct mem_store *m, size_t old_cost, size_t new_cost) {
+static int mem_charge(struct mem_store *m, size_t old_cost, size_t new_cost)
+{
     if (new_cost <= old_cost) {
         atomic_fetch_sub(&m->used, old_cost - new_cost);
         return 0;
@@ -236,10 +268,12 @@ static int mem_charge(struct mem_store *m, size_t old_cost, size_t new_cost) {
 }
 
 /* Unlink and free the entry *slot points at. */
-static void entry_remove(struct mem_store *m, struct shard *sh, struct entry **slot) {
+static void entry_remove(struct mem_store *m, struct shard *sh, struct entry **slot)
+{
     struct entry *e = *slot;
     *slot = e->next;
-    if (e->heap_idx != NOT_IN_HEAP) heap_remove(sh, e);
+    if (e->heap_idx != NOT_IN_HEAP)
+        heap_remove(sh, e);
     sh->count--;
     mem_charge(m, entry_cost(e->klen, e->vlen), 0);
     free(e);
@@ -248,12 +282,14 @@ static void entry_remove(struct mem_store *m, struct shard *sh, struct entry **s
 /* Put e in the table: in place of *slot's entry, or at the head of its
  * bucket when slot is NULL. The caller has charged e and reserved a heap
  * slot, so this cannot fail. */
-static void entry_link(struct shard *sh, struct entry **slot, struct entry *e) {
+static void entry_link(struct shard *sh, struct entry **slot, struct entry *e)
+{
     if (slot) {
         struct entry *old = *slot;
         e->next = old->next;
         *slot = e;
-        if (old->heap_idx != NOT_IN_HEAP) heap_remove(sh, old);
+        if (old->heap_idx != NOT_IN_HEAP)
+            heap_remove(sh, old);
         free(old);
     } else {
         struct entry **head = bucket_of(sh, e->hash);
@@ -261,17 +297,21 @@ static void entry_link(struct shard *sh, struct entry **slot, struct entry *e) {
         *head = e;
         sh->count++;
     }
-    if (e->expire_at) heap_push(sh, e);
+    if (e->expire_at)
+        heap_push(sh, e);
 }
 
 /* The link that points at key's entry, or NULL when the key is absent. An
  * expired entry found on the way is removed (lazy expiry). */
 static struct entry **find_live(struct mem_store *m, struct shard *sh, uint64_t hash,
-                                const char *key, size_t klen, uint64_t now) {
+                                const char *key, size_t klen, uint64_t now)
+{
     for (struct entry **slot = bucket_of(sh, hash); *slot; slot = &(*slot)->next) {
         struct entry *e = *slot;
-        if (e->hash != hash || e->klen != klen || memcmp(e->data, key, klen) != 0) continue;
-        if (!is_expired(e, now)) return slot;
+        if (e->hash != hash || e->klen != klen || memcmp(e->data, key, klen) != 0)
+            continue;
+        if (!is_expired(e, now))
+            return slot;
         entry_remove(m, sh, slot);
         return NULL;
     }
@@ -283,13 +323,17 @@ static struct entry **find_live(struct mem_store *m, struct shard *sh, uint64_t 
  * err_nomem. */
 static const char *entry_put(struct mem_store *m, struct shard *sh, struct entry **slot,
                              uint64_t hash, const char *key, size_t klen, const char *val,
-                             size_t vlen, uint64_t expire_at) {
+                             size_t vlen, uint64_t expire_at)
+{
     size_t old_cost = slot ? entry_cost((*slot)->klen, (*slot)->vlen) : 0;
     size_t new_cost = entry_cost(klen, vlen);
-    if (new_cost > m->cap) return err_full; /* could never fit: skip the malloc */
-    if (expire_at && heap_reserve(sh) < 0) return err_nomem;
+    if (new_cost > m->cap)
+        return err_full; /* could never fit: skip the malloc */
+    if (expire_at && heap_reserve(sh) < 0)
+        return err_nomem;
     struct entry *e = entry_new(hash, key, klen, val, vlen, expire_at);
-    if (!e) return err_nomem;
+    if (!e)
+        return err_nomem;
     if (mem_charge(m, old_cost, new_cost) < 0) {
         free(e);
         return err_full;
@@ -301,20 +345,24 @@ static const char *entry_put(struct mem_store *m, struct shard *sh, struct entry
 /* ----------------------------------------------------------------- shards */
 
 /* Pop up to limit expired entries off the top of the shard's heap. */
-static void expire_some(struct mem_store *m, struct shard *sh, uint64_t now, size_t limit) {
+static void expire_some(struct mem_store *m, struct shard *sh, uint64_t now, size_t limit)
+{
     while (limit-- && sh->heap_len && is_expired(sh->heap[0], now)) {
         struct entry *e = sh->heap[0];
         struct entry **slot = bucket_of(sh, e->hash);
-        while (*slot != e) slot = &(*slot)->next;
+        while (*slot != e)
+            slot = &(*slot)->next;
         entry_remove(m, sh, slot);
     }
 }
 
 /* Move every entry to a table of n buckets. On allocation failure the old
  * table stays: slower chains, still correct. */
-static void shard_rehash(struct shard *sh, size_t n) {
+static void shard_rehash(struct shard *sh, size_t n)
+{
     struct entry **buckets = calloc(n, sizeof *buckets);
-    if (!buckets) return;
+    if (!buckets)
+        return;
     for (size_t i = 0; i <= sh->mask; i++) {
         struct entry *e = sh->buckets[i], *next;
         for (; e; e = next) {
@@ -330,7 +378,8 @@ static void shard_rehash(struct shard *sh, size_t n) {
 
 /* Keep the load factor between 1/8 and 1, and give back heap space after a
  * wave of expiries. Runs only at unlock, when no slot pointer is held. */
-static void shard_fit(struct shard *sh) {
+static void shard_fit(struct shard *sh)
+{
     size_t n = sh->mask + 1;
     if (sh->count > n)
         shard_rehash(sh, n * 2);
@@ -348,12 +397,14 @@ static void shard_fit(struct shard *sh) {
 
 /* Every call takes its shard through these two: locking also does the
  * call's share of active expiry. */
-static void shard_lock(struct mem_store *m, struct shard *sh, uint64_t now) {
+static void shard_lock(struct mem_store *m, struct shard *sh, uint64_t now)
+{
     pthread_mutex_lock(&sh->lock);
     expire_some(m, sh, now, EXPIRE_PER_CALL);
 }
 
-static void shard_unlock(struct shard *sh) {
+static void shard_unlock(struct shard *sh)
+{
     shard_fit(sh);
     pthread_mutex_unlock(&sh->lock);
 }
@@ -361,7 +412,8 @@ static void shard_unlock(struct shard *sh) {
 /* Drop every expired key of every shard, one shard lock at a time (never
  * two at once, so no lock order to get wrong). The heaps make this cost
  * one look per shard plus the keys actually dropped. */
-static void sweep_all(struct mem_store *m) {
+static void sweep_all(struct mem_store *m)
+{
     uint64_t now = mem_now(m);
     for (unsigned i = 0; i < NSHARDS; i++) {
         shard_lock(m, &m->shards[i], now);
@@ -370,10 +422,12 @@ static void sweep_all(struct mem_store *m) {
     }
 }
 
-static int shard_init(struct shard *sh) {
+static int shard_init(struct shard *sh)
+{
     memset(sh, 0, sizeof *sh);
     sh->buckets = calloc(MIN_BUCKETS, sizeof *sh->buckets);
-    if (!sh->buckets) return -1;
+    if (!sh->buckets)
+        return -1;
     sh->mask = MIN_BUCKETS - 1;
     if (pthread_mutex_init(&sh->lock, NULL) != 0) {
         free(sh->buckets);
@@ -382,7 +436,8 @@ static int shard_init(struct shard *sh) {
     return 0;
 }
 
-static void shard_free(struct shard *sh) {
+static void shard_free(struct shard *sh)
+{
     for (size_t i = 0; i <= sh->mask; i++) {
         struct entry *e = sh->buckets[i], *next;
         for (; e; e = next) {
@@ -398,8 +453,8 @@ static void shard_free(struct shard *sh) {
 /* ----------------------------------------------------------------- writes */
 
 struct write;
-typedef void write_fn(struct mem_store *m, struct shard *sh, uint64_t hash,
-                      const struct write *w, uint64_t now, struct store_reply *r);
+typedef void write_fn(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
+                      uint64_t now, struct store_reply *r);
 
 /* One write call, applied under its shard's lock by mem_write(). */
 struct write {
@@ -412,28 +467,30 @@ struct write {
     uint64_t ttl_ms;
 };
 
-static void apply_set(struct mem_store *m, struct shard *sh, uint64_t hash,
-                      const struct write *w, uint64_t now, struct store_reply *r) {
+static void apply_set(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
+                      uint64_t now, struct store_reply *r)
+{
     struct entry **slot = find_live(m, sh, hash, w->key, w->klen, now);
-    r->err = entry_put(m, sh, slot, hash, w->key, w->klen, w->val, w->vlen,
-                       expiry_for(now, w->ttl_ms));
+    r->err =
+        entry_put(m, sh, slot, hash, w->key, w->klen, w->val, w->vlen, expiry_for(now, w->ttl_ms));
 }
 
-static void apply_add(struct mem_store *m, struct shard *sh, uint64_t hash,
-                      const struct write *w, uint64_t now, struct store_reply *r) {
+static void apply_add(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
+                      uint64_t now, struct store_reply *r)
+{
     if (find_live(m, sh, hash, w->key, w->klen, now)) {
         r->status = STORE_EXISTS;
         return;
     }
-    r->err = entry_put(m, sh, NULL, hash, w->key, w->klen, w->val, w->vlen,
-                       expiry_for(now, w->ttl_ms));
+    r->err =
+        entry_put(m, sh, NULL, hash, w->key, w->klen, w->val, w->vlen, expiry_for(now, w->ttl_ms));
 }
-
 
 /* Integers are stored as decimal text, so get returns them readably. A new
  * key gets the call's TTL; an existing one keeps its own. */
-static void apply_incr(struct mem_store *m, struct shard *sh, uint64_t hash,
-                       const struct write *w, uint64_t now, struct store_reply *r) {
+static void apply_incr(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
+                       uint64_t now, struct store_reply *r)
+{
     struct entry **slot = find_live(m, sh, hash, w->key, w->klen, now);
     uint64_t expire_at = expiry_for(now, w->ttl_ms);
     long long n = 0;
@@ -456,8 +513,9 @@ static void apply_incr(struct mem_store *m, struct shard *sh, uint64_t hash,
     r->number = n;
 }
 
-static void apply_del(struct mem_store *m, struct shard *sh, uint64_t hash,
-                      const struct write *w, uint64_t now, struct store_reply *r) {
+static void apply_del(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
+                      uint64_t now, struct store_reply *r)
+{
     struct entry **slot = find_live(m, sh, hash, w->key, w->klen, now);
     if (slot)
         entry_remove(m, sh, slot);
@@ -468,7 +526,8 @@ static void apply_del(struct mem_store *m, struct shard *sh, uint64_t hash,
 /* Run one write under its shard's lock and reply after unlocking. A write
  * refused for room is retried once after sweep_all() has dropped every
  * expired key, so "store full" means full of live data. */
-static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *arg) {
+static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *arg)
+{
     struct mem_store *m = (struct mem_store *)c->store;
     uint64_t hash = siphash13(m->seed, (const unsigned char *)w->key, w->klen);
     struct shard *sh = shard_of(m, hash);
@@ -480,10 +539,12 @@ static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *
         shard_lock(m, sh, now);
         w->apply(m, sh, hash, w, now, &r);
         shard_unlock(sh);
-        if (r.err != err_full || tries) break;
+        if (r.err != err_full || tries)
+            break;
         sweep_all(m);
     }
-    if (r.err) r.status = STORE_ERROR;
+    if (r.err)
+        r.status = STORE_ERROR;
     cb(&r, arg);
     return 0;
 }
@@ -492,7 +553,8 @@ static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *
 
 /* The value is copied out under the lock (on the stack when small) and
  * handed to the callback after unlocking. */
-static int mem_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg) {
+static int mem_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg)
+{
     struct mem_store *m = (struct mem_store *)c->store;
     uint64_t hash = siphash13(m->seed, (const unsigned char *)key, klen);
     struct shard *sh = shard_of(m, hash);
@@ -514,53 +576,60 @@ static int mem_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, v
     }
     shard_unlock(sh);
     cb(&r, arg);
-    if (copy != stack) free(copy);
+    if (copy != stack)
+        free(copy);
     return 0;
 }
 
 static int mem_set(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                   uint64_t ttl_ms, store_cb cb, void *arg) {
-    struct write w = {.apply = apply_set, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                      .ttl_ms = ttl_ms};
+                   uint64_t ttl_ms, store_cb cb, void *arg)
+{
+    struct write w = {
+        .apply = apply_set, .key = key, .klen = klen, .val = val, .vlen = vlen, .ttl_ms = ttl_ms};
     return mem_write(c, &w, cb, arg);
 }
 
 static int mem_add(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                   uint64_t ttl_ms, store_cb cb, void *arg) {
-    struct write w = {.apply = apply_add, .key = key, .klen = klen, .val = val, .vlen = vlen,
-                      .ttl_ms = ttl_ms};
+                   uint64_t ttl_ms, store_cb cb, void *arg)
+{
+    struct write w = {
+        .apply = apply_add, .key = key, .klen = klen, .val = val, .vlen = vlen, .ttl_ms = ttl_ms};
     return mem_write(c, &w, cb, arg);
 }
 
-static int mem_incr(store_conn_t *c, const char *key, size_t klen, long long delta,
-                    uint64_t ttl_ms, store_cb cb, void *arg) {
-    struct write w = {.apply = apply_incr, .key = key, .klen = klen, .delta = delta,
-                      .ttl_ms = ttl_ms};
+static int mem_incr(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
+                    store_cb cb, void *arg)
+{
+    struct write w = {
+        .apply = apply_incr, .key = key, .klen = klen, .delta = delta, .ttl_ms = ttl_ms};
     return mem_write(c, &w, cb, arg);
 }
 
-static int mem_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg) {
+static int mem_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg)
+{
     struct write w = {.apply = apply_del, .key = key, .klen = klen};
     return mem_write(c, &w, cb, arg);
 }
 
 /* A connection to the memory store is just a handle: every thread works on
  * the shared table directly, and the event base is not needed. */
-static store_conn_t *mem_attach(store_t *s, struct event_base *base) {
+static store_conn_t *mem_attach(store_t *s, struct event_base *base)
+{
     (void)base;
     store_conn_t *c = malloc(sizeof *c);
-    if (c) c->store = s;
+    if (c)
+        c->store = s;
     return c;
 }
 
-static void mem_detach(store_conn_t *c) {
-    free(c);
-}
+static void mem_detach(store_conn_t *c) { free(c); }
 
 /* Every connection must be detached first. */
-static void mem_close(store_t *s) {
+static void mem_close(store_t *s)
+{
     struct mem_store *m = (struct mem_store *)s;
-    for (unsigned i = 0; i < NSHARDS; i++) shard_free(&m->shards[i]);
+    for (unsigned i = 0; i < NSHARDS; i++)
+        shard_free(&m->shards[i]);
     free(m);
 }
 
@@ -578,9 +647,11 @@ static const struct store_ops memory_ops = {
 /* ------------------------------------------------------------ public API */
 
 /* opts: "" or "?max_mb=N" with N in 1..MAX_MAX_MB. */
-static int parse_opts(const char *opts, size_t *max_mb, const char **err) {
+static int parse_opts(const char *opts, size_t *max_mb, const char **err)
+{
     *max_mb = DEFAULT_MAX_MB;
-    if (!*opts) return 0;
+    if (!*opts)
+        return 0;
     if (strncmp(opts, "?max_mb=", 8) != 0) {
         *err = "memory store: unknown option (expected memory?max_mb=N)";
         return -1;
@@ -597,9 +668,11 @@ static int parse_opts(const char *opts, size_t *max_mb, const char **err) {
     return 0;
 }
 
-store_t *store_memory_open(const char *opts, const char **err) {
+store_t *store_memory_open(const char *opts, const char **err)
+{
     size_t max_mb;
-    if (parse_opts(opts, &max_mb, err) < 0) return NULL;
+    if (parse_opts(opts, &max_mb, err) < 0)
+        return NULL;
 
     struct mem_store *m = aligned_alloc(_Alignof(struct mem_store), sizeof *m);
     if (!m) {
@@ -616,8 +689,10 @@ store_t *store_memory_open(const char *opts, const char **err) {
         return NULL;
     }
     for (unsigned i = 0; i < NSHARDS; i++) {
-        if (shard_init(&m->shards[i]) == 0) continue;
-        while (i--) shard_free(&m->shards[i]);
+        if (shard_init(&m->shards[i]) == 0)
+            continue;
+        while (i--)
+            shard_free(&m->shards[i]);
         free(m);
         *err = err_nomem;
         return NULL;
@@ -625,12 +700,14 @@ store_t *store_memory_open(const char *opts, const char **err) {
     return &m->base;
 }
 
-void store_memory_advance_clock(store_t *s, int64_t ms) {
+void store_memory_advance_clock(store_t *s, int64_t ms)
+{
     if (s && s->ops == &memory_ops)
         atomic_fetch_add(&((struct mem_store *)s)->clock_offset, ms);
 }
 
-void store_memory_stats(store_t *s, size_t *keys, size_t *bytes) {
+void store_memory_stats(store_t *s, size_t *keys, size_t *bytes)
+{
     struct mem_store *m = (struct mem_store *)s;
     size_t n = 0;
     for (unsigned i = 0; i < NSHARDS; i++) {

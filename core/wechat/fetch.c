@@ -18,16 +18,16 @@
 #include <event2/event.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000L
-#define DEFAULT_TIMEOUT_MS 5000L
-#define DEFAULT_MAX_BODY ((size_t)4 << 20)
+#define DEFAULT_TIMEOUT_MS         5000L
+#define DEFAULT_MAX_BODY           ((size_t)4 << 20)
 
 struct fetch_loop {
     struct event_base *base;
     CURLM *multi;
-    struct event *timer;      /* curl's single timeout (CURLMOPT_TIMERFUNCTION) */
-    struct fetch *fetches;    /* in flight, callback not yet called */
-    int in_callback;          /* a fetch callback is running */
-    int closing;              /* fetch_loop_free was called from that callback */
+    struct event *timer;   /* curl's single timeout (CURLMOPT_TIMERFUNCTION) */
+    struct fetch *fetches; /* in flight, callback not yet called */
+    int in_callback;       /* a fetch callback is running */
+    int closing;           /* fetch_loop_free was called from that callback */
 };
 
 struct fetch {
@@ -37,11 +37,11 @@ struct fetch {
     struct curl_slist *req_headers;
     fetch_cb cb;
     void *arg;
-    int done;                 /* unlinked; its callback is running */
+    int done; /* unlinked; its callback is running */
     struct timespec started;
     size_t max_body;
     int too_large;
-    char *body;               /* NUL-terminated for the callback's convenience */
+    char *body; /* NUL-terminated for the callback's convenience */
     size_t body_len, body_cap;
     struct fetch_header *headers; /* the reply's, with their strings in the same block */
     size_t n_headers;
@@ -55,8 +55,8 @@ static void check_multi_info(struct fetch_loop *fl);
 static void sock_event_cb(evutil_socket_t fd, short kind, void *arg)
 {
     struct fetch_loop *fl = arg;
-    int action = ((kind & EV_READ) ? CURL_CSELECT_IN : 0) |
-                 ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int action =
+        ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
 
     /* The socket callback may free this very event inside the action; only
@@ -236,12 +236,10 @@ static int collect_headers(struct fetch *f)
 static const char *error_name(CURLcode rc, int too_large)
 {
     switch (rc) {
-    case CURLE_OPERATION_TIMEDOUT:
-        return "timeout";
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
     case CURLE_COULDNT_CONNECT:
     case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_COULDNT_RESOLVE_PROXY:
-        return "connect";
+    case CURLE_COULDNT_RESOLVE_PROXY: return "connect";
     case CURLE_SSL_CONNECT_ERROR:
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CERTPROBLEM:
@@ -252,19 +250,14 @@ static const char *error_name(CURLcode rc, int too_large)
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_INVALIDCERTSTATUS:
     case CURLE_SSL_SHUTDOWN_FAILED:
-    case CURLE_USE_SSL_FAILED:
-        return "tls";
-    case CURLE_FILESIZE_EXCEEDED:
-        return "too_large";
-    case CURLE_WRITE_ERROR:
-        return too_large ? "too_large" : "error";
+    case CURLE_USE_SSL_FAILED: return "tls";
+    case CURLE_FILESIZE_EXCEEDED: return "too_large";
+    case CURLE_WRITE_ERROR: return too_large ? "too_large" : "error";
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_PARTIAL_FILE:
-    case CURLE_SEND_ERROR:
-        return "closed";
-    default:
-        return "error";
+    case CURLE_SEND_ERROR: return "closed";
+    default: return "error";
     }
 }
 
@@ -493,10 +486,10 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
     const char *method = req->method ? req->method : "GET";
     int post = req->body != NULL || strcmp(method, "POST") == 0;
 
-#define SETOPT(opt, val)                                   \
-    do {                                                   \
-        if (curl_easy_setopt(e, opt, val) != CURLE_OK)     \
-            return -1;                                     \
+#define SETOPT(opt, val)                                                                           \
+    do {                                                                                           \
+        if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                             \
+            return -1;                                                                             \
     } while (0)
 
     SETOPT(CURLOPT_URL, req->url);
@@ -533,8 +526,8 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
     return 0;
 }
 
-struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req,
-                          fetch_cb cb, void *arg)
+struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req, fetch_cb cb,
+                          void *arg)
 {
     if (fl->closing || !req->url || !url_ok(req->url) || (req->method && !token_ok(req->method)))
         return NULL;

@@ -17,23 +17,27 @@ struct fetch_header {
 };
 
 struct fetch_request {
-    const char *method;        /* "GET" when NULL */
+    const char *method; /* "GET" when NULL */
     const char *url;
-    const struct fetch_header *headers; size_t n_headers;
-    const char *body; size_t body_len;
-    long connect_timeout_ms;   /* 0: 2000 */
-    long timeout_ms;           /* 0: 5000; whole transfer */
-    const char *ca_file;       /* NULL: the system's CA store */
-    size_t max_body;           /* 0: 4 MiB; a larger reply is an error */
+    const struct fetch_header *headers;
+    size_t n_headers;
+    const char *body;
+    size_t body_len;
+    long connect_timeout_ms; /* 0: 2000 */
+    long timeout_ms;         /* 0: 5000; whole transfer */
+    const char *ca_file;     /* NULL: the system's CA store */
+    size_t max_body;         /* 0: 4 MiB; a larger reply is an error */
 };
 
 struct fetch_response {
-    int ok;                    /* 1: a complete HTTP reply arrived */
-    long status;               /* HTTP status when ok */
-    const struct fetch_header *headers; size_t n_headers; /* names lowercased */
-    const char *body; size_t body_len;
-    const char *error;         /* !ok: "timeout", "connect", "tls", "too_large", "closed", ... */
-    const char *detail;        /* !ok: curl's message (never contains the URL's query) */
+    int ok;      /* 1: a complete HTTP reply arrived */
+    long status; /* HTTP status when ok */
+    const struct fetch_header *headers;
+    size_t n_headers; /* names lowercased */
+    const char *body;
+    size_t body_len;
+    const char *error;  /* !ok: "timeout", "connect", "tls", "too_large", "closed", ... */
+    const char *detail; /* !ok: curl's message (never contains the URL's query) */
     double total_ms;
 };
 
@@ -41,11 +45,11 @@ struct fetch_response {
 typedef void (*fetch_cb)(const struct fetch_response *res, void *arg);
 
 struct fetch_loop *fetch_loop_new(struct event_base *base);
-void fetch_loop_free(struct fetch_loop *fl);   /* cancels what is in flight, no callbacks */
+void fetch_loop_free(struct fetch_loop *fl); /* cancels what is in flight, no callbacks */
 
 /* Starts the request; NULL on immediate failure (bad URL, out of memory). */
-struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req,
-                          fetch_cb cb, void *arg);
+struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req, fetch_cb cb,
+                          void *arg);
 /* Stops a request in flight; its callback will not run. */
 void fetch_cancel(struct fetch *f);
 

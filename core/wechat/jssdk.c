@@ -25,27 +25,27 @@
 #include <string.h>
 #include <time.h>
 
-#define LOCK_TTL_MS 15000ULL
-#define REFRESH_AHEAD_S 300   /* refresh a ticket this long before it expires */
-#define POLL_MS 50
-#define DAILY_QUOTA 2000
+#define LOCK_TTL_MS     15000ULL
+#define REFRESH_AHEAD_S 300 /* refresh a ticket this long before it expires */
+#define POLL_MS         50
+#define DAILY_QUOTA     2000
 
 struct jssdk_op {
     struct worker *w;
-    struct config *cfg;            /* retained */
+    struct config *cfg; /* retained */
     const struct config_app *app;
-    jssdk_cb cb;                   /* NULL: cancelled, or a background refresh */
+    jssdk_cb cb; /* NULL: cancelled, or a background refresh */
     void *arg;
     int background;
-    int *finished;                 /* set when done inside jssdk_ticket */
+    int *finished; /* set when done inside jssdk_ticket */
     char key_jt[160], key_bt[160], key_lk[160], key_fence[160];
     long long fence;
-    int owner;                     /* holds the lock */
-    int retried;                   /* re-fetched the basic token after 40001 */
+    int owner;   /* holds the lock */
+    int retried; /* re-fetched the basic token after 40001 */
     int polls;
     struct event *timer;
     struct wechat_call *call;
-    char *token;                   /* basic token */
+    char *token; /* basic token */
 };
 
 /* ---- per-worker cache ---- */
@@ -79,7 +79,6 @@ static struct cached *cache_for(const char *appid, int create)
     snprintf(c->appid, sizeof(c->appid), "%s", appid);
     return c;
 }
-
 
 static void op_free(struct jssdk_op *op)
 {
@@ -190,8 +189,8 @@ static void on_quota(const struct store_reply *rep, void *arg)
 {
     const struct config_app *app = arg;
     if (rep->status == STORE_OK)
-        metrics_set("wxgate_basic_token_quota_left", (double)(DAILY_QUOTA - rep->number),
-                    "app", app->name, NULL);
+        metrics_set("wxgate_basic_token_quota_left", (double)(DAILY_QUOTA - rep->number), "app",
+                    app->name, NULL);
 }
 
 static void on_token_reply(const struct wechat_reply *rep, void *arg)
@@ -228,8 +227,7 @@ static void fetch_basic_token(struct jssdk_op *op)
     gmtime_r(&t, &tm);
     strftime(day, sizeof(day), "%Y%m%d", &tm);
     snprintf(key, sizeof(key), KEY_JSSDK_QUOTA "%s:%s", op->app->appid, day);
-    store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota,
-               (void *)op->app);
+    store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota, (void *)op->app);
     metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
     struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
     op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
@@ -241,7 +239,8 @@ static void on_basic_token(const struct store_reply *rep, void *arg)
 {
     struct jssdk_op *op = arg;
     char *rec = rep->status == STORE_OK
-                    ? login_token_open(op->cfg, op->key_bt, rep->value, rep->len) : NULL;
+                    ? login_token_open(op->cfg, op->key_bt, rep->value, rep->len)
+                    : NULL;
     char *tab = rec ? strchr(rec, '\t') : NULL;
     if (tab && strtol(rec, NULL, 10) > now_s() + 60 && !op->retried) {
         op->token = strdup(tab + 1);

@@ -14,17 +14,31 @@
 struct wechat_call {
     struct fetch *f;
     enum { CALL_EXCHANGE, CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
-    const char *endpoint;            /* for metrics: "/sns/userinfo" */
+    const char *endpoint; /* for metrics: "/sns/userinfo" */
     wechat_cb cb;
     void *arg;
 };
 
 const char *wechat_err_name(enum wechat_err e)
 {
-    static const char *const names[] = {
-        "ok", "code_invalid", "code_used", "code_expired", "token_invalid", "token_expired",
-        "refresh_invalid", "refresh_expired", "scope", "openid", "quota", "busy",
-        "credentials", "http", "garbage", "timeout", "network", "unknown"};
+    static const char *const names[] = {"ok",
+                                        "code_invalid",
+                                        "code_used",
+                                        "code_expired",
+                                        "token_invalid",
+                                        "token_expired",
+                                        "refresh_invalid",
+                                        "refresh_expired",
+                                        "scope",
+                                        "openid",
+                                        "quota",
+                                        "busy",
+                                        "credentials",
+                                        "http",
+                                        "garbage",
+                                        "timeout",
+                                        "network",
+                                        "unknown"};
     return (size_t)e < sizeof(names) / sizeof(names[0]) ? names[e] : "unknown";
 }
 
@@ -35,15 +49,25 @@ static enum wechat_err map_errcode(int errcode)
     case 40029: return WECHAT_CODE_INVALID;
     case 40163: return WECHAT_CODE_USED;
     case 42003: return WECHAT_CODE_EXPIRED;
-    case 40001: case 40014: case 41001: return WECHAT_TOKEN_INVALID;
+    case 40001:
+    case 40014:
+    case 41001: return WECHAT_TOKEN_INVALID;
     case 42001: return WECHAT_TOKEN_EXPIRED;
-    case 40030: case 41003: return WECHAT_REFRESH_INVALID;
+    case 40030:
+    case 41003: return WECHAT_REFRESH_INVALID;
     case 42002: return WECHAT_REFRESH_EXPIRED;
-    case 48001: case 40066: return WECHAT_SCOPE;
-    case 40003: case 41009: return WECHAT_OPENID;
-    case 45009: case 45011: return WECHAT_QUOTA;
+    case 48001:
+    case 40066: return WECHAT_SCOPE;
+    case 40003:
+    case 41009: return WECHAT_OPENID;
+    case 45009:
+    case 45011: return WECHAT_QUOTA;
     case -1: return WECHAT_BUSY;
-    case 40013: case 40125: case 41002: case 41004: case 40164: return WECHAT_CREDENTIALS;
+    case 40013:
+    case 40125:
+    case 41002:
+    case 41004:
+    case 40164: return WECHAT_CREDENTIALS;
     case 41008: return WECHAT_CODE_INVALID;
     default: return WECHAT_UNKNOWN;
     }
@@ -148,8 +172,8 @@ static void on_reply(const struct fetch_response *res, void *arg)
         json_decref(json);
         json = NULL;
     }
-    metrics_observe("wxgate_upstream_seconds", res->total_ms / 1000.0, "endpoint",
-                    call->endpoint, NULL);
+    metrics_observe("wxgate_upstream_seconds", res->total_ms / 1000.0, "endpoint", call->endpoint,
+                    NULL);
     if (r.err != WECHAT_OK)
         metrics_inc("wxgate_upstream_errors_total", "endpoint", call->endpoint, "error",
                     wechat_err_name(r.err), NULL);
@@ -188,10 +212,11 @@ static struct wechat_call *start(const struct wechat_client *c, int kind, const 
 
 struct wechat_client wechat_client(struct fetch_loop *fetch, const struct config *cfg)
 {
-    struct wechat_client c = {
-        .fetch = fetch, .api_base = cfg->wechat_api_base, .ca_file = cfg->wechat_ca_file,
-        .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
-        .timeout_ms = cfg->upstream_timeout_ms};
+    struct wechat_client c = {.fetch = fetch,
+                              .api_base = cfg->wechat_api_base,
+                              .ca_file = cfg->wechat_ca_file,
+                              .connect_timeout_ms = cfg->upstream_connect_timeout_ms,
+                              .timeout_ms = cfg->upstream_timeout_ms};
     return c;
 }
 
@@ -213,8 +238,8 @@ static struct wechat_call *call_api(const struct wechat_client *c, int kind, wec
     for (int i = 0; ok && kv[i] && n < sizeof(url); i += 2) {
         ok = url_encode(v, sizeof(v), kv[i + 1] ? kv[i + 1] : "") >= 0;
         if (ok)
-            n += (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&',
-                                  kv[i], v);
+            n +=
+                (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&', kv[i], v);
     }
     struct wechat_call *call = ok && n < sizeof(url) ? start(c, kind, path, url, cb, arg) : NULL;
     /* They held the secret or a token, on every way out. */
@@ -227,7 +252,7 @@ struct wechat_call *wechat_exchange_code(const struct wechat_client *c,
                                          const struct config_app *app, const char *code,
                                          wechat_cb cb, void *arg)
 {
-    const char *kv[] = {"appid", app->appid, "secret", app->secret, "code", code,
+    const char *kv[] = {"appid",      app->appid,           "secret", app->secret, "code", code,
                         "grant_type", "authorization_code", NULL};
     return call_api(c, CALL_EXCHANGE, cb, arg, "/sns/oauth2/access_token", kv);
 }
@@ -235,17 +260,16 @@ struct wechat_call *wechat_exchange_code(const struct wechat_client *c,
 struct wechat_call *wechat_refresh(const struct wechat_client *c, const struct config_app *app,
                                    const char *refresh_token, wechat_cb cb, void *arg)
 {
-    const char *kv[] = {"appid", app->appid, "grant_type", "refresh_token", "refresh_token",
-                        refresh_token, NULL};
+    const char *kv[] = {"appid",         app->appid,    "grant_type", "refresh_token",
+                        "refresh_token", refresh_token, NULL};
     return call_api(c, CALL_EXCHANGE, cb, arg, "/sns/oauth2/refresh_token", kv);
 }
 
 struct wechat_call *wechat_userinfo(const struct wechat_client *c, const char *access_token,
-                                    const char *openid, const char *lang, wechat_cb cb,
-                                    void *arg)
+                                    const char *openid, const char *lang, wechat_cb cb, void *arg)
 {
-    const char *kv[] = {"access_token", access_token, "openid", openid, "lang",
-                        lang ? lang : "zh_CN", NULL};
+    const char *kv[] = {"access_token", access_token,          "openid", openid,
+                        "lang",         lang ? lang : "zh_CN", NULL};
     return call_api(c, CALL_USERINFO, cb, arg, "/sns/userinfo", kv);
 }
 
@@ -256,11 +280,11 @@ struct wechat_call *wechat_check_token(const struct wechat_client *c, const char
     return call_api(c, CALL_STATUS, cb, arg, "/sns/auth", kv);
 }
 
-struct wechat_call *wechat_basic_token(const struct wechat_client *c,
-                                       const struct config_app *app, wechat_cb cb, void *arg)
+struct wechat_call *wechat_basic_token(const struct wechat_client *c, const struct config_app *app,
+                                       wechat_cb cb, void *arg)
 {
-    const char *kv[] = {"grant_type", "client_credential", "appid", app->appid, "secret",
-                        app->secret, NULL};
+    const char *kv[] = {"grant_type", "client_credential", "appid", app->appid,
+                        "secret",     app->secret,         NULL};
     return call_api(c, CALL_TOKEN, cb, arg, "/cgi-bin/token", kv);
 }
 
@@ -283,8 +307,8 @@ void wechat_jssdk_signature(const char *ticket, const char *noncestr, const char
         out[0] = '\0'; /* no signature: wx.config fails visibly, nothing is signed wrong */
         return;
     }
-    int n = snprintf(s, cap, "jsapi_ticket=%s&noncestr=%s&timestamp=%s&url=%.*s", ticket,
-                     noncestr, timestamp, (int)ulen, url);
+    int n = snprintf(s, cap, "jsapi_ticket=%s&noncestr=%s&timestamp=%s&url=%.*s", ticket, noncestr,
+                     timestamp, (int)ulen, url);
     crypto_sha1(s, (size_t)n, digest);
     crypto_hex(digest, 20, out);
     if (s != small)

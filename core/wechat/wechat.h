@@ -15,23 +15,23 @@ struct config_app;
 
 enum wechat_err {
     WECHAT_OK = 0,
-    WECHAT_CODE_INVALID,     /* 40029 */
-    WECHAT_CODE_USED,        /* 40163 */
-    WECHAT_CODE_EXPIRED,     /* 42003 */
-    WECHAT_TOKEN_INVALID,    /* 40001 */
-    WECHAT_TOKEN_EXPIRED,    /* 42001 */
-    WECHAT_REFRESH_INVALID,  /* 40030 */
-    WECHAT_REFRESH_EXPIRED,  /* 42002 */
-    WECHAT_SCOPE,            /* 48001: the token's scope does not allow it */
-    WECHAT_OPENID,           /* 40003 */
-    WECHAT_QUOTA,            /* 45009, 45011 */
-    WECHAT_BUSY,             /* -1 */
-    WECHAT_CREDENTIALS,      /* 40013, 40125, 41002, 41004: our appid/secret */
-    WECHAT_HTTP,             /* upstream answered with an HTTP error */
-    WECHAT_GARBAGE,          /* not the JSON we expect */
+    WECHAT_CODE_INVALID,    /* 40029 */
+    WECHAT_CODE_USED,       /* 40163 */
+    WECHAT_CODE_EXPIRED,    /* 42003 */
+    WECHAT_TOKEN_INVALID,   /* 40001 */
+    WECHAT_TOKEN_EXPIRED,   /* 42001 */
+    WECHAT_REFRESH_INVALID, /* 40030 */
+    WECHAT_REFRESH_EXPIRED, /* 42002 */
+    WECHAT_SCOPE,           /* 48001: the token's scope does not allow it */
+    WECHAT_OPENID,          /* 40003 */
+    WECHAT_QUOTA,           /* 45009, 45011 */
+    WECHAT_BUSY,            /* -1 */
+    WECHAT_CREDENTIALS,     /* 40013, 40125, 41002, 41004: our appid/secret */
+    WECHAT_HTTP,            /* upstream answered with an HTTP error */
+    WECHAT_GARBAGE,         /* not the JSON we expect */
     WECHAT_TIMEOUT,
     WECHAT_NETWORK,
-    WECHAT_UNKNOWN,          /* another errcode */
+    WECHAT_UNKNOWN, /* another errcode */
 };
 
 /* A short, stable name for logs, metrics and hooks ("code_used"). */
@@ -39,8 +39,8 @@ const char *wechat_err_name(enum wechat_err e);
 
 struct wechat_reply {
     enum wechat_err err;
-    int errcode;             /* WeChat's errcode (0 when none) */
-    json_t *json;            /* the decoded reply object, or NULL; lent to the
+    int errcode;  /* WeChat's errcode (0 when none) */
+    json_t *json; /* the decoded reply object, or NULL; lent to the
                                 callback (json_incref to keep it) */
     /* Fields of the reply (NULL/0 when absent); valid in the callback. */
     const char *access_token, *refresh_token, *openid, *scope, *unionid, *ticket;
@@ -74,12 +74,11 @@ struct wechat_call *wechat_exchange_code(const struct wechat_client *c,
 struct wechat_call *wechat_refresh(const struct wechat_client *c, const struct config_app *app,
                                    const char *refresh_token, wechat_cb cb, void *arg);
 struct wechat_call *wechat_userinfo(const struct wechat_client *c, const char *access_token,
-                                    const char *openid, const char *lang, wechat_cb cb,
-                                    void *arg);
+                                    const char *openid, const char *lang, wechat_cb cb, void *arg);
 struct wechat_call *wechat_check_token(const struct wechat_client *c, const char *access_token,
                                        const char *openid, wechat_cb cb, void *arg);
-struct wechat_call *wechat_basic_token(const struct wechat_client *c,
-                                       const struct config_app *app, wechat_cb cb, void *arg);
+struct wechat_call *wechat_basic_token(const struct wechat_client *c, const struct config_app *app,
+                                       wechat_cb cb, void *arg);
 struct wechat_call *wechat_jsapi_ticket(const struct wechat_client *c, const char *access_token,
                                         wechat_cb cb, void *arg);
 /* The callback will not run. */

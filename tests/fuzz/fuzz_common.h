@@ -8,15 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FUZZ_CHECK(cond, ...)                                                         \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "\nPROPERTY VIOLATED %s:%d: %s\n  ", __FILE__, __LINE__, \
-                    #cond);                                                           \
-            fprintf(stderr, __VA_ARGS__);                                             \
-            fprintf(stderr, "\n");                                                    \
-            abort();                                                                  \
-        }                                                                             \
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "\nPROPERTY VIOLATED %s:%d: %s\n  ", __FILE__, __LINE__, #cond);       \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 /* A malloc'd, NUL-terminated copy of n bytes (an embedded NUL ends the

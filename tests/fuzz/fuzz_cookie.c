@@ -96,8 +96,7 @@ static void check_push(const char *cookie, const char *mac, size_t outsz)
         FUZZ_CHECK(e[0] == '.', "entries not separated by '.': %s", out);
         FUZZ_CHECK(memchr(e + 1, '.', 22) == NULL, "entry holds a '.': %s", out);
         FUZZ_CHECK(memcmp(e + 1, mac, 22) != 0, "the new MAC is kept twice: %s", out);
-        FUZZ_CHECK(is_entry_of(cookie, e + 1), "kept an entry that was not in the cookie: %s",
-                   out);
+        FUZZ_CHECK(is_entry_of(cookie, e + 1), "kept an entry that was not in the cookie: %s", out);
     }
     FUZZ_CHECK(login_cookie_has(out, mac) == 1, "has() does not find the pushed MAC in %s", out);
     if (outsz >= 128) {

@@ -40,8 +40,8 @@
 
 #include "fuzz_common.h"
 
-#define MAX_INPUT 4096
-#define OUT_CAP 128
+#define MAX_INPUT   4096
+#define OUT_CAP     128
 #define MAX_TRAILER 64
 
 static const struct http_parse_limits limit_sets[] = {
@@ -211,8 +211,8 @@ static void check_head(const struct parse *p, const struct http_parse_limits *li
                        "accepted Transfer-Encoding: %.*s", (int)f->value_len, f->value);
         } else if (name_eq(f, "expect")) {
             expects++;
-            FUZZ_CHECK(h->minor == 0 || (f->value_len == 12 &&
-                                         strncasecmp(f->value, "100-continue", 12) == 0),
+            FUZZ_CHECK(h->minor == 0 ||
+                           (f->value_len == 12 && strncasecmp(f->value, "100-continue", 12) == 0),
                        "accepted Expect: %.*s", (int)f->value_len, f->value);
         } else if (name_eq(f, "connection")) {
             for (size_t a = 0; a <= f->value_len;) { /* each list element, trimmed */
@@ -242,8 +242,8 @@ static void check_head(const struct parse *p, const struct http_parse_limits *li
                "keep_alive %d in HTTP/1.%d with close %d keep-alive %d", h->keep_alive, h->minor,
                close, keep_alive);
     FUZZ_CHECK(h->expect_continue == (h->minor == 1 && expects > 0),
-               "expect_continue %d with %d Expect fields in HTTP/1.%d", h->expect_continue,
-               expects, h->minor);
+               "expect_continue %d with %d Expect fields in HTTP/1.%d", h->expect_continue, expects,
+               h->minor);
     FUZZ_CHECK((tes > 0) == (h->chunked == 1) && (h->chunked == 0 || h->chunked == 1),
                "chunked %d with %d Transfer-Encoding fields", h->chunked, tes);
     FUZZ_CHECK(!(h->chunked && h->content_length >= 0), "both chunked and Content-Length");
@@ -268,8 +268,8 @@ static void check_prefix(const uint8_t *data, size_t n, const struct parse *whol
     FUZZ_CHECK((p.rc < 0) == (p.why != NULL), "prefix of %zu: why %s with %ld", n,
                p.why ? p.why : "NULL", p.rc);
     if (whole->rc > 0 && n >= (size_t)whole->rc) {
-        FUZZ_CHECK(same_parse(&p, whole), "the head alone (%zu bytes) gives %ld (%s), whole %ld",
-                   n, p.rc, p.why ? p.why : "-", whole->rc);
+        FUZZ_CHECK(same_parse(&p, whole), "the head alone (%zu bytes) gives %ld (%s), whole %ld", n,
+                   p.rc, p.why ? p.why : "-", whole->rc);
     } else if (whole->rc >= 0) {
         FUZZ_CHECK(p.rc == 0, "prefix of %zu gives %ld (%s), whole %ld", n, p.rc,
                    p.why ? p.why : "-", whole->rc);
@@ -584,8 +584,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                    whole.why ? whole.why : "NULL", whole.rc);
         if (whole.rc > 0)
             check_head(&whole, lim);
-        FUZZ_CHECK(whole.rc != 0 || size < lim->max_head,
-                   "incomplete with %zu bytes, max_head %zu", size, lim->max_head);
+        FUZZ_CHECK(whole.rc != 0 || size < lim->max_head, "incomplete with %zu bytes, max_head %zu",
+                   size, lim->max_head);
 
         /* prefixes, in increasing length, up to the head (or the input) */
         size_t upto = whole.rc > 0 ? (size_t)whole.rc : size;

@@ -109,8 +109,7 @@ static void check_redact_url(const char *uri, size_t outsz)
     FUZZ_CHECK(r == out, "log_redact_url returned another pointer");
     FUZZ_CHECK(memchr(out, '\0', outsz) != NULL, "output not NUL-terminated within %zu", outsz);
     size_t len = strlen(out);
-    FUZZ_CHECK(len <= strlen(uri) + 3 * n_sensitive(uri), "output longer than expected: %zu",
-               len);
+    FUZZ_CHECK(len <= strlen(uri) + 3 * n_sensitive(uri), "output longer than expected: %zu", len);
 
     size_t full_sz = strlen(uri) + 3 * n_sensitive(uri) + 1;
     char *full = malloc(full_sz);
@@ -203,8 +202,8 @@ static void check_line(const char *what, const char *input)
                "%s: not exactly one line", what);
     FUZZ_CHECK(strlen(line) == len, "%s: NUL byte in the line", what);
     for (size_t i = 0; i + 1 < len; i++)
-        FUZZ_CHECK((unsigned char)line[i] >= 0x20 && line[i] != 0x7f,
-                   "%s: raw control byte at %zu", what, i);
+        FUZZ_CHECK((unsigned char)line[i] >= 0x20 && line[i] != 0x7f, "%s: raw control byte at %zu",
+                   what, i);
     for (size_t i = 0; i < N_SECRETS; i++)
         FUZZ_CHECK(strstr(line, secrets[i]) == NULL, "%s: secret %zu in the line: %s", what, i,
                    line);

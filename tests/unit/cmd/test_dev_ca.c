@@ -20,7 +20,7 @@
 static const char *const HOSTS[] = {"127.0.0.1", "localhost", "::1"};
 
 struct fixture {
-    char dir[256];   /* the temp dir; the CA goes into dir/ca */
+    char dir[256]; /* the temp dir; the CA goes into dir/ca */
     char ca[300];
 };
 
@@ -146,8 +146,8 @@ static void creates_a_ca_and_a_leaf_that_verifies(void **state)
     assert_int_equal(EVP_PKEY_get_bits(pub), 256);
     /* the CA lives about ten years */
     int days = 0, secs = 0;
-    assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ca),
-                                    X509_get0_notAfter(ca)), 1);
+    assert_int_equal(ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(ca), X509_get0_notAfter(ca)),
+                     1);
     assert_true(days >= 3650);
 
     assert_int_equal(verify_leaf(ca, leaf, NULL), 1);
@@ -199,8 +199,7 @@ static void a_new_host_reissues_the_leaf_under_the_same_ca(void **state)
     char err[512] = "";
     assert_int_equal(dev_ca_issue(f->ca, HOSTS, 3, err, sizeof(err)), 0);
     char *ca1 = slurp(f->ca, "ca.pem"), *leaf1 = slurp(f->ca, "server.pem");
-    const char *more[] = {"127.0.0.1", "localhost", "::1", "sandbox.test", "[fe80::1]",
-                          "0.0.0.0"};
+    const char *more[] = {"127.0.0.1", "localhost", "::1", "sandbox.test", "[fe80::1]", "0.0.0.0"};
     assert_int_equal(dev_ca_issue(f->ca, more, 6, err, sizeof(err)), 0);
     char *ca2 = slurp(f->ca, "ca.pem"), *leaf2 = slurp(f->ca, "server.pem");
     assert_string_equal(ca1, ca2);

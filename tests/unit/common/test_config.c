@@ -26,8 +26,8 @@
 /* ---- fixtures: a temporary directory per test ---- */
 
 struct tmp {
-    char dir[256];     /* as created (mkdtemp) */
-    char real[4096];   /* realpath(dir): config paths are resolved */
+    char dir[256];   /* as created (mkdtemp) */
+    char real[4096]; /* realpath(dir): config paths are resolved */
     char err[4096];
 };
 
@@ -102,10 +102,10 @@ static struct config *accepted(struct tmp *t, const char *text)
 }
 
 /* A valid base with one app and one campaign; %s is spliced into the table. */
-#define APP_ENV "WXCFG_TEST_SECRET"
+#define APP_ENV    "WXCFG_TEST_SECRET"
 #define APP_SECRET "app-secret-0123456789abcdef"
-#define FULL_HEAD                                                                              \
-    "return { listen = '127.0.0.1:8080', public_url = 'https://login.example.com',\n"          \
+#define FULL_HEAD                                                                                  \
+    "return { listen = '127.0.0.1:8080', public_url = 'https://login.example.com',\n"              \
     "  cookie_secret = 'cookie-secret-0123456789', ticket_secret = 'ticket-secret-0123456789',\n"
 #define APPS "  apps = { demo = { appid = 'wx0123456789', secret = { env = '" APP_ENV "' } } },\n"
 
@@ -119,8 +119,8 @@ static char *full(const char *extra)
 static char *with_campaign(const char *camp_fields, const char *extra)
 {
     static char buf[4096];
-    snprintf(buf, sizeof(buf),
-             FULL_HEAD APPS "  campaigns = { spring = { %s } },\n%s }\n", camp_fields, extra);
+    snprintf(buf, sizeof(buf), FULL_HEAD APPS "  campaigns = { spring = { %s } },\n%s }\n",
+             camp_fields, extra);
     return buf;
 }
 
@@ -191,17 +191,17 @@ static void test_empty_table_uses_default_listen(void **state)
 static void test_explicit_values(void **state)
 {
     struct tmp *t = *state;
-    struct config *c = accepted(t,
-        "return { listen = ':9090', workers = 3, store = 'redis://127.0.0.1:6379/2',\n"
-        "  log_level = 'debug', require_wechat_browser = false,\n"
-        "  token_key = 'token-key-0123456789abcdef',\n"
-        "  public_url = 'http://127.0.0.1:9090',\n"
-        "  wechat = { open_base = 'http://127.0.0.1:1', api_base = 'http://127.0.0.1:2',\n"
-        "             connect_timeout_ms = 100, timeout_ms = 200 },\n"
-        "  limits = { max_header_size = 2048, max_uri_length = 512, max_body_size = 0,\n"
-        "             max_connections = 10, header_timeout_ms = 100, io_timeout_ms = 200,\n"
-        "             keepalive_timeout_ms = 400, drain_timeout_ms = 0 },\n"
-        "  lua = { cpu_budget_ms = 50, memory_mb = 8 } }\n");
+    struct config *c = accepted(
+        t, "return { listen = ':9090', workers = 3, store = 'redis://127.0.0.1:6379/2',\n"
+           "  log_level = 'debug', require_wechat_browser = false,\n"
+           "  token_key = 'token-key-0123456789abcdef',\n"
+           "  public_url = 'http://127.0.0.1:9090',\n"
+           "  wechat = { open_base = 'http://127.0.0.1:1', api_base = 'http://127.0.0.1:2',\n"
+           "             connect_timeout_ms = 100, timeout_ms = 200 },\n"
+           "  limits = { max_header_size = 2048, max_uri_length = 512, max_body_size = 0,\n"
+           "             max_connections = 10, header_timeout_ms = 100, io_timeout_ms = 200,\n"
+           "             keepalive_timeout_ms = 400, drain_timeout_ms = 0 },\n"
+           "  lua = { cpu_budget_ms = 50, memory_mb = 8 } }\n");
     assert_string_equal(c->listen_host, "0.0.0.0");
     assert_int_equal(c->listen_port, 9090);
     assert_int_equal(c->workers, 3);
@@ -258,8 +258,10 @@ static void test_unknown_keys(void **state)
 {
     struct tmp *t = *state;
     refused(t, "return { lisen = '127.0.0.1:1' }\n", "config: lisen: unknown key");
-    refused(t, "return { [1] = 'x' }\n", "config: (top level): keys must be names, found a number key");
-    refused(t, "return { limits = { max_header_lines = 1 } }\n", "config: limits.max_header_lines: unknown key");
+    refused(t, "return { [1] = 'x' }\n",
+            "config: (top level): keys must be names, found a number key");
+    refused(t, "return { limits = { max_header_lines = 1 } }\n",
+            "config: limits.max_header_lines: unknown key");
     refused(t, "return { wechat = { base = 'x' } }\n", "config: wechat.base: unknown key");
     refused(t, "return { lua = { budget = 1 } }\n", "config: lua.budget: unknown key");
     refused(t, "return { tls = { listen = ':1', cert = 'c', key = 'k', chain = 1 } }\n",
@@ -272,11 +274,11 @@ static void test_unknown_keys(void **state)
     setenv(APP_ENV, APP_SECRET, 1);
     refused(t,
             FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { env = '" APP_ENV "' },"
-            " app_id = 'x' } } }\n",
+                      " app_id = 'x' } } }\n",
             "config: apps.demo.app_id: unknown key");
     refused(t,
             FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { env = '" APP_ENV "',"
-            " value = 'x' } } } }\n",
+                      " value = 'x' } } } }\n",
             "config: apps.demo.secret.value: unknown key");
     refused(t, with_campaign(ALLOW ", colour = 'red'", ""),
             "config: campaigns.spring.colour: unknown key");
@@ -288,8 +290,10 @@ static void test_wrong_types(void **state)
     refused(t, "return { listen = 8080 }\n", "config: listen: must be a string, found a number");
     refused(t, "return { workers = '2' }\n", "config: workers: must be a number, found a string");
     refused(t, "return { workers = 0 }\n", "config: workers: must be a whole number from 1 to 256");
-    refused(t, "return { workers = 257 }\n", "config: workers: must be a whole number from 1 to 256");
-    refused(t, "return { workers = 1.5 }\n", "config: workers: must be a whole number from 1 to 256");
+    refused(t, "return { workers = 257 }\n",
+            "config: workers: must be a whole number from 1 to 256");
+    refused(t, "return { workers = 1.5 }\n",
+            "config: workers: must be a whole number from 1 to 256");
     refused(t, "return { workers = math.huge }\n", "config: workers: must be a whole number");
     refused(t, "return { workers = 0/0 }\n", "config: workers: must be a whole number");
     refused(t, "return { require_wechat_browser = 1 }\n",
@@ -305,8 +309,9 @@ static void test_wrong_types(void **state)
             "config: lua.memory_mb: must be a whole number from 4 to 4096");
     refused(t, "return { wechat = { timeout_ms = 5 } }\n",
             "config: wechat.timeout_ms: must be a whole number from 10 to 120000");
-    refused(t, "return { store = 'mysql://x' }\n",
-            "config: store: must be \"memory\" (or \"memory?max_mb=N\") or \"redis://host:port/db\"");
+    refused(
+        t, "return { store = 'mysql://x' }\n",
+        "config: store: must be \"memory\" (or \"memory?max_mb=N\") or \"redis://host:port/db\"");
     refused(t, "return { log_level = 'verbose' }\n",
             "config: log_level: must be debug, info, warn or error");
     refused(t, "return { public_url = 'login.example.com' }\n",
@@ -379,9 +384,22 @@ static void test_parse_listen(void **state)
         free(h);
     }
     static const char *const bad[] = {
-        "", "8080", "127.0.0.1", "127.0.0.1:", ":", "[::1]80", "[::1]", "[::1", "[::1]:",
-        "host:65536", "host:99999999999999999999", "host:-1", "host:80x", "host:x80",
-        "a b:80", "[::1]:8a",
+        "",
+        "8080",
+        "127.0.0.1",
+        "127.0.0.1:",
+        ":",
+        "[::1]80",
+        "[::1]",
+        "[::1",
+        "[::1]:",
+        "host:65536",
+        "host:99999999999999999999",
+        "host:-1",
+        "host:80x",
+        "host:x80",
+        "a b:80",
+        "[::1]:8a",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         h = (char *)"untouched";
@@ -418,9 +436,9 @@ static void test_app_secret_from_file(void **state)
 {
     struct tmp *t = *state;
     put(t, "secrets/demo", "file-secret-abcdef\n\n");
-    struct config *c = accepted(t, FULL_HEAD
-        "  apps = { demo = { appid = 'wx1', secret = { file = 'secrets/demo' },\n"
-        "                    domains = { 'login.example.com' } } } }\n");
+    struct config *c = accepted(
+        t, FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { file = 'secrets/demo' },\n"
+                     "                    domains = { 'login.example.com' } } } }\n");
     assert_string_equal(c->apps[0].secret, "file-secret-abcdef");
     assert_int_equal(c->apps[0].n_domains, 1);
     assert_string_equal(c->apps[0].domains[0], "login.example.com");
@@ -429,7 +447,8 @@ static void test_app_secret_from_file(void **state)
     /* An absolute path works too. */
     char text[1200];
     snprintf(text, sizeof(text),
-             FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { file = '%s/secrets/demo' } } } }\n",
+             FULL_HEAD
+             "  apps = { demo = { appid = 'wx1', secret = { file = '%s/secrets/demo' } } } }\n",
              t->dir);
     c = accepted(t, text);
     assert_string_equal(c->apps[0].secret, "file-secret-abcdef");
@@ -439,7 +458,9 @@ static void test_app_secret_from_file(void **state)
             "config: apps.demo.secret: cannot read ");
     assert_non_null(strstr(t->err, "/nofile"));
     put(t, "secrets/empty", "\n");
-    refused(t, FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { file = 'secrets/empty' } } } }\n",
+    refused(t,
+            FULL_HEAD
+            "  apps = { demo = { appid = 'wx1', secret = { file = 'secrets/empty' } } } }\n",
             "config: apps.demo.secret: ");
     assert_non_null(strstr(t->err, "secrets/empty is empty"));
 }
@@ -450,7 +471,8 @@ static void test_app_secret_missing_or_literal(void **state)
     refused(t, FULL_HEAD "  apps = { demo = { appid = 'wx1' } } }\n",
             "config: apps.demo.secret: missing app secret (secret = { env = \"NAME\" } or "
             "{ file = \"path\" })");
-    refused(t, FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = 'plain-text-secret-123' } } }\n",
+    refused(t,
+            FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = 'plain-text-secret-123' } } }\n",
             "config: apps.demo.secret: must be { env = \"NAME\" } or { file = \"path\" }: secrets "
             "are never written in the config");
     /* The refused literal is never echoed back. */
@@ -462,8 +484,9 @@ static void test_app_secret_missing_or_literal(void **state)
             "config: apps.demo.appid: missing");
     refused(t, FULL_HEAD "  apps = { 'wx1' } }\n",
             "config: apps: each app is name = { appid = ..., secret = ... }");
-    refused(t, FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { env = '" APP_ENV "' },"
-                         " domains = { 42 } } } }\n",
+    refused(t,
+            FULL_HEAD "  apps = { demo = { appid = 'wx1', secret = { env = '" APP_ENV "' },"
+                      " domains = { 42 } } } }\n",
             "config: apps.demo.domains[1]: must be a host name");
 }
 
@@ -473,10 +496,10 @@ static void test_key_secrets(void **state)
     struct tmp *t = *state;
     setenv("WXCFG_TEST_API", "api-key-from-env-0123456789", 1);
     put(t, "keys/ticket", "ticket-from-file-0123456789\n");
-    struct config *c = accepted(t,
-        "return { cookie_secret = 'cookie-literal-0123456789',\n"
-        "  ticket_secret = { file = 'keys/ticket' },\n"
-        "  api_keys = { 'api-key-literal-0123456789', { env = 'WXCFG_TEST_API' } } }\n");
+    struct config *c = accepted(
+        t, "return { cookie_secret = 'cookie-literal-0123456789',\n"
+           "  ticket_secret = { file = 'keys/ticket' },\n"
+           "  api_keys = { 'api-key-literal-0123456789', { env = 'WXCFG_TEST_API' } } }\n");
     assert_string_equal(c->cookie_secret, "cookie-literal-0123456789");
     assert_string_equal(c->ticket_secret, "ticket-from-file-0123456789");
     assert_int_equal(c->n_api_keys, 2);
@@ -496,12 +519,14 @@ static void test_campaign_accepted(void **state)
     struct tmp *t = *state;
     setenv(APP_ENV, APP_SECRET, 1);
     put(t, "campaigns/spring.lua", "return {}\n");
-    struct config *c = accepted(t, with_campaign(
-        "app = 'demo', scope = 'snsapi_userinfo', scope_override = true, force_popup = true,"
-        " force_snapshot = true, lang = 'en', ticket_ttl = 60, script = 'campaigns/spring.lua',"
-        " allow = { 'https://h5.example.com/spring/', 'http://127.0.0.1:8000',"
-        " 'https://a.example.com:8443/x' }",
-        "  default_campaign = 'spring',\n"));
+    struct config *c = accepted(
+        t,
+        with_campaign(
+            "app = 'demo', scope = 'snsapi_userinfo', scope_override = true, force_popup = true,"
+            " force_snapshot = true, lang = 'en', ticket_ttl = 60, script = 'campaigns/spring.lua',"
+            " allow = { 'https://h5.example.com/spring/', 'http://127.0.0.1:8000',"
+            " 'https://a.example.com:8443/x' }",
+            "  default_campaign = 'spring',\n"));
     assert_int_equal(c->n_campaigns, 1);
     const struct config_campaign *cp = config_find_campaign(c, "spring");
     assert_non_null(cp);
@@ -552,7 +577,8 @@ static void test_campaign_errors(void **state)
             "config: campaigns.spring.app: must be a string, found a number");
     /* With two apps, the app must be named. */
     setenv("WXCFG_TEST_SECRET2", "second-secret-0123456789", 1);
-    refused(t, FULL_HEAD
+    refused(t,
+            FULL_HEAD
             "  apps = { a = { appid = 'wx1', secret = { env = '" APP_ENV "' } },\n"
             "           b = { appid = 'wx2', secret = { env = 'WXCFG_TEST_SECRET2' } } },\n"
             "  campaigns = { spring = { " ALLOW " } } }\n",
@@ -598,26 +624,26 @@ static void test_allow_list_entries(void **state)
     struct tmp *t = *state;
     setenv(APP_ENV, APP_SECRET, 1);
     static const char *const bad[] = {
-        "https://user@h5.example.com/",      /* userinfo */
+        "https://user@h5.example.com/", /* userinfo */
         "https://user:pw@h5.example.com/",
-        "h5.example.com/spring/",            /* no scheme */
+        "h5.example.com/spring/", /* no scheme */
         "//h5.example.com/",
         "javascript:alert(1)",
         "javascript://h5.example.com/%0aalert(1)",
         "data:text/html,x",
         "ftp://h5.example.com/",
-        "https://h5.example.com/?a=1",       /* query */
-        "https://h5.example.com/#/home",     /* fragment */
-        "https://h5.example.com/a b",        /* whitespace */
+        "https://h5.example.com/?a=1",   /* query */
+        "https://h5.example.com/#/home", /* fragment */
+        "https://h5.example.com/a b",    /* whitespace */
         "https://h5.example.com\\@evil.com/",
         "https://",
         "https:///path",
         "https://:443/",
         "",
-        "http://a_b.example:99999/",         /* no URL can ever match these: */
-        "https://h5.example.com/a/../b/",    /* return URLs may not hold dot segments */
+        "http://a_b.example:99999/",      /* no URL can ever match these: */
+        "https://h5.example.com/a/../b/", /* return URLs may not hold dot segments */
         "https://h5.example.com/%2e%2e/",
-        "https://h5.exa%6dple.com/",         /* not written as it is read */
+        "https://h5.exa%6dple.com/", /* not written as it is read */
         "http://2130706433/",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -655,7 +681,7 @@ static void test_routes(void **state)
         const struct config_route *r = &c->routes[i];
         if (strcmp(r->prefix, "/hello") == 0) {
             seen |= 1;
-            assert_string_equal(r->script, want);  /* relative to the config's directory */
+            assert_string_equal(r->script, want); /* relative to the config's directory */
             assert_null(r->module);
         } else if (strcmp(r->prefix, "/abs") == 0) {
             seen |= 2;
@@ -735,7 +761,8 @@ static void test_tls(void **state)
     struct tmp *t = *state;
     put(t, "tls/cert.pem", "CERT\n");
     put(t, "tls/key.pem", "KEY\n");
-    struct config *c = accepted(t,
+    struct config *c = accepted(
+        t,
         "return { tls = { listen = '[::1]:8443', cert = 'tls/cert.pem', key = 'tls/key.pem' } }\n");
     assert_string_equal(c->tls_listen, "[::1]:8443");
     assert_string_equal(c->tls_host, "::1");
@@ -747,7 +774,8 @@ static void test_tls(void **state)
     assert_string_equal(c->tls_key, want);
     config_release(c);
 
-    refused(t, "return { tls = {} }\n", "config: tls.listen: missing: the host:port of the HTTPS listener");
+    refused(t, "return { tls = {} }\n",
+            "config: tls.listen: missing: the host:port of the HTTPS listener");
     assert_non_null(strstr(t->err, "config: tls.cert: missing: the certificate chain file (PEM)"));
     assert_non_null(strstr(t->err, "config: tls.key: missing: the private key file (PEM)"));
     refused(t, "return { tls = { listen = 'x', cert = 'tls/cert.pem', key = 'tls/key.pem' } }\n",
@@ -816,7 +844,7 @@ static void test_error_buffer_truncation(void **state)
     char p[600];
     snprintf(p, sizeof(p), "%s/config.lua", t->dir);
     for (size_t sz = 1; sz < 80; sz++) {
-        char *err = malloc(sz);  /* exact size, so ASan sees any overrun */
+        char *err = malloc(sz); /* exact size, so ASan sees any overrun */
         assert_null(config_load(p, err, sz));
         assert_true(strlen(err) < sz);
         free(err);
@@ -831,19 +859,24 @@ static void test_secrets_listed(void **state)
     setenv(APP_ENV, APP_SECRET, 1);
     setenv("WXCFG_TEST_SECRET2", "second-secret-0123456789", 1);
     setenv("WXCFG_TEST_TOKEN", "token-key-0123456789abcdef", 1);
-    struct config *c = accepted(t,
-        "return { public_url = 'https://login.example.com',\n"
-        "  cookie_secret = 'cookie-secret-0123456789', ticket_secret = 'ticket-secret-0123456789',\n"
-        "  api_keys = { 'api-key-one-0123456789', 'api-key-two-0123456789' },\n"
-        "  token_key = { env = 'WXCFG_TEST_TOKEN' },\n"
-        "  apps = { a = { appid = 'wx1', secret = { env = '" APP_ENV "' } },\n"
-        "           b = { appid = 'wx2', secret = { env = 'WXCFG_TEST_SECRET2' } } } }\n");
+    struct config *c = accepted(
+        t, "return { public_url = 'https://login.example.com',\n"
+           "  cookie_secret = 'cookie-secret-0123456789', ticket_secret = "
+           "'ticket-secret-0123456789',\n"
+           "  api_keys = { 'api-key-one-0123456789', 'api-key-two-0123456789' },\n"
+           "  token_key = { env = 'WXCFG_TEST_TOKEN' },\n"
+           "  apps = { a = { appid = 'wx1', secret = { env = '" APP_ENV "' } },\n"
+           "           b = { appid = 'wx2', secret = { env = 'WXCFG_TEST_SECRET2' } } } }\n");
     size_t n = 99;
     const char **v = config_secrets(c, &n);
     assert_non_null(v);
     static const char *const want[] = {
-        APP_SECRET, "second-secret-0123456789", "api-key-one-0123456789",
-        "api-key-two-0123456789", "cookie-secret-0123456789", "ticket-secret-0123456789",
+        APP_SECRET,
+        "second-secret-0123456789",
+        "api-key-one-0123456789",
+        "api-key-two-0123456789",
+        "cookie-secret-0123456789",
+        "ticket-secret-0123456789",
         "token-key-0123456789abcdef",
     };
     assert_int_equal(n, sizeof(want) / sizeof(want[0]));
@@ -872,9 +905,10 @@ static void test_retain_release(void **state)
     struct tmp *t = *state;
     setenv(APP_ENV, APP_SECRET, 1);
     put(t, "r.lua", "return function() end\n");
-    struct config *c = accepted(t, with_campaign(ALLOW,
-        "  routes = { ['/r'] = 'r.lua', ['/m'] = { module = 'sandbox', options = { a = 1 } } },\n"
-        "  api_keys = { 'api-key-one-0123456789' },\n"));
+    struct config *c =
+        accepted(t, with_campaign(ALLOW, "  routes = { ['/r'] = 'r.lua', ['/m'] = { module = "
+                                         "'sandbox', options = { a = 1 } } },\n"
+                                         "  api_keys = { 'api-key-one-0123456789' },\n"));
     assert_int_equal(c->refs, 1);
     assert_ptr_equal(config_retain(c), c);
     assert_ptr_equal(config_retain(c), c);
@@ -882,8 +916,8 @@ static void test_retain_release(void **state)
     config_release(c);
     config_release(c);
     assert_int_equal(c->refs, 1);
-    assert_string_equal(c->apps[0].secret, APP_SECRET);  /* still alive */
-    config_release(c);  /* freed here: ASan/LSan report a leak or a double free */
+    assert_string_equal(c->apps[0].secret, APP_SECRET); /* still alive */
+    config_release(c); /* freed here: ASan/LSan report a leak or a double free */
 
     assert_null(config_retain(NULL));
     config_release(NULL);
@@ -896,12 +930,14 @@ static void test_refused_configs_do_not_leak(void **state)
     struct tmp *t = *state;
     setenv(APP_ENV, APP_SECRET, 1);
     put(t, "cert.pem", "x");
-    refused(t, with_campaign("app = 'nope', scope = 'x', lang = 'y', script = 'no.lua',"
-                             " allow = { 'https://ok.example.com/', 'bad' }",
-                             "  routes = { ['/r'] = 'no.lua', ['/m'] = { module = 'm', options = { x = 1, {} } } },\n"
-                             "  tls = { listen = ':1', cert = 'cert.pem', key = 'nokey' },\n"
-                             "  api_keys = { 'api-key-one-0123456789', 'short' },\n"
-                             "  wechat = { ca_file = 'nope' }, default_campaign = 'z',\n"),
+    refused(t,
+            with_campaign("app = 'nope', scope = 'x', lang = 'y', script = 'no.lua',"
+                          " allow = { 'https://ok.example.com/', 'bad' }",
+                          "  routes = { ['/r'] = 'no.lua', ['/m'] = { module = 'm', options = { x "
+                          "= 1, {} } } },\n"
+                          "  tls = { listen = ':1', cert = 'cert.pem', key = 'nokey' },\n"
+                          "  api_keys = { 'api-key-one-0123456789', 'short' },\n"
+                          "  wechat = { ca_file = 'nope' }, default_campaign = 'z',\n"),
             "config: campaigns.spring.app: no app named \"nope\"");
 }
 

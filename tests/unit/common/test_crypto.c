@@ -51,8 +51,7 @@ static void test_hmac_rfc4231(void **state)
     assert_hex(mac, 16, "a3b6167473100ee06e0c796c2955552b");
 
     memset(key, 0xaa, 131);
-    crypto_hmac_sha256(key, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54,
-                       mac);
+    crypto_hmac_sha256(key, 131, "Test Using Larger Than Block-Size Key - Hash Key First", 54, mac);
     assert_hex(mac, 32, "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 
     crypto_hmac_sha256(key, 131, tc7_data, strlen(tc7_data), mac);
@@ -125,9 +124,15 @@ static void test_base64url_vectors(void **state)
     static const struct {
         const char *plain, *enc;
     } v[] = {
-        {"", ""},         {"f", "Zg"},         {"fo", "Zm8"},          {"foo", "Zm9v"},
-        {"foob", "Zm9vYg"}, {"fooba", "Zm9vYmE"}, {"foobar", "Zm9vYmFy"},
-        {"\xfb\xff", "-_8"}, {"\xff\xff\xfe", "___-"},
+        {"", ""},
+        {"f", "Zg"},
+        {"fo", "Zm8"},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg"},
+        {"fooba", "Zm9vYmE"},
+        {"foobar", "Zm9vYmFy"},
+        {"\xfb\xff", "-_8"},
+        {"\xff\xff\xfe", "___-"},
     };
     char enc[64];
     unsigned char dec[64];
@@ -163,14 +168,13 @@ static void test_base64url_padding(void **state)
 static void test_base64url_invalid(void **state)
 {
     static const char *bad[] = {
-        "Z",        /* a lone 6-bit group */
-        "Zm9vY",    /* length % 4 == 1 */
-        "Zg=",      /* padding that does not complete the quantum */
-        "Zg===",    "Zm9v=",   "Zm9v====", "=", "==", "====", "Z===", "Z=g=",
-        "Zm9vYg==Zm9v",        /* padding in the middle */
-        "Zm+v", "Zm/v",        /* standard base64 alphabet */
-        "Zm9v\n", "Zm 9v", "Zm.v",
-        "Zh",       /* non-zero unused bits */
+        "Z",     /* a lone 6-bit group */
+        "Zm9vY", /* length % 4 == 1 */
+        "Zg=",   /* padding that does not complete the quantum */
+        "Zg===",  "Zm9v=", "Zm9v====",     "=",  "==", "====",
+        "Z===",   "Z=g=",  "Zm9vYg==Zm9v",       /* padding in the middle */
+        "Zm+v",   "Zm/v",                        /* standard base64 alphabet */
+        "Zm9v\n", "Zm 9v", "Zm.v",         "Zh", /* non-zero unused bits */
         "Zm9",
     };
     unsigned char dec[32];
@@ -221,8 +225,7 @@ static void test_random_bytes(void **state)
 
 static void test_random_base62(void **state)
 {
-    static const char charset[] =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    static const char charset[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
     enum { N = 62 * 200 };
     static char buf[N + 1];
     int seen[256] = {0};

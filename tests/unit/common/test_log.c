@@ -67,16 +67,16 @@ static int reset(void **state)
 static void test_param_is_sensitive(void **state)
 {
     static const char *const yes[] = {
-        "code", "access_token", "refresh_token", "secret", "appsecret", "ticket", "wx_ticket",
-        "token", "password", "key", "api_key", "sig", "signature", "jwt",
-        "CODE", "Access_Token", "WX_TICKET",
+        "code",      "access_token", "refresh_token", "secret",       "appsecret", "ticket",
+        "wx_ticket", "token",        "password",      "key",          "api_key",   "sig",
+        "signature", "jwt",          "CODE",          "Access_Token", "WX_TICKET",
     };
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         if (!log_param_is_sensitive(yes[i], strlen(yes[i])))
             fail_msg("%s should be sensitive", yes[i]);
     static const char *const no[] = {
-        "state", "openid", "appid", "campaign", "return", "url", "scope", "lang", "cod",
-        "codes", "xcode", "access", "tickets", "", "code_", "grant_type",
+        "state", "openid", "appid", "campaign", "return",  "url", "scope", "lang",
+        "cod",   "codes",  "xcode", "access",   "tickets", "",    "code_", "grant_type",
     };
     for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
         if (log_param_is_sensitive(no[i], strlen(no[i])))
@@ -102,8 +102,9 @@ static void redacts(const char *in, const char *want)
 static void test_redact_url_masks_sensitive_values(void **state)
 {
     redacts("/callback?code=061abcDEF&state=s1t2", "/callback?code=***&state=s1t2");
-    redacts("/sns/oauth2/access_token?appid=wx1&secret=S3CR3T&code=C0DE&grant_type=authorization_code",
-            "/sns/oauth2/access_token?appid=wx1&secret=***&code=***&grant_type=authorization_code");
+    redacts(
+        "/sns/oauth2/access_token?appid=wx1&secret=S3CR3T&code=C0DE&grant_type=authorization_code",
+        "/sns/oauth2/access_token?appid=wx1&secret=***&code=***&grant_type=authorization_code");
     redacts("/sns/userinfo?access_token=AT&openid=o1&lang=zh_CN",
             "/sns/userinfo?access_token=***&openid=o1&lang=zh_CN");
     redacts("/sns/oauth2/refresh_token?appid=wx1&grant_type=refresh_token&refresh_token=RT",
@@ -183,7 +184,7 @@ static void test_redact_url_truncation(void **state)
     assert_int_equal(out[0], 'Q');
 
     for (size_t sz = 1; sz <= sizeof(out); sz++) {
-        char *buf = malloc(sz);  /* exact size: ASan catches any overrun */
+        char *buf = malloc(sz); /* exact size: ASan catches any overrun */
         log_redact_url(in, buf, sz);
         size_t len = strlen(buf);
         assert_true(len < sz);
@@ -208,7 +209,8 @@ static void test_msg_is_one_json_line(void **state)
     const char *out = capture_end();
     assert_int_equal(count_lines(out), 1);
     assert_true(strncmp(out, "{\"time\":\"", 9) == 0);
-    assert_non_null(strstr(out, "Z\",\"level\":\"warn\",\"rid\":\"rid-123\",\"msg\":\"hello world 42\"}\n"));
+    assert_non_null(
+        strstr(out, "Z\",\"level\":\"warn\",\"rid\":\"rid-123\",\"msg\":\"hello world 42\"}\n"));
     assert_int_equal(out[strlen(out) - 1], '\n');
 
     capture_begin();
@@ -337,7 +339,8 @@ static void test_secrets_masked_in_msg(void **state)
     assert_null(strstr(out, SECRET_A));
     assert_null(strstr(out, SECRET_B));
     assert_null(strstr(out, "0123456789"));
-    assert_non_null(strstr(out, "\"msg\":\"upstream said secret=[redacted] and [redacted][redacted]\"}"));
+    assert_non_null(
+        strstr(out, "\"msg\":\"upstream said secret=[redacted] and [redacted][redacted]\"}"));
     assert_non_null(strstr(out, "\"rid\":\"[redacted]\""));
     /* Secrets under 4 characters are not registered; a 4-character one is
      * masked with a mask no longer than itself. */
@@ -378,8 +381,8 @@ static void test_access_log(void **state)
     log_set_secrets(list, 1);
     capture_begin();
     log_access("r-9", "GET",
-               "/callback?code=061CODEVALUE&state=st&foo=" SECRET_A "&wx_ticket=TICKETVALUE",
-               302, 12.3456, "10.0.0.1");
+               "/callback?code=061CODEVALUE&state=st&foo=" SECRET_A "&wx_ticket=TICKETVALUE", 302,
+               12.3456, "10.0.0.1");
     log_access("r-10", "POST", "/api/ticket", 200, 0.5, SECRET_A);
     const char *out = capture_end();
     assert_int_equal(count_lines(out), 2);

@@ -138,27 +138,26 @@ static void gauge_set(void **state)
 static void histogram_buckets_sum_count(void **state)
 {
     metrics_observe("tm_hist_seconds", 0.00390625, "route", "/auth", NULL); /* every bucket */
-    metrics_observe("tm_hist_seconds", 0.25, "route", "/auth", NULL);   /* le=0.25 (edge) */
-    metrics_observe("tm_hist_seconds", 3, "route", "/auth", NULL);      /* le=5 */
-    metrics_observe("tm_hist_seconds", 100, "route", "/auth", NULL);    /* +Inf only */
+    metrics_observe("tm_hist_seconds", 0.25, "route", "/auth", NULL);       /* le=0.25 (edge) */
+    metrics_observe("tm_hist_seconds", 3, "route", "/auth", NULL);          /* le=5 */
+    metrics_observe("tm_hist_seconds", 100, "route", "/auth", NULL);        /* +Inf only */
     char *text = render();
     char *mine = lines_of(text, "tm_hist_seconds");
-    assert_string_equal(mine,
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.005\"} 1\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.01\"} 1\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.025\"} 1\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.05\"} 1\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.1\"} 1\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.25\"} 2\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.5\"} 2\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"1\"} 2\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"2.5\"} 2\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"5\"} 3\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"10\"} 3\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"30\"} 3\n"
-                        "tm_hist_seconds_bucket{route=\"/auth\",le=\"+Inf\"} 4\n"
-                        "tm_hist_seconds_sum{route=\"/auth\"} 103.25390625\n"
-                        "tm_hist_seconds_count{route=\"/auth\"} 4\n");
+    assert_string_equal(mine, "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.005\"} 1\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.01\"} 1\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.025\"} 1\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.05\"} 1\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.1\"} 1\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.25\"} 2\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"0.5\"} 2\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"1\"} 2\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"2.5\"} 2\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"5\"} 3\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"10\"} 3\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"30\"} 3\n"
+                              "tm_hist_seconds_bucket{route=\"/auth\",le=\"+Inf\"} 4\n"
+                              "tm_hist_seconds_sum{route=\"/auth\"} 103.25390625\n"
+                              "tm_hist_seconds_count{route=\"/auth\"} 4\n");
     free(mine);
     free(text);
 
@@ -265,7 +264,7 @@ static void output_is_sorted_and_deterministic(void **state)
     free(text);
 }
 
-#define THREADS 4
+#define THREADS    4
 #define PER_THREAD 10000
 
 static void *bump(void *arg)

@@ -108,8 +108,8 @@ static void http_urls(void **state)
 static void disguised_paths(void **state)
 {
     (void)state;
-    static const char *const yes[] = {"/a/../b", "/..", "/.", "/a/./b", "/%2e%2e/", "/a%2Fb",
-                                      "/a%5cb", "./x"};
+    static const char *const yes[] = {"/a/../b",  "/..",    "/.",     "/a/./b",
+                                      "/%2e%2e/", "/a%2Fb", "/a%5cb", "./x"};
     static const char *const no[] = {"/", "/a.b/c", "/..a/", "/a../", "/a%20b", ""};
     for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
         if (!url_path_disguised(yes[i], strlen(yes[i])))
@@ -153,8 +153,8 @@ static void listen_addresses(void **state)
     assert_int_equal(url_parse_listen(":9000", &h, &port, &why), 0);
     assert_string_equal(h, "0.0.0.0");
     free(h);
-    static const char *const bad[] = {"h:80/x", "h:80?x", "u@h:80", "h", "h:", "h:65536",
-                                      "[::1]", "h:8a"};
+    static const char *const bad[] = {"h:80/x", "h:80?x",  "u@h:80", "h",
+                                      "h:",     "h:65536", "[::1]",  "h:8a"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         if (url_parse_listen(bad[i], &h, &port, &why) == 0)
             fail_msg("accepted %s", bad[i]);
@@ -163,9 +163,9 @@ static void listen_addresses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(encode),          cmocka_unit_test(decode_and_queries),
-        cmocka_unit_test(query_each),      cmocka_unit_test(http_urls),
-        cmocka_unit_test(disguised_paths), cmocka_unit_test(split_store_urls),
+        cmocka_unit_test(encode),           cmocka_unit_test(decode_and_queries),
+        cmocka_unit_test(query_each),       cmocka_unit_test(http_urls),
+        cmocka_unit_test(disguised_paths),  cmocka_unit_test(split_store_urls),
         cmocka_unit_test(listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -52,11 +52,17 @@ struct http_case {
     size_t head_len;
     const char *rest; /* bytes after an accepted head: a body, a next request */
     size_t rest_len;
-    int status;       /* 0: accepted, with length head_len; else the refusal */
+    int status; /* 0: accepted, with length head_len; else the refusal */
 };
 
-#define OK(name, head, rest) {name, head, sizeof(head) - 1, rest, sizeof(rest) - 1, 0}
-#define NO(name, status, head) {name, head, sizeof(head) - 1, "", 0, status}
+#define OK(name, head, rest)                                                                       \
+    {                                                                                              \
+        name, head, sizeof(head) - 1, rest, sizeof(rest) - 1, 0                                    \
+    }
+#define NO(name, status, head)                                                                     \
+    {                                                                                              \
+        name, head, sizeof(head) - 1, "", 0, status                                                \
+    }
 
 /* The limits the table is parsed with. */
 static const struct http_parse_limits http_case_limits = {8192, 1024, 32};
@@ -105,7 +111,8 @@ static const struct http_case http_cases[] = {
     OK("empty_host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", ""),
     OK("host_ipv6_port", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", ""),
     OK("target_obs_text", "GET /caf\xc3\xa9?q=\xff HTTP/1.1\r\n" H11 "\r\n", ""),
-    OK("pipelined_next_request", "GET /1 HTTP/1.1\r\n" H11 "\r\n", "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"),
+    OK("pipelined_next_request", "GET /1 HTTP/1.1\r\n" H11 "\r\n",
+       "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n"),
     /* keep-alive (test keep_alive_rules has the expected values) */
     OK("ka_11_close", "GET / HTTP/1.1\r\n" H11 "Connection: close\r\n\r\n", ""),
     OK("ka_11_close_upper", "GET / HTTP/1.1\r\n" H11 "Connection: CLOSE\r\n\r\n", ""),
@@ -128,7 +135,8 @@ static const struct http_case http_cases[] = {
     OK("expect_http10_ignored", "PUT /f HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", ""),
     OK("expect_http10_unknown_ignored", "GET / HTTP/1.0\r\nExpect: tea\r\n\r\n", ""),
     /* the third smuggling request of the issue: a HEAD with a body */
-    OK("smuggle_head_with_body", "HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", "hello"),
+    OK("smuggle_head_with_body", "HEAD / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n",
+       "hello"),
 
     /* the two other smuggling requests of the issue */
     NO("smuggle_differing_content_length", 400,
@@ -138,9 +146,11 @@ static const struct http_case http_cases[] = {
        "POST /api/ticket HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
        "GET /api/admin HTTP/1.1\r\nHost: x\r\n\r\n"),
     /* Content-Length */
-    NO("cl_differing_reversed", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: 37\r\nContent-Length: 3\r\n\r\n"),
+    NO("cl_differing_reversed", 400,
+       "POST / HTTP/1.1\r\n" H11 "Content-Length: 37\r\nContent-Length: 3\r\n\r\n"),
     NO("cl_same_then_differing", 400,
-       "POST / HTTP/1.1\r\n" H11 "Content-Length: 3\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
+       "POST / HTTP/1.1\r\n" H11
+       "Content-Length: 3\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
     NO("cl_plus", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: +5\r\n\r\n"),
     NO("cl_minus", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: -5\r\n\r\n"),
     NO("cl_inner_space", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: 5 5\r\n\r\n"),
@@ -152,19 +162,26 @@ static const struct http_case http_cases[] = {
     NO("cl_decimal", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: 5.0\r\n\r\n"),
     NO("cl_exponent", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: 1e3\r\n\r\n"),
     NO("cl_empty", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length:\r\n\r\n"),
-    NO("cl_19_digits", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: 1234567890123456789\r\n\r\n"),
+    NO("cl_19_digits", 400,
+       "POST / HTTP/1.1\r\n" H11 "Content-Length: 1234567890123456789\r\n\r\n"),
     NO("cl_space_before_colon", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length : 5\r\n\r\n"),
     NO("cl_obs_fold", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length:\r\n 5\r\n\r\n"),
     /* Transfer-Encoding */
-    NO("cl_te", 400, "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    NO("te_cl", 400, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
-    NO("te_gzip_chunked", 501, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n"),
+    NO("cl_te", 400,
+       "POST / HTTP/1.1\r\n" H11 "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    NO("te_cl", 400,
+       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"),
+    NO("te_gzip_chunked", 501,
+       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n"),
     NO("te_gzip_then_chunked_fields", 501,
        "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    NO("te_chunked_chunked", 400, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n"),
+    NO("te_chunked_chunked", 400,
+       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n"),
     NO("te_chunked_twice_fields", 400,
-       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
-    NO("te_chunked_gzip", 400, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n"),
+       "POST / HTTP/1.1\r\n" H11
+       "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    NO("te_chunked_gzip", 400,
+       "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked, gzip\r\n\r\n"),
     NO("te_identity", 400, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: identity\r\n\r\n"),
     NO("te_empty", 400, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding:\r\n\r\n"),
     NO("te_trailing_comma", 400, "POST / HTTP/1.1\r\n" H11 "Transfer-Encoding: chunked,\r\n\r\n"),
@@ -187,7 +204,9 @@ static const struct http_case http_cases[] = {
     NO("space_in_name", 400, "GET / HTTP/1.1\r\n" H11 "X A: b\r\n\r\n"),
     NO("paren_in_name", 400, "GET / HTTP/1.1\r\n" H11 "X(A): b\r\n\r\n"),
     NO("obs_text_in_name", 400, "GET / HTTP/1.1\r\n" H11 "X\xc3\xa9: b\r\n\r\n"),
-    NO("ctl_in_name", 400, "GET / HTTP/1.1\r\n" H11 "X\x01" "A: b\r\n\r\n"),
+    NO("ctl_in_name", 400,
+       "GET / HTTP/1.1\r\n" H11 "X\x01"
+       "A: b\r\n\r\n"),
     /* Host */
     NO("two_hosts", 400, "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
     NO("two_identical_hosts", 400, "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"),
@@ -200,14 +219,28 @@ static const struct http_case http_cases[] = {
     NO("host_with_obs_text", 400, "GET / HTTP/1.1\r\nHost: a\xc3\xa9\r\n\r\n"),
     /* control bytes */
     NO("nul_in_value", 400, "GET / HTTP/1.1\r\n" H11 "X-A: a\0b\r\n\r\n"),
-    NO("soh_in_value", 400, "GET / HTTP/1.1\r\n" H11 "X-A: a\x01" "b\r\n\r\n"),
-    NO("esc_in_value", 400, "GET / HTTP/1.1\r\n" H11 "X-A: a\x1b" "b\r\n\r\n"),
-    NO("vtab_in_value", 400, "GET / HTTP/1.1\r\n" H11 "X-A: a\x0b" "b\r\n\r\n"),
-    NO("ff_in_value", 400, "GET / HTTP/1.1\r\n" H11 "X-A: a\x0c" "b\r\n\r\n"),
-    NO("del_in_value", 400, "GET / HTTP/1.1\r\n" H11 "X-A: a\x7f" "b\r\n\r\n"),
+    NO("soh_in_value", 400,
+       "GET / HTTP/1.1\r\n" H11 "X-A: a\x01"
+       "b\r\n\r\n"),
+    NO("esc_in_value", 400,
+       "GET / HTTP/1.1\r\n" H11 "X-A: a\x1b"
+       "b\r\n\r\n"),
+    NO("vtab_in_value", 400,
+       "GET / HTTP/1.1\r\n" H11 "X-A: a\x0b"
+       "b\r\n\r\n"),
+    NO("ff_in_value", 400,
+       "GET / HTTP/1.1\r\n" H11 "X-A: a\x0c"
+       "b\r\n\r\n"),
+    NO("del_in_value", 400,
+       "GET / HTTP/1.1\r\n" H11 "X-A: a\x7f"
+       "b\r\n\r\n"),
     NO("nul_in_target", 400, "GET /a\0b HTTP/1.1\r\n" H11 "\r\n"),
-    NO("ctl_in_target", 400, "GET /a\x01" "b HTTP/1.1\r\n" H11 "\r\n"),
-    NO("del_in_target", 400, "GET /a\x7f" "b HTTP/1.1\r\n" H11 "\r\n"),
+    NO("ctl_in_target", 400,
+       "GET /a\x01"
+       "b HTTP/1.1\r\n" H11 "\r\n"),
+    NO("del_in_target", 400,
+       "GET /a\x7f"
+       "b HTTP/1.1\r\n" H11 "\r\n"),
     NO("tab_in_target", 400, "GET /a\tb HTTP/1.1\r\n" H11 "\r\n"),
     NO("nul_in_method", 400, "G\0T / HTTP/1.1\r\n" H11 "\r\n"),
     /* bare CR, bare LF */
@@ -352,8 +385,8 @@ static void want_request_line(const struct parsed *p, const char *method, const 
     if (!span_is(p->h.method, p->h.method_len, method) ||
         !span_is(p->h.target, p->h.target_len, target) || p->h.minor != minor)
         fail_msg("request line \"%.*s\" \"%.*s\" 1.%d, want \"%s\" \"%s\" 1.%d",
-                 (int)p->h.method_len, p->h.method, (int)p->h.target_len, p->h.target,
-                 p->h.minor, method, target, minor);
+                 (int)p->h.method_len, p->h.method, (int)p->h.target_len, p->h.target, p->h.minor,
+                 method, target, minor);
 }
 
 static int is_tchar_ref(unsigned char c)
@@ -429,9 +462,9 @@ static const char *head_violation(const char *buf, size_t len, long rc, const st
             if (c != ' ' && c != '\t' && !is_vchar_or_obs(c))
                 return strcat(msg, "invalid byte in the value");
         }
-        if (f->value_len && (f->value[0] == ' ' || f->value[0] == '\t' ||
-                             f->value[f->value_len - 1] == ' ' ||
-                             f->value[f->value_len - 1] == '\t'))
+        if (f->value_len &&
+            (f->value[0] == ' ' || f->value[0] == '\t' || f->value[f->value_len - 1] == ' ' ||
+             f->value[f->value_len - 1] == '\t'))
             return strcat(msg, "value not trimmed");
         const char *q = f->value + f->value_len;
         while (*q == ' ' || *q == '\t')
@@ -455,7 +488,8 @@ static const char *head_violation(const char *buf, size_t len, long rc, const st
     if (h->chunked && h->minor != 1)
         return "chunked in HTTP/1.0";
     if ((h->keep_alive != 0 && h->keep_alive != 1) ||
-        (h->expect_continue != 0 && h->expect_continue != 1) || (h->chunked != 0 && h->chunked != 1))
+        (h->expect_continue != 0 && h->expect_continue != 1) ||
+        (h->chunked != 0 && h->chunked != 1))
         return "flags not 0 or 1";
     if (h->expect_continue && h->minor != 1)
         return "expect_continue in HTTP/1.0";
@@ -528,8 +562,8 @@ static const char *incremental_violation(const char *bytes, size_t len,
             }
         } else if (whole->rc > 0) {
             if (memcmp(ps, ws, sizeof(*ps)) != 0) {
-                snprintf(msg, sizeof(msg), "prefix of %zu bytes gives %ld, not what the whole gives",
-                         n, p->rc);
+                snprintf(msg, sizeof(msg),
+                         "prefix of %zu bytes gives %ld, not what the whole gives", n, p->rc);
                 bad = msg;
             }
         } else if (p->rc > 0) {
@@ -654,7 +688,10 @@ static void post_with_content_length(void **state)
     assert_memory_equal(p->buf + p->rc, "{\"ticket\":1}\n", 13);
     parsed_free(p);
 
-    static const struct { const char *name; long long cl; } lengths[] = {
+    static const struct {
+        const char *name;
+        long long cl;
+    } lengths[] = {
         {"content_length_zero", 0},
         {"content_length_leading_zeros", 7},
         {"content_length_18_digits", 999999999999999999LL},
@@ -831,7 +868,10 @@ static void many_fields_up_to_the_limit(void **state)
 
 static void keep_alive_rules(void **state)
 {
-    static const struct { const char *name; int keep_alive; } rules[] = {
+    static const struct {
+        const char *name;
+        int keep_alive;
+    } rules[] = {
         {"get_host", 1},
         {"ka_11_close", 0},
         {"ka_11_close_upper", 0},
@@ -860,11 +900,12 @@ static void keep_alive_rules(void **state)
 
 static void expect_continue(void **state)
 {
-    static const struct { const char *name; int expect; } rules[] = {
-        {"expect_continue", 1},
-        {"expect_continue_case", 1},
-        {"expect_http10_ignored", 0},
-        {"expect_http10_unknown_ignored", 0},
+    static const struct {
+        const char *name;
+        int expect;
+    } rules[] = {
+        {"expect_continue", 1},       {"expect_continue_case", 1},
+        {"expect_http10_ignored", 0}, {"expect_http10_unknown_ignored", 0},
         {"post_content_length", 0},
     };
     for (size_t i = 0; i < sizeof(rules) / sizeof(rules[0]); i++) {
@@ -908,7 +949,10 @@ static void smuggling_requests_of_the_issue(void **state)
 
 static void refusal_reasons(void **state)
 {
-    static const struct { const char *name; const char *why_has; } reasons[] = {
+    static const struct {
+        const char *name;
+        const char *why_has;
+    } reasons[] = {
         {"nul_in_value", "NUL"},
         {"soh_in_value", "control"},
         {"obs_fold", "folding"},
@@ -1116,11 +1160,19 @@ struct chunked_case {
     size_t out_cap, max_trailer;
 };
 
-#define CH_OK(name, body, after, out)                                                            \
-    {name, body after, sizeof(body after) - 1, out, sizeof(out) - 1, sizeof(body) - 1, 0, 1024, 256}
-#define CH_NO(name, status, body) {name, body, sizeof(body) - 1, "", 0, 0, status, 1024, 256}
-#define CH_NO_LIM(name, status, body, cap, trailer)                                              \
-    {name, body, sizeof(body) - 1, "", 0, 0, status, cap, trailer}
+#define CH_OK(name, body, after, out)                                                              \
+    {                                                                                              \
+        name, body after, sizeof(body after) - 1, out, sizeof(out) - 1, sizeof(body) - 1, 0, 1024, \
+            256                                                                                    \
+    }
+#define CH_NO(name, status, body)                                                                  \
+    {                                                                                              \
+        name, body, sizeof(body) - 1, "", 0, 0, status, 1024, 256                                  \
+    }
+#define CH_NO_LIM(name, status, body, cap, trailer)                                                \
+    {                                                                                              \
+        name, body, sizeof(body) - 1, "", 0, 0, status, cap, trailer                               \
+    }
 
 static const struct chunked_case chunked_cases[] = {
     CH_OK("one_chunk", "3\r\nabc\r\n0\r\n\r\n", "", "abc"),
@@ -1132,8 +1184,7 @@ static const struct chunked_case chunked_cases[] = {
     CH_OK("extensions", "3;name=val\r\nabc\r\n5;a;b=\"q s\"\r\nhello\r\n0;last\r\n\r\n", "",
           "abchello"),
     CH_OK("extension_bws", "3 ;a = b\r\nabc\r\n0\t;x\r\n\r\n", "", "abc"),
-    CH_OK("trailers", "3\r\nabc\r\n0\r\nX-T: 1\r\nChecksum:  ab cd \r\nEmpty:\r\n\r\n", "X",
-          "abc"),
+    CH_OK("trailers", "3\r\nabc\r\n0\r\nX-T: 1\r\nChecksum:  ab cd \r\nEmpty:\r\n\r\n", "X", "abc"),
     CH_OK("upper_hex", "A\r\n0123456789\r\n1F\r\n0123456789abcdefghijklmnopqrstu\r\n0\r\n\r\n", "",
           "01234567890123456789abcdefghijklmnopqrstu"),
     CH_OK("lower_hex", "a\r\n0123456789\r\n1f\r\n0123456789abcdefghijklmnopqrstu\r\n0\r\n\r\n", "",
@@ -1159,14 +1210,18 @@ static const struct chunked_case chunked_cases[] = {
     CH_NO("bare_lf_after_size", 400, "3\nabc\r\n0\r\n\r\n"),
     CH_NO("bare_cr_after_size", 400, "3\rabc\r\n0\r\n\r\n"),
     CH_NO("bare_lf_in_extension", 400, "3;a\nabc\r\n0\r\n\r\n"),
-    CH_NO("ctl_in_extension", 400, "3;a\x01" "b\r\nabc\r\n0\r\n\r\n"),
+    CH_NO("ctl_in_extension", 400,
+          "3;a\x01"
+          "b\r\nabc\r\n0\r\n\r\n"),
     CH_NO("nul_in_extension", 400, "3;a\0b\r\nabc\r\n0\r\n\r\n"),
     CH_NO("bare_lf_last_chunk", 400, "0\n\r\n"),
     CH_NO("bare_lf_end", 400, "0\r\n\n"),
     CH_NO("bare_cr_end", 400, "0\r\n\rX"),
     CH_NO("bare_lf_trailer", 400, "0\r\nX: y\n\r\n"),
     CH_NO("bare_cr_trailer", 400, "0\r\nX: y\rZ\r\n\r\n"),
-    CH_NO("trailer_ctl", 400, "0\r\nX: a\x01" "b\r\n\r\n"),
+    CH_NO("trailer_ctl", 400,
+          "0\r\nX: a\x01"
+          "b\r\n\r\n"),
     CH_NO("trailer_nul", 400, "0\r\nX: a\0b\r\n\r\n"),
     CH_NO("trailer_del", 400, "0\r\nX: a\x7f\r\n\r\n"),
     CH_NO("trailer_folding", 400, "0\r\nX: a\r\n b\r\n\r\n"),
@@ -1194,8 +1249,8 @@ static int decoded_ok(const struct chunked_case *c, const struct decoded *r, con
             return 0;
         }
     } else if (r->consumed != -1 || r->status != c->status) {
-        print_error("%s (%s): consumed %ld done %d status %d, want refused with %d\n", c->name,
-                    how, r->consumed, r->done, r->status, c->status);
+        print_error("%s (%s): consumed %ld done %d status %d, want refused with %d\n", c->name, how,
+                    r->consumed, r->done, r->status, c->status);
         return 0;
     }
     return 1;

@@ -138,8 +138,7 @@ static int load_inputs(void **state)
         print_error("only %zu seed files in %s\n", n_inputs - from_table, CORPUS_DIR);
         return -1;
     }
-    print_message("%zu heads from the table, %zu seed files\n", from_table,
-                  n_inputs - from_table);
+    print_message("%zu heads from the table, %zu seed files\n", from_table, n_inputs - from_table);
     return 0;
 }
 
@@ -154,13 +153,15 @@ static int free_inputs(void **state)
 /* ---- http_parser ---- */
 
 struct theirs {
-    int complete;  /* on_headers_complete reached */
+    int complete; /* on_headers_complete reached */
     enum http_errno err;
     size_t consumed;
-    int last;      /* 1: a field name came last, 2: a value */
+    int last; /* 1: a field name came last, 2: a value */
     size_t url, url_len;
     size_t n;
-    struct { size_t name, name_len, value, value_len; } h[MAX_FIELDS + 1];
+    struct {
+        size_t name, name_len, value, value_len;
+    } h[MAX_FIELDS + 1];
     int too_many;
     char store[32768];
     size_t store_len;
@@ -425,8 +426,7 @@ static void print_tally(struct tally *t, const char *title)
     qsort(t->c, t->n, sizeof(t->c[0]), by_name);
     print_message("%s: %zu inputs\n", title, t->inputs);
     for (size_t i = 0; i < t->n; i++)
-        print_message("  %7zu  %-60s e.g. \"%s\"\n", t->c[i].count, t->c[i].name,
-                      t->c[i].example);
+        print_message("  %7zu  %-60s e.g. \"%s\"\n", t->c[i].count, t->c[i].name, t->c[i].example);
 }
 
 static void failure(struct tally *t, const char *what, const char *input, size_t len)
@@ -535,8 +535,8 @@ static const char *line_end(const struct http_field *f, const char *buf, size_t 
  * of buf (all of them when `all`, else only those that may explain a
  * keep-alive difference); returns the neutralised bytes (malloc'd), or NULL
  * when no category applies. */
-static char *neutralise(const char *buf, size_t len, const struct ours *o, int all,
-                        size_t *out_len, char *cat, size_t cat_cap)
+static char *neutralise(const char *buf, size_t len, const struct ours *o, int all, size_t *out_len,
+                        char *cat, size_t cat_cap)
 {
     static struct edits ed;
     ed.n = 0;
@@ -573,8 +573,8 @@ static char *neutralise(const char *buf, size_t len, const struct ours *o, int a
                 rewrite |= 2;
             if (rewrite) {
                 char line[300];
-                int n = snprintf(line, sizeof(line), "%.*s: %s\r\n", (int)f->name_len, f->name,
-                                 list);
+                int n =
+                    snprintf(line, sizeof(line), "%.*s: %s\r\n", (int)f->name_len, f->name, list);
                 if (n > 0 && (size_t)n < sizeof(line) && (size_t)n < sizeof(ed.e[0].rep)) {
                     add_edit(&ed, (size_t)(f->name - buf), (size_t)(eol - f->name), line,
                              (size_t)n);
@@ -659,17 +659,17 @@ static void explain(struct tally *t, const char *buf, size_t len, const struct o
     their_parse(th2, n, nl);
     enum verdict v = o2->rc > 0 && th2->complete ? compare_heads(o2, th2, &what) : DIFFER;
     /* and the neutralisation must not change how we read the head */
-    if (o2->rc > 0 && (o2->h.content_length != o->h.content_length ||
-                       o2->h.chunked != o->h.chunked || o2->h.keep_alive != o->h.keep_alive ||
-                       o2->h.expect_continue != o->h.expect_continue ||
-                       o2->h.minor != o->h.minor || (o2->h.host == NULL) != (o->h.host == NULL)))
+    if (o2->rc > 0 &&
+        (o2->h.content_length != o->h.content_length || o2->h.chunked != o->h.chunked ||
+         o2->h.keep_alive != o->h.keep_alive || o2->h.expect_continue != o->h.expect_continue ||
+         o2->h.minor != o->h.minor || (o2->h.host == NULL) != (o->h.host == NULL)))
         v = DIFFER;
     if (v != AGREE && v != KEEP_ALIVE_SAFER) {
         snprintf(name, sizeof(name), "%s, also once %s are neutralised", problem, cat);
         failure(t, name, buf, len);
     } else {
-        snprintf(name, sizeof(name), "%s: %s", all ? "we accept, http_parser refuses" :
-                 "both accept, keep-alive differs", cat);
+        snprintf(name, sizeof(name), "%s: %s",
+                 all ? "we accept, http_parser refuses" : "both accept, keep-alive differs", cat);
         count(t, name, buf, len);
     }
     free(n);
@@ -788,7 +788,10 @@ static void variants_agree(void **state)
  * itself works (both parsers see the same heads). */
 static void comparison_sees_known_differences(void **state)
 {
-    static const struct { const char *in; const char *cat; } known[] = {
+    static const struct {
+        const char *in;
+        const char *cat;
+    } known[] = {
         {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "both accept, same head"},
         {"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", "we accept, http_parser refuses: method"},
         {"GET 1 HTTP/1.1\r\nHost: x\r\n\r\n", "we accept, http_parser refuses: target"},
@@ -827,7 +830,9 @@ static void comparison_sees_known_differences(void **state)
  * another. */
 static void comparison_detects_differences(void **state)
 {
-    static const struct { const char *a, *b, *what; } pairs[] = {
+    static const struct {
+        const char *a, *b, *what;
+    } pairs[] = {
         {"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "GET /b HTTP/1.1\r\nHost: x\r\n\r\n", "target"},
         {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "PUT / HTTP/1.1\r\nHost: x\r\n\r\n", "method"},
         {"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET / HTTP/1.1\r\nHost: y\r\n\r\n", "field value"},

@@ -14,8 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
-static const char *const FILES[] = {"ca.pem", "ca-key.pem", "server.pem", "server-key.pem",
-                                    ".lock", NULL};
+static const char *const FILES[] = {"ca.pem",         "ca-key.pem", "server.pem",
+                                    "server-key.pem", ".lock",      NULL};
 
 static void path(char *out, size_t n, const char *dir, const char *name)
 {

@@ -582,8 +582,8 @@ static void url_add_param_cases(void **state)
         char *got = login_url_add_param(cases[i].url, cases[i].name, cases[i].value);
         assert_non_null(got);
         if (strcmp(got, cases[i].want) != 0)
-            fail_msg("%s + %s=%s:\n got  %s\n want %s", cases[i].url, cases[i].name,
-                     cases[i].value, got, cases[i].want);
+            fail_msg("%s + %s=%s:\n got  %s\n want %s", cases[i].url, cases[i].name, cases[i].value,
+                     got, cases[i].want);
         free(got);
     }
 }

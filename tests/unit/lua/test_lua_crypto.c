@@ -36,7 +36,8 @@ static const char prelude[] =
     "    error('error ' .. tostring(err) .. ' does not match ' .. pattern, 2)\n"
     "  end\n"
     "end\n"
-    "setmetatable(_G, {__newindex = function(_, k) error('global write: ' .. tostring(k), 2) end})\n";
+    "setmetatable(_G, {__newindex = function(_, k) error('global write: ' .. tostring(k), 2) "
+    "end})\n";
 
 static void run_lua(const char *name, const char *code)
 {
@@ -56,8 +57,8 @@ static void run_lua(const char *name, const char *code)
     lua_pop(L, 1);
 
     if (luaL_loadbuffer(L, prelude, sizeof(prelude) - 1, "=prelude") != 0 ||
-        lua_pcall(L, 0, 0, 0) != 0 ||
-        luaL_loadbuffer(L, code, strlen(code), name) != 0 || lua_pcall(L, 0, 0, 0) != 0) {
+        lua_pcall(L, 0, 0, 0) != 0 || luaL_loadbuffer(L, code, strlen(code), name) != 0 ||
+        lua_pcall(L, 0, 0, 0) != 0) {
         fprintf(stderr, "%s: %s\n", name, lua_tostring(L, -1));
         lua_close(L);
         fail_msg("Lua snippet %s failed", name);
@@ -118,10 +119,7 @@ static const char crypto_snippet[] =
     "raises(c.equal, 'bad argument #2', 'a', false)\n"
     "raises(c.base64url_decode, 'bad argument #1', nil)\n";
 
-static void test_lua_crypto_primitives(void **state)
-{
-    RUN(crypto_snippet);
-}
+static void test_lua_crypto_primitives(void **state) { RUN(crypto_snippet); }
 
 static const char url_escape_snippet[] =
     "local url = require 'wx.url'\n"
@@ -145,14 +143,13 @@ static const char url_escape_snippet[] =
     "raises(url.encode_query, 'table', 'a=b')\n"
     "raises(url.encode_query, 'function value', {a = print})\n";
 
-static void test_lua_url_escape_query(void **state)
-{
-    RUN(url_escape_snippet);
-}
+static void test_lua_url_escape_query(void **state) { RUN(url_escape_snippet); }
 
 static const char url_parse_snippet[] =
     "local url = require 'wx.url'\n"
-    "local t = assert(url.parse('HTTPS://Bob:pw@H5.Example.COM:8443/spring/a%20b?x=1&y=a+b&x=2#/route?q=1'))\n"
+    "local t = "
+    "assert(url.parse('HTTPS://Bob:pw@H5.Example.COM:8443/spring/a%20b?x=1&y=a+b&x=2#/"
+    "route?q=1'))\n"
     "eq(t.scheme, 'https') eq(t.user, 'Bob:pw') eq(t.host, 'h5.example.com') eq(t.port, 8443)\n"
     "eq(t.path, '/spring/a%20b') eq(t.query, 'x=1&y=a+b&x=2') eq(t.fragment, '/route?q=1')\n"
     "eq(t.args.x, '1') eq(t.args.y, 'a b') eq(#t.arg_pairs, 3) eq(t.arg_pairs[3][2], '2')\n"
@@ -166,7 +163,8 @@ static const char url_parse_snippet[] =
     "t = assert(url.parse('http://[::1]:8080/x'))\n"
     "eq(t.host, '[::1]') eq(t.port, 8080)\n"
     "t = assert(url.parse('/cb?code=C&state=S#top'))\n"
-    "eq(t.scheme, nil) eq(t.host, nil) eq(t.path, '/cb') eq(t.args.code, 'C') eq(t.fragment, 'top')\n"
+    "eq(t.scheme, nil) eq(t.host, nil) eq(t.path, '/cb') eq(t.args.code, 'C') eq(t.fragment, "
+    "'top')\n"
     "eq(url.build(t), '/cb?code=C&state=S#top')\n"
     "for _, u in ipairs({'https://a.com/p', 'http://127.0.0.1:80/a/b?c=d', 'weixin://dl/x',\n"
     "                    'https://a.com/p#/spa/route', 'https://a.com/%E4%B8%AD?q=%20'}) do\n"
@@ -189,10 +187,7 @@ static const char url_parse_snippet[] =
     "eq(url.parse('https://good.com@evil.com/').host, 'evil.com', 'userinfo is not the host')\n"
     "eq(url.parse('https://good.com%2F@evil.com/').host, 'evil.com')\n";
 
-static void test_lua_url_parse_build(void **state)
-{
-    RUN(url_parse_snippet);
-}
+static void test_lua_url_parse_build(void **state) { RUN(url_parse_snippet); }
 
 static const char url_add_query_snippet[] =
     "local url = require 'wx.url'\n"
@@ -214,10 +209,7 @@ static const char url_add_query_snippet[] =
     "eq(v, nil) assert(err)\n"
     "raises(url.add_query, 'table', 'https://a.com/', 'x=1')\n";
 
-static void test_lua_url_add_query(void **state)
-{
-    RUN(url_add_query_snippet);
-}
+static void test_lua_url_add_query(void **state) { RUN(url_add_query_snippet); }
 
 static const char jwt_snippet[] =
     "local sign = require 'wx.sign'\n"
@@ -244,7 +236,8 @@ static const char jwt_snippet[] =
     "  local h = b64('{\"alg\":\"' .. alg .. '\",\"typ\":\"JWT\"}')\n"
     "  v, err = sign.jwt_decode(h .. '.' .. body .. '.', key)\n"
     "  eq(v, nil, alg) eq(err, 'unsupported alg')\n"
-    "  v, err = sign.jwt_decode(h .. '.' .. body .. '.' .. b64(c.hmac_sha256(key, h .. '.' .. body)), key)\n"
+    "  v, err = sign.jwt_decode(h .. '.' .. body .. '.' .. b64(c.hmac_sha256(key, h .. '.' .. "
+    "body)), key)\n"
     "  eq(v, nil, alg) eq(err, 'unsupported alg')\n"
     "end\n"
     "v, err = sign.jwt_decode(b64('{\"typ\":\"JWT\"}') .. '.' .. body .. '.', key)\n"
@@ -266,7 +259,8 @@ static const char jwt_snippet[] =
     "end\n"
     "eq(select(2, sign.jwt_decode(nil, key)), 'malformed token')\n"
     "local arr = b64(c.hmac_sha256(key, h0 .. '.' .. b64('[1]')))\n"
-    "eq(select(2, sign.jwt_decode(h0 .. '.' .. b64('[1]') .. '.' .. arr, key)), 'malformed token')\n"
+    "eq(select(2, sign.jwt_decode(h0 .. '.' .. b64('[1]') .. '.' .. arr, key)), 'malformed "
+    "token')\n"
     /* exp, nbf, leeway */
     "t = sign.jwt_encode({sub = 'x'}, key, {exp_in = 60, now = 1000})\n"
     "p = assert(sign.jwt_decode(t, key, {now = 1059}))\n"
@@ -289,10 +283,7 @@ static const char jwt_snippet[] =
     "raises(sign.jwt_encode, 'string key', {}, nil)\n"
     "raises(sign.jwt_decode, 'string key', tok, 42)\n";
 
-static void test_lua_jwt(void **state)
-{
-    RUN(jwt_snippet);
-}
+static void test_lua_jwt(void **state) { RUN(jwt_snippet); }
 
 static const char sign_snippet[] =
     "local sign = require 'wx.sign'\n"
@@ -322,10 +313,7 @@ static const char sign_snippet[] =
     "raises(sign.params_verify, 'string key', params, sig)\n"
     "raises(sign.params_sign, 'params table', 'a=1', key)\n";
 
-static void test_lua_sign_params(void **state)
-{
-    RUN(sign_snippet);
-}
+static void test_lua_sign_params(void **state) { RUN(sign_snippet); }
 
 int main(void)
 {

@@ -77,7 +77,8 @@ static const char *COMPARE =
     "      for _, fn in ipairs { 'find', 'match' } do\n"
     "        local a = ser(pcall(ref[fn], s, p, init))\n"
     "        local b = ser(pcall(ours[fn], s, p, init))\n"
-    "        if a ~= b then error(fn .. '(' .. ('%q'):format(s) .. ', ' .. ('%q'):format(p) .. ', ' "
+    "        if a ~= b then error(fn .. '(' .. ('%q'):format(s) .. ', ' .. ('%q'):format(p) .. ', "
+    "' "
     ".. tostring(init) .. '): LuaJIT ' .. a .. ', ours ' .. b) end\n"
     "      end\n"
     "    end\n"
@@ -104,21 +105,20 @@ static void same_as_luajit_on_chosen_patterns(void **state)
     assert_int_equal(luaL_loadstring(L, COMPARE), 0);
     assert_int_equal(lua_pcall(L, 0, 1, 0), 0);
     lua_setglobal(L, "compare");
-    run(L,
-        "local subjects = { '', 'a', 'hello world', 'key=val; k2=v2', '  trim me  ',\n"
-        "  'THE (quick) [brown] {fox}', 'a.b.c', '2026-12-01T23:59:59Z', 'aaa', 'abcabcabc',\n"
-        "  'x\\0y\\0z', '\\200\\255\\1', 'f(a(b)c)d', '%%', 'https://h5.example.com/p?x=1#h',\n"
-        "  'THE END', 'one two  three', '((()))', '[]', '-', '^$' }\n"
-        "local patterns = { '', 'o', 'o w', '^h', 'd$', '^$', '.', '.-', '.*', '.+', 'a?b',\n"
-        "  '%a+', '%A+', '%d%d%d%d%-%d%d', '%s*(.-)%s*$', '(%w+)=(%w+)', '()', '()a()',\n"
-        "  '[aeiou]', '[^aeiou]+', '[a-c]+', '[%a_][%w_]*', '[]]', '[^]]', '[a-]', '[%]]',\n"
-        "  '%b()', '%b[]', '%bxy', '%f[%w]%w+', '%f[%W]', '(a)%1', '(a*(.)%w(%s*))',\n"
-        "  '%', '[a', '(', ')', '%b', '%f', '%1', '(()', 'x\\0y', '%z', '[%z]', '%c', '%p+',\n"
-        "  '%u%l', '%x+', '%g', '%.', 'a-b', '^(.-)%?', '[^%s]+$', '%S+', '(h)(e)(l)(l)(o)',\n"
-        "  '((((((((((x))))))))))', '[\\0-\\127]+', '[\\128-\\255]', '^', '$', 'a*$', '(.)%1',\n"
-        "  '%w+%.%w+', '[%w%.%-]+', '.-%.', '(%d+)-(%d+)-(%d+)T', '^%s+', '%s+$' }\n"
-        "local n = compare(subjects, patterns)\n"
-        "assert(n == #subjects * #patterns)\n");
+    run(L, "local subjects = { '', 'a', 'hello world', 'key=val; k2=v2', '  trim me  ',\n"
+           "  'THE (quick) [brown] {fox}', 'a.b.c', '2026-12-01T23:59:59Z', 'aaa', 'abcabcabc',\n"
+           "  'x\\0y\\0z', '\\200\\255\\1', 'f(a(b)c)d', '%%', 'https://h5.example.com/p?x=1#h',\n"
+           "  'THE END', 'one two  three', '((()))', '[]', '-', '^$' }\n"
+           "local patterns = { '', 'o', 'o w', '^h', 'd$', '^$', '.', '.-', '.*', '.+', 'a?b',\n"
+           "  '%a+', '%A+', '%d%d%d%d%-%d%d', '%s*(.-)%s*$', '(%w+)=(%w+)', '()', '()a()',\n"
+           "  '[aeiou]', '[^aeiou]+', '[a-c]+', '[%a_][%w_]*', '[]]', '[^]]', '[a-]', '[%]]',\n"
+           "  '%b()', '%b[]', '%bxy', '%f[%w]%w+', '%f[%W]', '(a)%1', '(a*(.)%w(%s*))',\n"
+           "  '%', '[a', '(', ')', '%b', '%f', '%1', '(()', 'x\\0y', '%z', '[%z]', '%c', '%p+',\n"
+           "  '%u%l', '%x+', '%g', '%.', 'a-b', '^(.-)%?', '[^%s]+$', '%S+', '(h)(e)(l)(l)(o)',\n"
+           "  '((((((((((x))))))))))', '[\\0-\\127]+', '[\\128-\\255]', '^', '$', 'a*$', '(.)%1',\n"
+           "  '%w+%.%w+', '[%w%.%-]+', '.-%.', '(%d+)-(%d+)-(%d+)T', '^%s+', '%s+$' }\n"
+           "local n = compare(subjects, patterns)\n"
+           "assert(n == #subjects * #patterns)\n");
     lua_close(L);
 }
 
@@ -133,8 +133,10 @@ static void same_as_luajit_on_generated_patterns(void **state)
     lua_setglobal(L, "compare");
     run(L,
         "local seed = 12345\n"
-        "local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n + 1 end\n"
-        "local pieces = { 'a', 'b', '.', '%a', '%d', '%s', '%W', '[ab]', '[^a]', '[a-c]', '*', '+', '-',\n"
+        "local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648 return seed % n + 1 "
+        "end\n"
+        "local pieces = { 'a', 'b', '.', '%a', '%d', '%s', '%W', '[ab]', '[^a]', '[a-c]', '*', "
+        "'+', '-',\n"
         "  '?', '(', ')', '()', '%1', '%b()', '%f[%a]', '^', '$', '%', '[', ']', '%%', 'x', ' ' }\n"
         "local chars = { 'a', 'b', 'c', ' ', '(', ')', '1', '2', 'x', '%', '.', '\\0' }\n"
         "local subjects, patterns = {}, {}\n"
@@ -174,7 +176,7 @@ static void pathological_pattern_is_stopped_by_the_budget(void **state)
         "ours.gsub(('a'):rep(100), ('a-'):rep(5) .. 'b', 'x')",
         "ours.match(('a'):rep(100), ('a*'):rep(6) .. 'b')",
         "ours.find(('('):rep(3000), '%b()')", /* quadratic */
-        "ours.find(('a'):rep(3000), '%a+$')",  /* linear */
+        "ours.find(('a'):rep(3000), '%a+$')", /* linear */
         NULL,
     };
     for (int i = 0; calls[i]; i++) {

@@ -25,7 +25,8 @@ struct result {
     const char *err;
 };
 
-static void record(const struct store_reply *reply, void *arg) {
+static void record(const struct store_reply *reply, void *arg)
+{
     struct result *res = arg;
     res->calls++;
     res->status = reply->status;
@@ -40,7 +41,8 @@ static void record(const struct store_reply *reply, void *arg) {
 
 /* Each helper issues a call, checks it was issued and answered exactly once
  * before returning (the memory store answers inside the call). */
-static struct result get(store_conn_t *c, const char *key, size_t klen) {
+static struct result get(store_conn_t *c, const char *key, size_t klen)
+{
     struct result res = {0};
     assert_int_equal(store_get(c, key, klen, record, &res), 0);
     assert_int_equal(res.calls, 1);
@@ -48,28 +50,32 @@ static struct result get(store_conn_t *c, const char *key, size_t klen) {
 }
 
 static struct result set(store_conn_t *c, const char *key, size_t klen, const char *val,
-                         size_t vlen, uint64_t ttl) {
+                         size_t vlen, uint64_t ttl)
+{
     struct result res = {0};
     assert_int_equal(store_set(c, key, klen, val, vlen, ttl, record, &res), 0);
     assert_int_equal(res.calls, 1);
     return res;
 }
 
-static struct result add(store_conn_t *c, const char *key, const char *val, uint64_t ttl) {
+static struct result add(store_conn_t *c, const char *key, const char *val, uint64_t ttl)
+{
     struct result res = {0};
     assert_int_equal(store_add(c, key, strlen(key), val, strlen(val), ttl, record, &res), 0);
     assert_int_equal(res.calls, 1);
     return res;
 }
 
-static struct result incr(store_conn_t *c, const char *key, long long delta, uint64_t ttl) {
+static struct result incr(store_conn_t *c, const char *key, long long delta, uint64_t ttl)
+{
     struct result res = {0};
     assert_int_equal(store_incr(c, key, strlen(key), delta, ttl, record, &res), 0);
     assert_int_equal(res.calls, 1);
     return res;
 }
 
-static struct result del(store_conn_t *c, const char *key, size_t klen) {
+static struct result del(store_conn_t *c, const char *key, size_t klen)
+{
     struct result res = {0};
     assert_int_equal(store_del(c, key, klen, record, &res), 0);
     assert_int_equal(res.calls, 1);
@@ -78,7 +84,8 @@ static struct result del(store_conn_t *c, const char *key, size_t klen) {
 
 #define S(str) str, strlen(str)
 
-static void assert_value(struct result res, const char *val) {
+static void assert_value(struct result res, const char *val)
+{
     assert_int_equal(res.status, STORE_OK);
     assert_int_equal(res.len, strlen(val));
     assert_memory_equal(res.value, val, res.len);
@@ -90,7 +97,8 @@ struct fixture {
     store_conn_t *c;
 };
 
-static int open_store(void **state, const char *url) {
+static int open_store(void **state, const char *url)
+{
     struct fixture *f = calloc(1, sizeof *f);
     const char *err = NULL;
     f->s = store_open(url, &err);
@@ -104,15 +112,12 @@ static int open_store(void **state, const char *url) {
     return f->c ? 0 : -1;
 }
 
-static int setup(void **state) {
-    return open_store(state, "memory");
-}
+static int setup(void **state) { return open_store(state, "memory"); }
 
-static int setup_1mb(void **state) {
-    return open_store(state, "memory?max_mb=1");
-}
+static int setup_1mb(void **state) { return open_store(state, "memory?max_mb=1"); }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fixture *f = *state;
     store_detach(f->c);
     store_close(f->s);
@@ -120,7 +125,8 @@ static int teardown(void **state) {
     return 0;
 }
 
-static void test_open_urls(void **state) {
+static void test_open_urls(void **state)
+{
     const char *err = NULL;
     store_t *s = store_open(NULL, &err);
     assert_non_null(s);
@@ -129,9 +135,16 @@ static void test_open_urls(void **state) {
     assert_non_null(s);
     store_close(s);
 
-    const char *bad[] = {"memory?max_mb=0", "memory?max_mb=", "memory?max_mb=-1",
-                         "memory?max_mb=1x", "memory?max_mb=99999999999", "memory?size=1",
-                         "memory?", "memoryx", "bogus", ""};
+    const char *bad[] = {"memory?max_mb=0",
+                         "memory?max_mb=",
+                         "memory?max_mb=-1",
+                         "memory?max_mb=1x",
+                         "memory?max_mb=99999999999",
+                         "memory?size=1",
+                         "memory?",
+                         "memoryx",
+                         "bogus",
+                         ""};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err = NULL;
         assert_null(store_open(bad[i], &err));
@@ -140,7 +153,8 @@ static void test_open_urls(void **state) {
     assert_null(store_open("bogus", NULL)); /* err is optional */
 }
 
-static void test_bad_arguments(void **state) {
+static void test_bad_arguments(void **state)
+{
     struct fixture *f = *state;
     struct result res = {0};
     assert_int_equal(store_get(NULL, S("k"), record, &res), -1);
@@ -155,7 +169,8 @@ static void test_bad_arguments(void **state) {
     assert_value(get(f->c, S("quiet")), "v");
 }
 
-static void test_get_set_del(void **state) {
+static void test_get_set_del(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(get(f->c, S("a")).status, STORE_NOT_FOUND);
     assert_int_equal(set(f->c, S("a"), S("one"), 0).status, STORE_OK);
@@ -167,14 +182,16 @@ static void test_get_set_del(void **state) {
     assert_int_equal(get(f->c, S("a")).status, STORE_NOT_FOUND);
 }
 
-static void test_add(void **state) {
+static void test_add(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(add(f->c, "k", "first", 0).status, STORE_OK);
     assert_int_equal(add(f->c, "k", "second", 0).status, STORE_EXISTS);
     assert_value(get(f->c, S("k")), "first");
 }
 
-static void test_binary_keys_and_values(void **state) {
+static void test_binary_keys_and_values(void **state)
+{
     struct fixture *f = *state;
     const char k1[] = {'k', 0, 'x'}, k2[] = {'k', 0, 'y'}, k3[] = {'k'};
     const char v1[] = {0, 1, 0, (char)0xff}, v2[] = {0};
@@ -193,19 +210,23 @@ static void test_binary_keys_and_values(void **state) {
 }
 
 /* The value is larger than struct result, so it is checked in the callback. */
-static void check_big(const struct store_reply *reply, void *arg) {
+static void check_big(const struct store_reply *reply, void *arg)
+{
     int *calls = arg;
     (*calls)++;
     assert_int_equal(reply->status, STORE_OK);
     assert_int_equal(reply->len, 1 << 20);
-    for (size_t i = 0; i < reply->len; i++) assert_int_equal(reply->value[i], (char)(i * 7));
+    for (size_t i = 0; i < reply->len; i++)
+        assert_int_equal(reply->value[i], (char)(i * 7));
 }
 
-static void test_large_value(void **state) {
+static void test_large_value(void **state)
+{
     struct fixture *f = *state;
     size_t n = 1 << 20;
     char *big = malloc(n);
-    for (size_t i = 0; i < n; i++) big[i] = (char)(i * 7);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (char)(i * 7);
     assert_int_equal(set(f->c, S("big"), big, n, 0).status, STORE_OK);
     free(big);
     int calls = 0;
@@ -213,7 +234,8 @@ static void test_large_value(void **state) {
     assert_int_equal(calls, 1);
 }
 
-static void test_incr(void **state) {
+static void test_incr(void **state)
+{
     struct fixture *f = *state;
     struct result res = incr(f->c, "n", 5, 0);
     assert_int_equal(res.status, STORE_OK);
@@ -236,7 +258,8 @@ static void test_incr(void **state) {
     assert_int_equal(incr(f->c, "s", 1, 0).status, STORE_ERROR);
 }
 
-static void test_incr_limits(void **state) {
+static void test_incr_limits(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(set(f->c, S("max"), S("9223372036854775807"), 0).status, STORE_OK);
     struct result res = incr(f->c, "max", 1, 0);
@@ -254,7 +277,8 @@ static void test_incr_limits(void **state) {
  * check at 1 ms before expiry only holds if the real clock did not tick a
  * millisecond during it. Such tests read this before and after, and retry
  * with a fresh key when it ticked (rare, but it happens under TSan). */
-static int64_t real_ms(void) {
+static int64_t real_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -262,7 +286,8 @@ static int64_t real_ms(void) {
 
 #define MAX_TRIES 1000
 
-static void test_ttl(void **state) {
+static void test_ttl(void **state)
+{
     struct fixture *f = *state;
     char key[32];
     assert_int_equal(set(f->c, S("forever"), S("v"), 0).status, STORE_OK);
@@ -273,7 +298,8 @@ static void test_ttl(void **state) {
         assert_int_equal(set(f->c, S(key), S("v"), 1000).status, STORE_OK);
         store_memory_advance_clock(f->s, 999);
         struct result res = get(f->c, S(key));
-        if (real_ms() != start) continue;
+        if (real_ms() != start)
+            continue;
         assert_value(res, "v");
         break;
     }
@@ -284,7 +310,8 @@ static void test_ttl(void **state) {
     assert_value(get(f->c, S("forever")), "v");
 }
 
-static void test_set_replaces_ttl(void **state) {
+static void test_set_replaces_ttl(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(set(f->c, S("a"), S("1"), 1000).status, STORE_OK);
     assert_int_equal(set(f->c, S("a"), S("2"), 0).status, STORE_OK); /* TTL dropped */
@@ -295,7 +322,8 @@ static void test_set_replaces_ttl(void **state) {
     assert_int_equal(get(f->c, S("b")).status, STORE_NOT_FOUND);
 }
 
-static void test_add_on_expired_key(void **state) {
+static void test_add_on_expired_key(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(add(f->c, "lock", "old", 60000).status, STORE_OK);
     assert_int_equal(add(f->c, "lock", "new", 60000).status, STORE_EXISTS);
@@ -304,7 +332,8 @@ static void test_add_on_expired_key(void **state) {
     assert_value(get(f->c, S("lock")), "new");
 }
 
-static void test_incr_ttl(void **state) {
+static void test_incr_ttl(void **state)
+{
     struct fixture *f = *state;
     char key[32];
     for (int tries = 0;; tries++) {
@@ -316,7 +345,8 @@ static void test_incr_ttl(void **state) {
         assert_int_equal(incr(f->c, key, 1, 60000).number, 2); /* keeps the first TTL */
         store_memory_advance_clock(f->s, 499);
         struct result res = get(f->c, S(key));
-        if (real_ms() != start) continue;
+        if (real_ms() != start)
+            continue;
         assert_value(res, "2");
         break;
     }
@@ -327,7 +357,8 @@ static void test_incr_ttl(void **state) {
     assert_value(get(f->c, S(key)), "1");
 }
 
-static void test_huge_ttl(void **state) {
+static void test_huge_ttl(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(set(f->c, S("k"), S("v"), UINT64_MAX).status, STORE_OK);
     store_memory_advance_clock(f->s, INT64_MAX / 2);
@@ -335,7 +366,8 @@ static void test_huge_ttl(void **state) {
 }
 
 /* Expired keys nobody reads again are still dropped by later calls. */
-static void test_active_expiry(void **state) {
+static void test_active_expiry(void **state)
+{
     struct fixture *f = *state;
     char key[32];
     size_t keys, bytes, empty_bytes;
@@ -368,11 +400,10 @@ static void test_active_expiry(void **state) {
 /* Many TTLs, some deleted, expiring in a scrambled order: the heaps must
  * hand them out by expiry time. TTLs are far apart (10 s steps) so the real
  * clock running during the test cannot move a key across the line. */
-static uint64_t scrambled_ttl(int i) {
-    return 100000 + 10000 * (uint64_t)(i * 7919 % 5000);
-}
+static uint64_t scrambled_ttl(int i) { return 100000 + 10000 * (uint64_t)(i * 7919 % 5000); }
 
-static void test_many_ttls(void **state) {
+static void test_many_ttls(void **state)
+{
     struct fixture *f = *state;
     char key[32];
     for (int i = 0; i < 5000; i++) {
@@ -402,7 +433,8 @@ static void test_many_ttls(void **state) {
 }
 
 /* Fill a 1 MiB store with vlen-byte values of 'x'; return how many fit. */
-static int fill(store_conn_t *c, const char *prefix, size_t vlen, uint64_t ttl) {
+static int fill(store_conn_t *c, const char *prefix, size_t vlen, uint64_t ttl)
+{
     char key[32], val[1024];
     memset(val, 'x', sizeof val);
     assert_true(vlen <= sizeof val);
@@ -418,7 +450,8 @@ static int fill(store_conn_t *c, const char *prefix, size_t vlen, uint64_t ttl) 
     }
 }
 
-static void test_memory_cap(void **state) {
+static void test_memory_cap(void **state)
+{
     struct fixture *f = *state;
     char val[1024];
     memset(val, 'y', sizeof val);
@@ -452,7 +485,8 @@ static void test_memory_cap(void **state) {
 }
 
 /* When full, expired keys in any shard make room before a write fails. */
-static void test_memory_cap_expired_make_room(void **state) {
+static void test_memory_cap_expired_make_room(void **state)
+{
     struct fixture *f = *state;
     int n = fill(f->c, "k", 1024, 60000);
     store_memory_advance_clock(f->s, 60000);
@@ -473,17 +507,20 @@ struct reentry {
     struct result inner;
 };
 
-static void reenter(const struct store_reply *reply, void *arg) {
+static void reenter(const struct store_reply *reply, void *arg)
+{
     struct reentry *r = arg;
     assert_int_equal(reply->status, STORE_OK);
-    if (r->depth++ > 0) return;
+    if (r->depth++ > 0)
+        return;
     /* The same key (same shard lock) and another one, from inside the callback. */
     assert_int_equal(store_set(r->c, S("a"), S("changed"), 0, record, &r->inner), 0);
     assert_int_equal(store_incr(r->c, S("b"), 1, 0, NULL, NULL), 0);
     assert_int_equal(store_get(r->c, S("a"), reenter, r), 0);
 }
 
-static void test_reentrant_callback(void **state) {
+static void test_reentrant_callback(void **state)
+{
     struct fixture *f = *state;
     assert_int_equal(set(f->c, S("a"), S("v"), 0).status, STORE_OK);
     struct reentry r = {.c = f->c};
@@ -499,16 +536,17 @@ static void test_reentrant_callback(void **state) {
 }
 
 /* Four threads, each with its own connection, hammer shared counters. */
-#define THREADS 4
+#define THREADS    4
 #define ITERATIONS 10000
-#define COUNTERS 8
+#define COUNTERS   8
 
 struct worker {
     store_t *s;
     int id;
 };
 
-static void *work(void *arg) {
+static void *work(void *arg)
+{
     struct worker *w = arg;
     store_conn_t *c = store_attach(w->s, NULL);
     char key[32], mine[32];
@@ -522,14 +560,17 @@ static void *work(void *arg) {
         assert_int_equal(set(c, S(mine), S(key), i % 2 ? 50 : 0).status, STORE_OK);
         struct result got = get(c, S(mine));
         assert_true(got.status == STORE_OK || got.status == STORE_NOT_FOUND);
-        if (i % 5 == 0) del(c, S(mine));
-        if (w->id == 0 && i % 1000 == 0) store_memory_advance_clock(w->s, 10);
+        if (i % 5 == 0)
+            del(c, S(mine));
+        if (w->id == 0 && i % 1000 == 0)
+            store_memory_advance_clock(w->s, 10);
     }
     store_detach(c);
     return NULL;
 }
 
-static void test_threads(void **state) {
+static void test_threads(void **state)
+{
     struct fixture *f = *state;
     pthread_t tid[THREADS];
     struct worker w[THREADS];
@@ -537,7 +578,8 @@ static void test_threads(void **state) {
         w[i] = (struct worker){.s = f->s, .id = i};
         assert_int_equal(pthread_create(&tid[i], NULL, work, &w[i]), 0);
     }
-    for (int i = 0; i < THREADS; i++) pthread_join(tid[i], NULL);
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(tid[i], NULL);
 
     char key[32], want[32];
     for (int i = 0; i < COUNTERS; i++) {
@@ -548,7 +590,8 @@ static void test_threads(void **state) {
     assert_int_equal(incr(f->c, "total", 0, 0).number, THREADS * ITERATIONS);
 }
 
-int main(void) {
+int main(void)
+{
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_urls),
         cmocka_unit_test_setup_teardown(test_bad_arguments, setup, teardown),

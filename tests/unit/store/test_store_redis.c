@@ -31,7 +31,7 @@
 #ifndef REDIS_SERVER
 #define REDIS_SERVER "/usr/bin/redis-server"
 #endif
-#define PASSWORD "s3cret pass"
+#define PASSWORD     "s3cret pass"
 #define PASSWORD_URL "s3cret%20pass"
 
 /* ------------------------------------------------------- redis-server */
@@ -45,19 +45,22 @@ struct server {
 static char tmpdir[64];
 static struct server main_redis, auth_redis;
 
-static uint64_t now_ms(void) {
+static uint64_t now_ms(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void sleep_ms(int ms) {
+static void sleep_ms(int ms)
+{
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     nanosleep(&ts, NULL);
 }
 
 /* A port nobody listens on right now (the kernel's pick). */
-static int free_port(void) {
+static int free_port(void)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t len = sizeof sa;
@@ -68,9 +71,11 @@ static int free_port(void) {
     return ntohs(sa.sin_port);
 }
 
-static int port_open(int port) {
+static int port_open(int port)
+{
     int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
     close(fd);
@@ -79,7 +84,8 @@ static int port_open(int port) {
 
 /* Start redis-server in the foreground on srv->port and wait until it
  * accepts connections. */
-static void server_start(struct server *srv) {
+static void server_start(struct server *srv)
+{
     char port[16], dir[96], log[128];
     snprintf(port, sizeof port, "%d", srv->port);
     snprintf(dir, sizeof dir, "%s/%d", tmpdir, srv->port);
@@ -93,9 +99,10 @@ static void server_start(struct server *srv) {
         dup2(fd, 0);
         dup2(fd, 1);
         dup2(fd, 2);
-        const char *argv[32] = {REDIS_SERVER, "--port", port, "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", dir,
-                                "--logfile", log, "--daemonize", "no"};
+        const char *argv[32] = {REDIS_SERVER, "--port",      port, "--bind",
+                                "127.0.0.1",  "--save",      "",   "--appendonly",
+                                "no",         "--dir",       dir,  "--logfile",
+                                log,          "--daemonize", "no"};
         int n = 15;
         if (srv->password) {
             argv[n++] = "--requirepass";
@@ -106,13 +113,16 @@ static void server_start(struct server *srv) {
         _exit(127);
     }
     srv->pid = pid;
-    for (int i = 0; i < 500 && !port_open(srv->port); i++) sleep_ms(10);
+    for (int i = 0; i < 500 && !port_open(srv->port); i++)
+        sleep_ms(10);
     assert_true(port_open(srv->port));
 }
 
 /* SIGTERM (after SIGCONT, in case a test stopped it), then wait. */
-static void server_stop(struct server *srv) {
-    if (srv->pid <= 0) return;
+static void server_stop(struct server *srv)
+{
+    if (srv->pid <= 0)
+        return;
     kill(srv->pid, SIGCONT);
     kill(srv->pid, SIGTERM);
     for (int i = 0; i < 300; i++) {
@@ -129,20 +139,25 @@ static void server_stop(struct server *srv) {
 
 static int have_redis;
 
-static int group_setup(void **state) {
+static int group_setup(void **state)
+{
     (void)state;
     have_redis = access(REDIS_SERVER, X_OK) == 0;
-    if (!have_redis) return 0;
+    if (!have_redis)
+        return 0;
     snprintf(tmpdir, sizeof tmpdir, "/tmp/wxgate-test-redis-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
+    if (!mkdtemp(tmpdir))
+        return -1;
     main_redis.port = free_port();
     server_start(&main_redis);
     return 0;
 }
 
-static int group_teardown(void **state) {
+static int group_teardown(void **state)
+{
     (void)state;
-    if (!have_redis) return 0;
+    if (!have_redis)
+        return 0;
     server_stop(&main_redis);
     server_stop(&auth_redis);
     char cmd[128];
@@ -151,11 +166,13 @@ static int group_teardown(void **state) {
 }
 
 /* A plain blocking client, to look at Redis behind the store's back. */
-static redisReply *raw(struct server *srv, const char *fmt, ...) {
+static redisReply *raw(struct server *srv, const char *fmt, ...)
+{
     redisContext *rc = redisConnect("127.0.0.1", srv->port);
     assert_non_null(rc);
     assert_int_equal(rc->err, 0);
-    if (srv->password) freeReplyObject(redisCommand(rc, "AUTH %s", srv->password));
+    if (srv->password)
+        freeReplyObject(redisCommand(rc, "AUTH %s", srv->password));
     va_list ap;
     va_start(ap, fmt);
     redisReply *r = redisvCommand(rc, fmt, ap);
@@ -165,7 +182,8 @@ static redisReply *raw(struct server *srv, const char *fmt, ...) {
     return r;
 }
 
-static long long raw_int(struct server *srv, const char *fmt, const char *key) {
+static long long raw_int(struct server *srv, const char *fmt, const char *key)
+{
     redisReply *r = raw(srv, fmt, key);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
     long long v = r->integer;
@@ -181,25 +199,28 @@ struct fix {
     store_conn_t *c;
 };
 
-static void url_for(char *buf, size_t size, struct server *srv, const char *auth,
-                    const char *rest) {
+static void url_for(char *buf, size_t size, struct server *srv, const char *auth, const char *rest)
+{
     snprintf(buf, size, "redis://%s127.0.0.1:%d%s", auth ? auth : "", srv->port, rest ? rest : "");
 }
 
 /* Run the loop in 5 ms slices until cond holds or ms pass. */
-#define WAIT_UNTIL(base, cond, ms)                                       \
-    do {                                                                 \
-        uint64_t deadline_ = now_ms() + (ms);                            \
-        while (!(cond) && now_ms() < deadline_) spin(base, 5);           \
+#define WAIT_UNTIL(base, cond, ms)                                                                 \
+    do {                                                                                           \
+        uint64_t deadline_ = now_ms() + (ms);                                                      \
+        while (!(cond) && now_ms() < deadline_)                                                    \
+            spin(base, 5);                                                                         \
     } while (0)
 
-static void spin(struct event_base *base, int ms) {
+static void spin(struct event_base *base, int ms)
+{
     struct timeval tv = {0, ms * 1000};
     event_base_loopexit(base, &tv);
     event_base_dispatch(base);
 }
 
-static store_conn_t *connect_to(struct fix *f, const char *url) {
+static store_conn_t *connect_to(struct fix *f, const char *url)
+{
     const char *err = NULL;
     f->s = store_open(url, &err);
     assert_non_null(f->s);
@@ -211,9 +232,11 @@ static store_conn_t *connect_to(struct fix *f, const char *url) {
 
 /* Without redis-server, setup leaves no fixture and the test skips (cmocka
  * 1.1 cannot skip from a setup function). */
-static int setup_url(void **state, const char *rest) {
+static int setup_url(void **state, const char *rest)
+{
     *state = NULL;
-    if (!have_redis) return 0;
+    if (!have_redis)
+        return 0;
     struct fix *f = calloc(1, sizeof *f);
     char url[256];
     f->base = event_base_new();
@@ -224,36 +247,38 @@ static int setup_url(void **state, const char *rest) {
     return 0;
 }
 
-static struct fix *fixture(void **state) {
-    if (!*state) skip();
+static struct fix *fixture(void **state)
+{
+    if (!*state)
+        skip();
     return *state;
 }
 
-static int setup(void **state) {
-    return setup_url(state, NULL);
-}
+static int setup(void **state) { return setup_url(state, NULL); }
 
-static int setup_timeout_200(void **state) {
-    return setup_url(state, "/0?timeout_ms=200");
-}
+static int setup_timeout_200(void **state) { return setup_url(state, "/0?timeout_ms=200"); }
 
-static int setup_timeout_100(void **state) {
+static int setup_timeout_100(void **state)
+{
     return setup_url(state, "/0?timeout_ms=100&connect_timeout_ms=200");
 }
 
 /* Flush the database so tests do not see each other's keys. */
-static void flush(void) {
-    freeReplyObject(raw(&main_redis, "FLUSHALL"));
-}
+static void flush(void) { freeReplyObject(raw(&main_redis, "FLUSHALL")); }
 
-static int teardown(void **state) {
+static int teardown(void **state)
+{
     struct fix *f = *state;
-    if (!f) return 0;
-    if (f->c) store_detach(f->c);
-    if (f->s) store_close(f->s);
+    if (!f)
+        return 0;
+    if (f->c)
+        store_detach(f->c);
+    if (f->s)
+        store_close(f->s);
     event_base_free(f->base);
     free(f);
-    if (have_redis && main_redis.pid > 0) flush();
+    if (have_redis && main_redis.pid > 0)
+        flush();
     return 0;
 }
 
@@ -269,7 +294,8 @@ struct result {
     uint64_t at_ms;
 };
 
-static void record(const struct store_reply *reply, void *arg) {
+static void record(const struct store_reply *reply, void *arg)
+{
     struct result *res = arg;
     res->calls++;
     res->status = reply->status;
@@ -285,39 +311,45 @@ static void record(const struct store_reply *reply, void *arg) {
 
 /* Each helper issues a call, checks the reply does not come inside the
  * call, then runs the loop until it comes. */
-static struct result wait_result(struct fix *f, struct result *res) {
+static struct result wait_result(struct fix *f, struct result *res)
+{
     assert_int_equal(res->calls, 0);
     WAIT_UNTIL(f->base, res->calls, 3000);
     assert_int_equal(res->calls, 1);
     return *res;
 }
 
-static struct result get(struct fix *f, const char *key, size_t klen) {
+static struct result get(struct fix *f, const char *key, size_t klen)
+{
     struct result res = {0};
     assert_int_equal(store_get(f->c, key, klen, record, &res), 0);
     return wait_result(f, &res);
 }
 
-static struct result set(struct fix *f, const char *key, size_t klen, const char *val,
-                         size_t vlen, uint64_t ttl) {
+static struct result set(struct fix *f, const char *key, size_t klen, const char *val, size_t vlen,
+                         uint64_t ttl)
+{
     struct result res = {0};
     assert_int_equal(store_set(f->c, key, klen, val, vlen, ttl, record, &res), 0);
     return wait_result(f, &res);
 }
 
-static struct result add(struct fix *f, const char *key, const char *val, uint64_t ttl) {
+static struct result add(struct fix *f, const char *key, const char *val, uint64_t ttl)
+{
     struct result res = {0};
     assert_int_equal(store_add(f->c, key, strlen(key), val, strlen(val), ttl, record, &res), 0);
     return wait_result(f, &res);
 }
 
-static struct result incr(struct fix *f, const char *key, long long delta, uint64_t ttl) {
+static struct result incr(struct fix *f, const char *key, long long delta, uint64_t ttl)
+{
     struct result res = {0};
     assert_int_equal(store_incr(f->c, key, strlen(key), delta, ttl, record, &res), 0);
     return wait_result(f, &res);
 }
 
-static struct result del(struct fix *f, const char *key, size_t klen) {
+static struct result del(struct fix *f, const char *key, size_t klen)
+{
     struct result res = {0};
     assert_int_equal(store_del(f->c, key, klen, record, &res), 0);
     return wait_result(f, &res);
@@ -325,20 +357,23 @@ static struct result del(struct fix *f, const char *key, size_t klen) {
 
 #define S(str) str, strlen(str)
 
-static void assert_value(struct result r, const char *want) {
+static void assert_value(struct result r, const char *want)
+{
     assert_int_equal(r.status, STORE_OK);
     assert_int_equal(r.len, strlen(want));
     assert_memory_equal(r.value, want, r.len);
 }
 
-static void assert_error(struct result r, const char *want) {
+static void assert_error(struct result r, const char *want)
+{
     assert_int_equal(r.status, STORE_ERROR);
     assert_string_equal(r.err, want);
 }
 
 /* --------------------------------------------------------------- tests */
 
-static void test_urls(void **state) {
+static void test_urls(void **state)
+{
     (void)state;
     const char *err = NULL;
     static const char *bad[] = {
@@ -382,13 +417,15 @@ static void test_urls(void **state) {
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         err = NULL;
         store_t *s = store_open(good[i], &err);
-        if (!s) fail_msg("%s: %s", good[i], err);
+        if (!s)
+            fail_msg("%s: %s", good[i], err);
         store_close(s);
     }
     unsetenv("WXGATE_TEST_PW");
 }
 
-static void test_healthy(void **state) {
+static void test_healthy(void **state)
+{
     (void)state;
     assert_int_equal(store_healthy(NULL), 0);
     store_t *s = store_open("memory", NULL);
@@ -398,7 +435,8 @@ static void test_healthy(void **state) {
     store_close(s);
 }
 
-static void test_get_set_del(void **state) {
+static void test_get_set_del(void **state)
+{
     struct fix *f = fixture(state);
     assert_int_equal(get(f, S("k")).status, STORE_NOT_FOUND);
     assert_int_equal(set(f, S("k"), S("v1"), 0).status, STORE_OK);
@@ -426,7 +464,8 @@ static void test_get_set_del(void **state) {
     assert_non_null(strstr(res.err, "WRONGTYPE"));
 }
 
-static void test_add(void **state) {
+static void test_add(void **state)
+{
     struct fix *f = fixture(state);
     assert_int_equal(add(f, "a", "first", 0).status, STORE_OK);
     assert_int_equal(add(f, "a", "second", 0).status, STORE_EXISTS);
@@ -434,7 +473,8 @@ static void test_add(void **state) {
     assert_int_equal(raw_int(&main_redis, "PTTL %s", "wxgate:a"), -1);
 }
 
-static void test_incr(void **state) {
+static void test_incr(void **state)
+{
     struct fix *f = fixture(state);
     struct result r = incr(f, "n", 5, 0);
     assert_int_equal(r.status, STORE_OK);
@@ -457,7 +497,8 @@ static void test_incr(void **state) {
     assert_value(get(f, S("max")), "9223372036854775807");
 }
 
-static void test_ttl(void **state) {
+static void test_ttl(void **state)
+{
     struct fix *f = fixture(state);
     set(f, S("t"), S("v"), 200);
     add(f, "ta", "v", 200);
@@ -479,7 +520,8 @@ static void test_ttl(void **state) {
 }
 
 /* incr gives a key it creates the call's TTL and keeps an existing one's. */
-static void test_incr_keeps_ttl(void **state) {
+static void test_incr_keeps_ttl(void **state)
+{
     struct fix *f = fixture(state);
     assert_int_equal(incr(f, "c", 1, 300).number, 1);
     sleep_ms(150);
@@ -497,11 +539,13 @@ static void test_incr_keeps_ttl(void **state) {
     assert_int_equal(raw_int(&main_redis, "PTTL %s", "wxgate:c"), -1);
 }
 
-static void test_binary(void **state) {
+static void test_binary(void **state)
+{
     struct fix *f = fixture(state);
     const char key[] = {'a', 0, '\r', '\n', ' ', (char)0xff, '%', 'b'};
     char val[4096];
-    for (size_t i = 0; i < sizeof val; i++) val[i] = (char)(i * 7 + (i >> 8));
+    for (size_t i = 0; i < sizeof val; i++)
+        val[i] = (char)(i * 7 + (i >> 8));
     val[0] = 0;
     val[100] = '\r';
     val[101] = '\n';
@@ -524,7 +568,8 @@ static void test_binary(void **state) {
     assert_int_equal(store_get(f->c, NULL, 1, record, NULL), -1);
 }
 
-static void test_prefix(void **state) {
+static void test_prefix(void **state)
+{
     struct fix *f = fixture(state);
     struct fix g = {.base = f->base};
     char url[256];
@@ -559,7 +604,8 @@ static void test_prefix(void **state) {
 }
 
 /* Two connections add the same keys at the same moment: one wins each. */
-static void test_add_race(void **state) {
+static void test_add_race(void **state)
+{
     struct fix *f = fixture(state);
     store_conn_t *c2 = store_attach(f->s, f->base);
     WAIT_UNTIL(f->base, store_healthy(c2), 3000);
@@ -585,7 +631,8 @@ static void test_add_race(void **state) {
 }
 
 /* Thousands of calls in flight on one connection, answered in order. */
-static void test_many_in_flight(void **state) {
+static void test_many_in_flight(void **state)
+{
     struct fix *f = fixture(state);
     enum { N = 3000 };
     static struct result sets[N], gets[N], incrs[N];
@@ -615,7 +662,8 @@ static void test_many_in_flight(void **state) {
 /* A stopped Redis: the command fails with "timeout" after timeout_ms, the
  * connection reports unhealthy, and the late reply, when Redis resumes, is
  * ignored (the callback ran once). */
-static void test_timeout(void **state) {
+static void test_timeout(void **state)
+{
     struct fix *f = fixture(state);
     set(f, S("slow"), S("before"), 0);
 
@@ -637,7 +685,8 @@ static void test_timeout(void **state) {
 
 /* A Redis that stays stopped: after a few timeouts' silence the connection
  * is dropped and retried (calls then fail fast), and it recovers alone. */
-static void test_stalled_connection_dropped(void **state) {
+static void test_stalled_connection_dropped(void **state)
+{
     struct fix *f = fixture(state);
     assert_int_equal(kill(main_redis.pid, SIGSTOP), 0);
     int timeouts = 0, unavailable = 0;
@@ -648,9 +697,12 @@ static void test_stalled_connection_dropped(void **state) {
         WAIT_UNTIL(f->base, r.calls, 1000);
         assert_int_equal(r.calls, 1);
         assert_int_equal(r.status, STORE_ERROR);
-        if (strcmp(r.err, "timeout") == 0) timeouts++;
-        else if (strcmp(r.err, "redis unavailable") == 0) unavailable++;
-        else fail_msg("unexpected error %s", r.err);
+        if (strcmp(r.err, "timeout") == 0)
+            timeouts++;
+        else if (strcmp(r.err, "redis unavailable") == 0)
+            unavailable++;
+        else
+            fail_msg("unexpected error %s", r.err);
         spin(f->base, 20);
     }
     assert_true(timeouts > 0);
@@ -663,7 +715,8 @@ static void test_stalled_connection_dropped(void **state) {
 
 /* Redis goes away: calls fail fast; it comes back on the same port: the
  * connection comes back by itself. */
-static void test_down_and_back(void **state) {
+static void test_down_and_back(void **state)
+{
     struct fix *f = fixture(state);
     set(f, S("k"), S("v"), 0);
     server_stop(&main_redis);
@@ -686,9 +739,11 @@ static void test_down_and_back(void **state) {
 }
 
 /* A store opened while Redis is down works once Redis starts. */
-static void test_start_before_redis(void **state) {
+static void test_start_before_redis(void **state)
+{
     (void)state;
-    if (!have_redis) skip();
+    if (!have_redis)
+        skip();
     struct fix f = {.base = event_base_new()};
     struct server srv = {.port = free_port()};
     char url[256];
@@ -707,9 +762,11 @@ static void test_start_before_redis(void **state) {
     server_stop(&srv);
 }
 
-static void test_password(void **state) {
+static void test_password(void **state)
+{
     (void)state;
-    if (!have_redis) skip();
+    if (!have_redis)
+        skip();
     auth_redis.port = free_port();
     auth_redis.password = PASSWORD;
     server_start(&auth_redis);
@@ -753,7 +810,8 @@ static void test_password(void **state) {
     f.c = store_attach(f.s, f.base);
     r = get(&f, S("k"));
     assert_int_equal(r.status, STORE_ERROR);
-    if (!strstr(r.err, "NOAUTH")) fail_msg("got %s", r.err);
+    if (!strstr(r.err, "NOAUTH"))
+        fail_msg("got %s", r.err);
     assert_int_equal(store_healthy(f.c), 0);
     store_detach(f.c);
     store_close(f.s);
@@ -772,7 +830,8 @@ static void test_password(void **state) {
     server_stop(&auth_redis);
 }
 
-static void never(const struct store_reply *reply, void *arg) {
+static void never(const struct store_reply *reply, void *arg)
+{
     (void)reply;
     (void)arg;
     fail_msg("a callback ran after store_detach");
@@ -780,11 +839,13 @@ static void never(const struct store_reply *reply, void *arg) {
 
 /* Detach with commands in hiredis (sent, unsent, timed out and waiting for
  * a late reply) and fail-fast answers pending: no callback, no leak. */
-static void test_detach_in_flight(void **state) {
+static void test_detach_in_flight(void **state)
+{
     struct fix *f = fixture(state);
 
     /* Not sent yet. */
-    for (int i = 0; i < 200; i++) assert_int_equal(store_incr(f->c, S("d"), 1, 0, never, NULL), 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(store_incr(f->c, S("d"), 1, 0, never, NULL), 0);
     store_detach(f->c);
     f->c = NULL;
     spin(f->base, 50);
@@ -793,7 +854,8 @@ static void test_detach_in_flight(void **state) {
     f->c = store_attach(f->s, f->base);
     WAIT_UNTIL(f->base, store_healthy(f->c), 3000);
     assert_int_equal(kill(main_redis.pid, SIGSTOP), 0);
-    for (int i = 0; i < 200; i++) assert_int_equal(store_get(f->c, S("d"), never, NULL), 0);
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(store_get(f->c, S("d"), never, NULL), 0);
     spin(f->base, 20);
     store_detach(f->c);
     f->c = NULL;
@@ -822,13 +884,15 @@ static void test_detach_in_flight(void **state) {
     g.s = store_open(url, NULL);
     g.c = store_attach(g.s, g.base);
     spin(g.base, 20);
-    for (int i = 0; i < 10; i++) assert_int_equal(store_del(g.c, S("d"), never, NULL), 0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(store_del(g.c, S("d"), never, NULL), 0);
     store_detach(g.c);
     store_close(g.s);
     spin(f->base, 50);
 }
 
-int main(void) {
+int main(void)
+{
 #define T(name, su) cmocka_unit_test_setup_teardown(name, su, teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),

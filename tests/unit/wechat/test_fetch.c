@@ -25,16 +25,16 @@
 
 #include "fetch.h"
 
-#define BIG_SIZE (5u << 20)
-#define SAFETY_MS 5000
+#define BIG_SIZE    (5u << 20)
+#define SAFETY_MS   5000
 #define MAX_RESULTS 32
 
 struct server {
     struct event_base *base;
     struct evhttp *http;
     int port;
-    int accepted;      /* TCP connections accepted */
-    int pending;       /* /slow replies not yet sent */
+    int accepted; /* TCP connections accepted */
+    int pending;  /* /slow replies not yet sent */
 };
 
 struct result {
@@ -58,7 +58,7 @@ struct env {
     struct result res[MAX_RESULTS];
     struct fetch *victims[MAX_RESULTS]; /* for the cancel tests */
     size_t n_victims;
-    struct evconnlistener *raw;         /* raw_start: one canned reply per connection */
+    struct evconnlistener *raw; /* raw_start: one canned reply per connection */
     const char *raw_reply;
 };
 
@@ -146,10 +146,7 @@ static void echo_cb(struct evhttp_request *req, void *arg)
 
 /* Dropping the connection from inside the request callback would pull the
  * request out from under evhttp, so it is done on the next loop turn. */
-static void close_conn(evutil_socket_t fd, short what, void *arg)
-{
-    evhttp_connection_free(arg);
-}
+static void close_conn(evutil_socket_t fd, short what, void *arg) { evhttp_connection_free(arg); }
 
 static void close_cb(struct evhttp_request *req, void *arg)
 {
@@ -196,10 +193,7 @@ static void raw_sent(struct bufferevent *bev, void *arg)
     bufferevent_free(bev); /* all written: close */
 }
 
-static void raw_gone(struct bufferevent *bev, short what, void *arg)
-{
-    bufferevent_free(bev);
-}
+static void raw_gone(struct bufferevent *bev, short what, void *arg) { bufferevent_free(bev); }
 
 /* Once the request's head is in, answers with the canned reply. */
 static void raw_read(struct bufferevent *bev, void *arg)
@@ -213,8 +207,8 @@ static void raw_read(struct bufferevent *bev, void *arg)
     bufferevent_write(bev, e->raw_reply, strlen(e->raw_reply));
 }
 
-static void raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
-                       int len, void *arg)
+static void raw_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                       void *arg)
 {
     struct env *e = arg;
     struct bufferevent *bev = bufferevent_socket_new(e->base, fd, BEV_OPT_CLOSE_ON_FREE);
@@ -227,9 +221,9 @@ static int raw_start(struct env *e, const char *reply)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     e->raw_reply = reply;
-    e->raw = evconnlistener_new_bind(e->base, raw_accept, e,
-                                     LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, -1,
-                                     (struct sockaddr *)&sa, sizeof sa);
+    e->raw =
+        evconnlistener_new_bind(e->base, raw_accept, e, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                -1, (struct sockaddr *)&sa, sizeof sa);
     assert_non_null(e->raw);
     return bound_port(evconnlistener_get_fd(e->raw));
 }
@@ -251,10 +245,7 @@ static char *dup_n(const char *s, size_t n)
     return d;
 }
 
-static char *dup_opt(const char *s)
-{
-    return s ? strdup(s) : NULL;
-}
+static char *dup_opt(const char *s) { return s ? strdup(s) : NULL; }
 
 /* Copies what the response shows, since it dies with the callback. */
 static void record(const struct fetch_response *res, struct result *r)
@@ -280,10 +271,7 @@ static void record(const struct fetch_response *res, struct result *r)
         event_base_loopexit(r->env->base, NULL);
 }
 
-static void record_cb(const struct fetch_response *res, void *arg)
-{
-    record(res, arg);
-}
+static void record_cb(const struct fetch_response *res, void *arg) { record(res, arg); }
 
 static void result_clear(struct result *r)
 {
@@ -402,19 +390,23 @@ static void test_methods_echo(void **state)
 {
     struct env *e = *state;
     struct fetch_header h[] = {{"X-In", "v 1"}, {"X-Empty", ""}};
-    struct fetch_request post = {.method = "POST", .url = url(e, "http", "/echo"),
-                                 .headers = h, .n_headers = 2, .body = "a=1&b=2", .body_len = 7};
-    struct fetch_request put = {.method = "PUT", .url = url(e, "http", "/echo"),
-                                .body = "x\0y", .body_len = 3};
+    struct fetch_request post = {.method = "POST",
+                                 .url = url(e, "http", "/echo"),
+                                 .headers = h,
+                                 .n_headers = 2,
+                                 .body = "a=1&b=2",
+                                 .body_len = 7};
+    struct fetch_request put = {
+        .method = "PUT", .url = url(e, "http", "/echo"), .body = "x\0y", .body_len = 3};
     struct fetch_request del = {.method = "DELETE", .url = url(e, "http", "/echo")};
     /* A body above 1 MiB would make curl send "Expect: 100-continue". */
     size_t big_len = 2u << 20;
     char *big = calloc(1, big_len);
-    struct fetch_request bigpost = {.method = "POST", .url = url(e, "http", "/echo"),
-                                    .body = big, .body_len = big_len};
+    struct fetch_request bigpost = {
+        .method = "POST", .url = url(e, "http", "/echo"), .body = big, .body_len = big_len};
     struct result *r0 = start(e, 0, &post), *r1 = start(e, 1, &put), *r2 = start(e, 2, &del);
     struct result *r3 = start(e, 3, &bigpost);
-    free(big);          /* the body was copied */
+    free(big); /* the body was copied */
 
     run(e, 4, SAFETY_MS);
     assert_true(r0->ok);
@@ -549,10 +541,7 @@ static void cancel_victims(struct env *e)
     e->n_victims = 0;
 }
 
-static void cancel_timer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    cancel_victims(arg);
-}
+static void cancel_timer_cb(evutil_socket_t fd, short what, void *arg) { cancel_victims(arg); }
 
 static void test_cancel(void **state)
 {
@@ -707,8 +696,8 @@ static void test_reply_headers(void **state)
                                        "x-DUP:   b \t\r\nX-Fold: one\r\n  two\r\nX-Empty:\r\n"
                                        "Connection: close\r\n\r\nok");
     static const char *const want[][2] = {
-        {"x-dup", "a"}, {"content-length", "2"}, {"x-dup", "b"},
-        {"x-fold", "one two"}, {"x-empty", ""}, {"connection", "close"},
+        {"x-dup", "a"},        {"content-length", "2"}, {"x-dup", "b"},
+        {"x-fold", "one two"}, {"x-empty", ""},         {"connection", "close"},
     };
 
     assert_int_equal(r->status, 201);
@@ -722,7 +711,9 @@ static void test_reply_trailers(void **state)
                                        "Trailer: X-Sum\r\nConnection: close\r\n\r\n"
                                        "2\r\nok\r\n0\r\nX-Sum: 42\r\n\r\n");
     static const char *const want[][2] = {
-        {"transfer-encoding", "chunked"}, {"trailer", "X-Sum"}, {"connection", "close"},
+        {"transfer-encoding", "chunked"},
+        {"trailer", "X-Sum"},
+        {"connection", "close"},
         {"x-sum", "42"},
     };
 
@@ -758,9 +749,9 @@ static void test_free_loop_in_flight(void **state)
     for (int i = 0; i < 3; i++)
         start(e, i, &slow);
     start(e, 3, &hello);
-    run(e, 1, SAFETY_MS);       /* the slow ones are now waiting for replies */
+    run(e, 1, SAFETY_MS); /* the slow ones are now waiting for replies */
     assert_true(e->res[3].ok);
-    start(e, 4, &hello);        /* not even connected yet */
+    start(e, 4, &hello); /* not even connected yet */
     fetch_loop_free(e->fl);
     e->fl = NULL;
     run(e, 0, 500);

@@ -11,9 +11,9 @@
 static void signature_matches_the_blueprint_vector(void **state)
 {
     char sig[41];
-    wechat_jssdk_signature("sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
-                           "Wm3WZYTPz0wzccnW", "1414587457",
-                           "http://mp.weixin.qq.com?params=value", sig);
+    wechat_jssdk_signature(
+        "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+        "Wm3WZYTPz0wzccnW", "1414587457", "http://mp.weixin.qq.com?params=value", sig);
     assert_string_equal(sig, "0f9de62fce790f9a083d5c99e95740ceb90c27ed");
 }
 
@@ -30,13 +30,16 @@ static void authorize_url_order_and_single_encoding(void **state)
     char url[1024];
     assert_int_equal(wechat_authorize_url(url, sizeof(url), "https://open.weixin.qq.com", "wxA",
                                           "https://l.example.com/callback?x=1&y=a b", "snsapi_base",
-                                          "abcXYZ123", 0, 0), 0);
-    assert_string_equal(url, "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wxA"
-                             "&redirect_uri=https%3A%2F%2Fl.example.com%2Fcallback%3Fx%3D1%26y%3Da%20b"
-                             "&response_type=code&scope=snsapi_base&state=abcXYZ123"
-                             "&connect_redirect=1#wechat_redirect");
+                                          "abcXYZ123", 0, 0),
+                     0);
+    assert_string_equal(url,
+                        "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wxA"
+                        "&redirect_uri=https%3A%2F%2Fl.example.com%2Fcallback%3Fx%3D1%26y%3Da%20b"
+                        "&response_type=code&scope=snsapi_base&state=abcXYZ123"
+                        "&connect_redirect=1#wechat_redirect");
     assert_int_equal(wechat_authorize_url(url, sizeof(url), "https://o", "wxA", "https://c/cb",
-                                          "snsapi_userinfo", "s1", 1, 1), 0);
+                                          "snsapi_userinfo", "s1", 1, 1),
+                     0);
     assert_non_null(strstr(url, "&state=s1&forcePopup=true&forceSnapShot=true&connect_redirect=1"
                                 "#wechat_redirect"));
 }
@@ -46,11 +49,15 @@ static void authorize_url_refuses_bad_states(void **state)
     char url[1024], big[200];
     memset(big, 'a', 129);
     big[129] = '\0';
-    assert_int_equal(wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", "a-b", 0, 0), -1);
-    assert_int_equal(wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", "", 0, 0), -1);
-    assert_int_equal(wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", big, 0, 0), -1);
+    assert_int_equal(
+        wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", "a-b", 0, 0), -1);
+    assert_int_equal(wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", "", 0, 0),
+                     -1);
+    assert_int_equal(
+        wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", big, 0, 0), -1);
     big[128] = '\0';
-    assert_int_equal(wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", big, 0, 0), 0);
+    assert_int_equal(
+        wechat_authorize_url(url, sizeof(url), "o", "a", "r", "snsapi_base", big, 0, 0), 0);
     assert_int_equal(wechat_authorize_url(url, 20, "o", "a", "r", "snsapi_base", "s", 0, 0), -1);
 }
 
