@@ -293,3 +293,88 @@ int url_path_disguised(const char *path, size_t len)
     }
     return 0;
 }
+
+/* Is the (encoded) name of segment seg[0..len) one of the names in pairs?
+ * Names compare decoded, with '+' as a space, as a form decoder reads them. */
+static int name_in(const char *seg, size_t len, const char *pairs)
+{
+    size_t nlen = strcspn(seg, "=&");
+    if (nlen > len)
+        nlen = len;
+    size_t a_len, b_len;
+    char *a = url_decode(seg, nlen, &a_len);
+    if (!a)
+        return 0;
+    for (char *c = a; c < a + a_len; c++)
+        if (*c == '+')
+            *c = ' ';
+    int found = 0;
+    for (const char *p = pairs; *p && !found;) {
+        size_t plen = strcspn(p, "&"), pn = strcspn(p, "=&");
+        char *b = url_decode(p, pn < plen ? pn : plen, &b_len);
+        if (b) {
+            for (char *c = b; c < b + b_len; c++)
+                if (*c == '+')
+                    *c = ' ';
+            found = a_len == b_len && memcmp(a, b, a_len) == 0;
+            free(b);
+        }
+        p += plen + (p[plen] == '&');
+    }
+    free(a);
+    return found;
+}
+
+char *url_set_query(const char *url, const char *pairs)
+{
+    size_t base = strcspn(url, "#");
+    size_t path_end = strcspn(url, "?#");
+    const char *frag = url + base;
+    const char *query = path_end < base ? url + path_end + 1 : NULL;
+    size_t qlen = query ? (size_t)(url + base - query) : 0;
+    size_t cap = strlen(url) + strlen(pairs) + 3;
+    char *out = malloc(cap), *o = out;
+    if (!out)
+        return NULL;
+    memcpy(o, url, path_end);
+    o += path_end;
+    int any = 0;
+    for (size_t i = 0; i < qlen;) {
+        size_t slen = strcspn(query + i, "&");
+        if (slen > qlen - i)
+            slen = qlen - i;
+        if (slen > 0 && !name_in(query + i, slen, pairs)) {
+            *o++ = any ? '&' : '?';
+            memcpy(o, query + i, slen);
+            o += slen;
+            any = 1;
+        }
+        i += slen + 1;
+    }
+    if (*pairs) {
+        *o++ = any ? '&' : '?';
+        memcpy(o, pairs, strlen(pairs));
+        o += strlen(pairs);
+        any = 1;
+    }
+    if (!any && query) { /* nothing kept and nothing added: the query as it was */
+        memcpy(o, query - 1, qlen + 1);
+        o += qlen + 1;
+    }
+    memcpy(o, frag, strlen(frag) + 1);
+    return out;
+}
+
+char *url_set_param(const char *url, const char *name, const char *value)
+{
+    size_t cap = (strlen(name) + strlen(value)) * 3 + 2;
+    char *pair = malloc(cap);
+    if (!pair)
+        return NULL;
+    long n = url_encode(pair, cap, name);
+    pair[n] = '=';
+    url_encode(pair + n + 1, cap - (size_t)n - 1, value);
+    char *out = url_set_query(url, pair);
+    free(pair);
+    return out;
+}

@@ -64,4 +64,14 @@ int url_parse_listen(const char *s, char **host, int *port, const char **why);
 int url_query_each(const char *query, int (*fn)(const char *name, const char *value, void *arg),
                    void *arg);
 
+/* url with the parameters of pairs (percent-encoded "k=v&k2=v2") in its
+ * query: parameters of the same names are dropped (names compare decoded),
+ * the others keep their text and order, pairs come last, and the fragment
+ * stays after the query ("https://a.com/p#/spa" -> "https://a.com/p?k=v#/spa").
+ * With nothing to keep or add, the query stays as it was. malloc'd, or NULL
+ * when out of memory. */
+char *url_set_query(const char *url, const char *pairs);
+/* url_set_query with one name=value, percent-encoded here. */
+char *url_set_param(const char *url, const char *name, const char *value);
+
 #endif

@@ -24,6 +24,7 @@
 #include "page.h"
 #include "server.h"
 #include "store.h"
+#include "url.h"
 #include "wechat.h"
 
 #include <event2/event.h>
@@ -76,8 +77,8 @@ static const char *rid(struct flow *f) { return http_req_id(f->r); }
 
 static void retry_link(struct flow *f, char *out, size_t outsz)
 {
-    char *u = login_url_add_param("/auth", "campaign", f->ls.campaign);
-    char *v = u ? login_url_add_param(u, "return", f->ls.return_url) : NULL;
+    char *u = url_set_param("/auth", "campaign", f->ls.campaign);
+    char *v = u ? url_set_param(u, "return", f->ls.return_url) : NULL;
     snprintf(out, outsz, "%s", v ? v : "/auth");
     free(u);
     free(v);
@@ -201,7 +202,7 @@ static void on_denied_done(struct wxlua_task *t, int ok, int nres, void *arg)
         ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1) : NULL;
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
     char *final = url ? strdup(allowed_url(f, url, "denied"))
-                      : login_url_add_param(f->ls.return_url, "wx_denied", "1");
+                      : url_set_param(f->ls.return_url, "wx_denied", "1");
     wxlua_task_free(t);
     finish_redirect(f, final ? final : f->ls.return_url);
     free(final);
@@ -251,7 +252,7 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
         lua_pushnil(co);
         while (final && lua_next(co, params_idx)) {
             if (lua_type(co, -2) == LUA_TSTRING && lua_isstring(co, -1)) {
-                char *next = login_url_add_param(final, lua_tostring(co, -2), lua_tostring(co, -1));
+                char *next = url_set_param(final, lua_tostring(co, -2), lua_tostring(co, -1));
                 free(final);
                 final = next;
             }
@@ -279,7 +280,7 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
         return;
     }
     op->f = f;
-    op->url = login_url_add_param(final, "wx_ticket", ticket);
+    op->url = url_set_param(final, "wx_ticket", ticket);
     free(final);
     login_ticket_key(f->cfg, ticket, key);
     if (!op->url || store_set(f->w->store, key, strlen(key), json, strlen(json),
@@ -322,7 +323,7 @@ static void on_login_done(struct wxlua_task *t, int ok, int nres, void *arg)
     }
     char *fallback = NULL;
     if (!url && f->snapshot && nres == 0)
-        url = fallback = login_url_add_param(f->ls.return_url, "wx_snapshot", "1");
+        url = fallback = url_set_param(f->ls.return_url, "wx_snapshot", "1");
     else
         url = allowed_url(f, url ? url : f->ls.return_url, "login");
     complete(f, url ? url : f->ls.return_url, with_ticket, co, params);

@@ -204,32 +204,6 @@ void login_set_state_cookie(struct http_req *r, const struct config *cfg, const 
 
 /* ---- URLs and tickets ---- */
 
-char *login_url_add_param(const char *url, const char *name, const char *value)
-{
-    size_t evcap = strlen(value) * 3 + 1;
-    char *ev = malloc(evcap);
-    if (!ev || url_encode(ev, evcap, value) < 0) {
-        free(ev);
-        return NULL;
-    }
-    size_t base = strcspn(url, "#");
-    const char *frag = url + base;
-    int has_query = memchr(url, '?', base) != NULL;
-    char sep = !has_query                                                     ? '?'
-               : (base > 0 && (url[base - 1] == '?' || url[base - 1] == '&')) ? '\0'
-                                                                              : '&';
-    size_t cap = strlen(url) + strlen(name) + strlen(ev) + 4;
-    char *out = malloc(cap);
-    if (out) {
-        if (sep)
-            snprintf(out, cap, "%.*s%c%s=%s%s", (int)base, url, sep, name, ev, frag);
-        else
-            snprintf(out, cap, "%.*s%s=%s%s", (int)base, url, name, ev, frag);
-    }
-    free(ev);
-    return out;
-}
-
 void login_ticket_key(const struct config *cfg, const char *ticket, char out[64])
 {
     unsigned char mac[32];

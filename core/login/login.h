@@ -70,10 +70,6 @@ void login_cookie_push(const char *cookie, const char *mac, char *out, size_t ou
 void login_set_state_cookie(struct http_req *r, const struct config *cfg, const char *old,
                             const char *state);
 
-/* Adds name=value (value URL-encoded) to the query of url, before any
- * fragment. Returns a malloc'd string. */
-char *login_url_add_param(const char *url, const char *name, const char *value);
-
 /* The store key of a ticket: "tk:" + HMAC(ticket_secret, ticket), so that a
  * store dump does not hold redeemable tickets. */
 void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]);

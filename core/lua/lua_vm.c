@@ -8,6 +8,7 @@
 #include "lua_bundle.h"
 #include "lua_crypto.h"
 #include "lua_pattern.h"
+#include "lua_url.h"
 #include "server.h"
 #include "watchdog.h"
 
@@ -160,6 +161,8 @@ static void register_preloads(lua_State *L)
     lua_setfield(L, -2, "cjson.safe");
     lua_pushcfunction(L, luaopen_wx_crypto);
     lua_setfield(L, -2, "wx.crypto");
+    lua_pushcfunction(L, luaopen_wx_urlcore);
+    lua_setfield(L, -2, "wx.urlcore");
     lua_pushcfunction(L, open_wx_core);
     lua_setfield(L, -2, "wx.core");
     for (const struct wxlua_bundle_file *f = wxlua_bundle_files; f->module; f++) {

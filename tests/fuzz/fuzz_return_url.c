@@ -7,8 +7,9 @@
  *   - its host (between :// and the next / ? # or :, a [v6] literal kept
  *     whole), lowercased, and its scheme and effective port equal those of
  *     one allow entry, whose path prefix it honours, with no dot segments;
- *   - login_url_add_param() (the default outcome adds wx_ticket) keeps the
- *     origin and the fragment, and the result is still accepted. */
+ *   - url_set_param() (the default outcome sets wx_ticket) keeps the
+ *     origin, the path and the fragment, leaves exactly one wx_ticket (the
+ *     new one, last in the query), and the result is still accepted. */
 #include "config.h"
 #include "login.h"
 
@@ -146,8 +147,8 @@ static void check_accepted(const char *url)
                u.host, u.port, u.https, url);
 
     /* The default outcome: the ticket is added, the origin and fragment kept. */
-    char *with = login_url_add_param(url, "wx_ticket", "Tk0_-x");
-    FUZZ_CHECK(with != NULL, "login_url_add_param failed on %s", url);
+    char *with = url_set_param(url, "wx_ticket", "Tk0_-x");
+    FUZZ_CHECK(with != NULL, "url_set_param failed on %s", url);
     struct ref_origin w;
     FUZZ_CHECK(ref_parse(with, &w) == 0 && w.https == u.https && w.port == u.port &&
                    strcmp(w.host, u.host) == 0,
@@ -156,23 +157,25 @@ static void check_accepted(const char *url)
     const char *wfrag = strchr(with, '#');
     FUZZ_CHECK((frag == NULL) == (wfrag == NULL) && (!frag || strcmp(frag, wfrag) == 0),
                "fragment not kept: %s -> %s", url, with);
-    /* with = url before '#', then '?' or '&' unless the query is empty or
-     * ends in '&', then the parameter, then the fragment. */
+    /* with = url up to its query (unchanged), a query whose last parameter
+     * is the ticket, then the fragment. */
     size_t ubase = frag ? (size_t)(frag - url) : len;
-    FUZZ_CHECK(strncmp(with, url, ubase) == 0, "text before the ticket changed: %s", with);
-    const char *t = with + ubase;
-    int has_query = memchr(url, '?', ubase) != NULL;
-    if (!has_query) {
-        FUZZ_CHECK(*t == '?', "no '?' before the ticket: %s", with);
-        t++;
-    } else if (url[ubase - 1] != '?' && url[ubase - 1] != '&') {
-        FUZZ_CHECK(*t == '&', "no '&' before the ticket: %s", with);
-        t++;
-    }
+    size_t upath = strcspn(url, "?#");
+    FUZZ_CHECK(strncmp(with, url, upath) == 0 && (with[upath] == '?'),
+               "text before the query changed: %s -> %s", url, with);
     static const char param[] = "wx_ticket=Tk0_-x";
-    FUZZ_CHECK(strncmp(t, param, sizeof(param) - 1) == 0 &&
-                   strcmp(t + sizeof(param) - 1, frag ? frag : "") == 0,
+    size_t wbase = wfrag ? (size_t)(wfrag - with) : strlen(with);
+    FUZZ_CHECK(wbase >= sizeof(param) &&
+                   strncmp(with + wbase - (sizeof(param) - 1), param, sizeof(param) - 1) == 0 &&
+                   (with[wbase - sizeof(param)] == '?' || with[wbase - sizeof(param)] == '&'),
                "ticket not added as the last parameter of the query: %s", with);
+    int tickets = 0;
+    for (size_t i = upath + 1; i < wbase;) {
+        size_t seg = strcspn(with + i, "&#");
+        tickets += seg >= 10 && strncmp(with + i, "wx_ticket=", 10) == 0;
+        i += seg + 1;
+    }
+    FUZZ_CHECK(tickets == 1, "an older wx_ticket is left in the query: %s -> %s", url, with);
     if (strlen(with) <= 2000)
         FUZZ_CHECK(login_return_allowed(&campaign, with) == 1,
                    "URL with the ticket added is refused: %s -> %s", url, with);

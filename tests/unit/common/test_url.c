@@ -160,12 +160,70 @@ static void listen_addresses(void **state)
             fail_msg("accepted %s", bad[i]);
 }
 
+static void set_param_cases(void **state)
+{
+    struct {
+        const char *url, *name, *value, *want;
+    } cases[] = {
+        {"https://a.example.com/p", "ticket", "T1", "https://a.example.com/p?ticket=T1"},
+        {"https://a.example.com/p?x=1", "ticket", "T1", "https://a.example.com/p?x=1&ticket=T1"},
+        {"https://a.example.com/p?", "ticket", "T1", "https://a.example.com/p?ticket=T1"},
+        {"https://a.example.com/p?x=1&", "ticket", "T1", "https://a.example.com/p?x=1&ticket=T1"},
+        {"https://a.example.com/p#/spa/route", "ticket", "T1",
+         "https://a.example.com/p?ticket=T1#/spa/route"},
+        {"https://a.example.com/p?x=1#frag", "ticket", "T1",
+         "https://a.example.com/p?x=1&ticket=T1#frag"},
+        {"https://a.example.com/p#frag?y=2", "ticket", "T1",
+         "https://a.example.com/p?ticket=T1#frag?y=2"},
+        {"https://a.example.com/p?#", "t", "v", "https://a.example.com/p?t=v#"},
+        {"https://a.example.com/p#", "t", "v", "https://a.example.com/p?t=v#"},
+        {"https://a.example.com/p", "error", "a b&c=d#e/f?g+h%",
+         "https://a.example.com/p?error=a%20b%26c%3Dd%23e%2Ff%3Fg%2Bh%25"},
+        {"https://a.example.com/p", "t", "", "https://a.example.com/p?t="},
+        {"https://a.example.com/p", "t", "Az09-._~", "https://a.example.com/p?t=Az09-._~"},
+        {"https://a.example.com/p", "t", "\xe4\xb8\xad", "https://a.example.com/p?t=%E4%B8%AD"},
+        /* a parameter of the same name is replaced, wherever and however written */
+        {"https://a.example.com/p?wx_ticket=EVIL&x=1", "wx_ticket", "T",
+         "https://a.example.com/p?x=1&wx_ticket=T"},
+        {"https://a.example.com/p?wx%5Fticket=EVIL&y=2&wx_ticket=2#f", "wx_ticket", "T",
+         "https://a.example.com/p?y=2&wx_ticket=T#f"},
+        {"https://a.example.com/p?a+b=1&c", "a b", "2", "https://a.example.com/p?c&a%20b=2"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = url_set_param(cases[i].url, cases[i].name, cases[i].value);
+        assert_non_null(got);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("%s + %s=%s:\n got  %s\n want %s", cases[i].url, cases[i].name, cases[i].value,
+                     got, cases[i].want);
+        free(got);
+    }
+}
+
+static void set_query_keeps_what_it_does_not_replace(void **state)
+{
+    (void)state;
+    char *u = url_set_query("https://a.com/p?x=1&&y=2#h", "");
+    assert_string_equal(u, "https://a.com/p?x=1&y=2#h");
+    free(u);
+    u = url_set_query("https://a.com/p?#h", "");
+    assert_string_equal(u, "https://a.com/p?#h");
+    free(u);
+    u = url_set_query("https://a.com/p?a=1&b=2", "a=3&c=4");
+    assert_string_equal(u, "https://a.com/p?b=2&a=3&c=4");
+    free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(encode),           cmocka_unit_test(decode_and_queries),
-        cmocka_unit_test(query_each),       cmocka_unit_test(http_urls),
-        cmocka_unit_test(disguised_paths),  cmocka_unit_test(split_store_urls),
+        cmocka_unit_test(set_param_cases),
+        cmocka_unit_test(set_query_keeps_what_it_does_not_replace),
+        cmocka_unit_test(encode),
+        cmocka_unit_test(decode_and_queries),
+        cmocka_unit_test(query_each),
+        cmocka_unit_test(http_urls),
+        cmocka_unit_test(disguised_paths),
+        cmocka_unit_test(split_store_urls),
         cmocka_unit_test(listen_addresses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,7 +1,7 @@
 /* Unit tests for core/login/login.c: the return-URL allow-list
  * (login_return_allowed), state records (encode/decode), the state-binding
  * cookie (login_state_mac, login_cookie_has, login_cookie_push),
- * login_url_add_param, login_ticket_key, token sealing
+ * login_ticket_key, token sealing
  * (login_token_seal/open). The config and
  * campaigns are built by hand: only the fields these functions read are set. */
 #include <setjmp.h>
@@ -555,39 +555,6 @@ static void cookie_push_never_overflows(void **state)
 
 /* ---- URLs and tickets ---- */
 
-static void url_add_param_cases(void **state)
-{
-    struct {
-        const char *url, *name, *value, *want;
-    } cases[] = {
-        {"https://a.example.com/p", "ticket", "T1", "https://a.example.com/p?ticket=T1"},
-        {"https://a.example.com/p?x=1", "ticket", "T1", "https://a.example.com/p?x=1&ticket=T1"},
-        {"https://a.example.com/p?", "ticket", "T1", "https://a.example.com/p?ticket=T1"},
-        {"https://a.example.com/p?x=1&", "ticket", "T1", "https://a.example.com/p?x=1&ticket=T1"},
-        {"https://a.example.com/p#/spa/route", "ticket", "T1",
-         "https://a.example.com/p?ticket=T1#/spa/route"},
-        {"https://a.example.com/p?x=1#frag", "ticket", "T1",
-         "https://a.example.com/p?x=1&ticket=T1#frag"},
-        {"https://a.example.com/p#frag?y=2", "ticket", "T1",
-         "https://a.example.com/p?ticket=T1#frag?y=2"},
-        {"https://a.example.com/p?#", "t", "v", "https://a.example.com/p?t=v#"},
-        {"https://a.example.com/p#", "t", "v", "https://a.example.com/p?t=v#"},
-        {"https://a.example.com/p", "error", "a b&c=d#e/f?g+h%",
-         "https://a.example.com/p?error=a%20b%26c%3Dd%23e%2Ff%3Fg%2Bh%25"},
-        {"https://a.example.com/p", "t", "", "https://a.example.com/p?t="},
-        {"https://a.example.com/p", "t", "Az09-._~", "https://a.example.com/p?t=Az09-._~"},
-        {"https://a.example.com/p", "t", "\xe4\xb8\xad", "https://a.example.com/p?t=%E4%B8%AD"},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *got = login_url_add_param(cases[i].url, cases[i].name, cases[i].value);
-        assert_non_null(got);
-        if (strcmp(got, cases[i].want) != 0)
-            fail_msg("%s + %s=%s:\n got  %s\n want %s", cases[i].url, cases[i].name, cases[i].value,
-                     got, cases[i].want);
-        free(got);
-    }
-}
-
 static void ticket_key_depends_on_secret(void **state)
 {
     struct config *a = new_config("c", "ticket-secret-A-0123456789", NULL);
@@ -727,7 +694,6 @@ int main(void)
         cmocka_unit_test(cookie_has),
         cmocka_unit_test(cookie_push),
         cmocka_unit_test(cookie_push_never_overflows),
-        cmocka_unit_test(url_add_param_cases),
         cmocka_unit_test(ticket_key_depends_on_secret),
         cmocka_unit_test(token_sealed_with_key),
         cmocka_unit_test(token_plain_without_key),
