@@ -33,43 +33,8 @@ source "$(dirname "$0")/lib.sh"
 
 # ---- the servers ----
 
-COOKIE_SECRET=bench-cookie-secret-0123456789
-PUBLIC_URL=https://login.example.com
-APPID=wxbench
-ALLOW=https://h5.example.com/
-AUTH_QUERY="return=https%3A%2F%2Fh5.example.com%2Fp"
-
-cat >"$tmp/hello.lua" <<'LUA'
-return function(req) return 200, "hello" end
-LUA
-cat >"$tmp/hook.lua" <<'LUA'
-return { authorize = function(req, ctx) end }
-LUA
-# wx_config LOG_LEVEL: "warn" writes no access log line; "info" (the
-# default) writes one per request.
-wx_config() {
-  cat <<LUA
-return {
-  listen = "@LISTEN@",
-  workers = 1,
-  log_level = "$1",
-  limits = { drain_timeout_ms = 1000 },
-  routes = { ["/hello"] = "hello.lua" },
-  store = "memory?max_mb=2048",  -- /auth stores a state per request
-  public_url = "$PUBLIC_URL",
-  cookie_secret = "$COOKIE_SECRET",
-  ticket_secret = "bench-ticket-secret-0123456789",
-  require_wechat_browser = false,
-  apps = { a = { appid = "$APPID", secret = { env = "BENCH_APP_SECRET" } } },
-  campaigns = {
-    plain = { app = "a", allow = { "$ALLOW" } },
-    hooked = { app = "a", allow = { "$ALLOW" }, script = "hook.lua" },
-  },
-}
-LUA
-}
-start_wxgate wx "$(wx_config warn)" BENCH_APP_SECRET=bench-app-secret
-start_wxgate wxlog "$(wx_config info)" BENCH_APP_SECRET=bench-app-secret
+start_wxgate wx "$(wx_config warn)"
+start_wxgate wxlog "$(wx_config info)"
 wx=http://127.0.0.1:${PORT[wx]}
 wxlog=http://127.0.0.1:${PORT[wxlog]}
 

@@ -97,23 +97,61 @@ wait_http() {
 
 declare -A PORT PID LOG
 
-# start_wxgate NAME CONFIG [ENV=VALUE...]: runs build/wxgate with CONFIG (the
-# text of a config file, in $tmp, where @LISTEN@ becomes a free loopback
-# address), pinned; its stderr (log lines, the access log) goes to
+# start_wxgate NAME CONFIG: runs build/wxgate with CONFIG (the text of a
+# config file, in $tmp, where @LISTEN@ becomes a free loopback address,
+# e.g. "$(wx_config warn)"), pinned; its stderr (log lines, the access log) goes to
 # $tmp/NAME.log. Sets PORT[NAME], PID[NAME], LOG[NAME]. Waits for /healthz.
 start_wxgate() {
-  local name=$1 config=$2
-  shift 2
-  local port
+  local name=$1 config=$2 port
   port=$(free_port)
   printf '%s\n' "${config//@LISTEN@/127.0.0.1:$port}" >"$tmp/$name.lua"
-  env "$@" "${SERVER_PIN[@]}" "$BIN" run -c "$tmp/$name.lua" >"$tmp/$name.out" \
+  "${SERVER_PIN[@]}" "$BIN" run -c "$tmp/$name.lua" >"$tmp/$name.out" \
     2>"$tmp/$name.log" </dev/null &
   local pid=$!
   track_pid "$pid"
   PORT[$name]=$port PID[$name]=$pid LOG[$name]=$tmp/$name.log
   wait_http "http://127.0.0.1:$port/healthz" "$pid" ||
     { tail -20 "$tmp/$name.log" >&2; die "wxgate $name did not start"; }
+}
+
+# The wxgate the benchmarks run: one worker, a memory store, a campaign
+# "plain" without script and "hooked" with an empty authorize hook (both
+# allow ALLOW), and a Lua route /hello answering "hello".
+COOKIE_SECRET=bench-cookie-secret-0123456789
+PUBLIC_URL=https://login.example.com
+APPID=wxbench
+ALLOW=https://h5.example.com/
+AUTH_QUERY="return=https%3A%2F%2Fh5.example.com%2Fp"
+export BENCH_APP_SECRET=bench-app-secret
+
+# wx_config LOG_LEVEL: the config text for start_wxgate. "warn" writes no
+# access log line; "info" (wxgate's default) writes one per request.
+wx_config() {
+  cat >"$tmp/hello.lua" <<'LUA'
+return function(req) return 200, "hello" end
+LUA
+  cat >"$tmp/hook.lua" <<'LUA'
+return { authorize = function(req, ctx) end }
+LUA
+  cat <<LUA
+return {
+  listen = "@LISTEN@",
+  workers = 1,
+  log_level = "$1",
+  limits = { drain_timeout_ms = 1000 },
+  routes = { ["/hello"] = "hello.lua" },
+  store = "memory?max_mb=2048",  -- /auth stores a state per request
+  public_url = "$PUBLIC_URL",
+  cookie_secret = "$COOKIE_SECRET",
+  ticket_secret = "bench-ticket-secret-0123456789",
+  require_wechat_browser = false,
+  apps = { a = { appid = "$APPID", secret = { env = "BENCH_APP_SECRET" } } },
+  campaigns = {
+    plain = { app = "a", allow = { "$ALLOW" } },
+    hooked = { app = "a", allow = { "$ALLOW" }, script = "hook.lua" },
+  },
+}
+LUA
 }
 
 # start_nginx NAME HTTP [MAIN] [PROBE]: runs nginx, one worker, pinned, with
