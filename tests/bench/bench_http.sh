@@ -131,13 +131,14 @@ check_answers
 
 # ---- measuring ----
 
+# In this order, each comparison is between neighbours (or one apart).
+add_target or_lua "OpenResty content_by_lua \"hello\"" "$or/hello"
+add_target wx_lua "wxgate Lua route \"hello\"" "$wx/hello"
 add_target wx_healthz "wxgate GET /healthz (C handler)" "$wx/healthz"
 add_target ngx_200 "nginx return 200" "$ngx/ok"
-add_target wx_auth "wxgate GET /auth (access log off)" "$wx/auth?campaign=plain&$AUTH_QUERY"
-add_target or_auth "OpenResty /auth (content_by_lua_block)" "$or/auth?campaign=plain&$AUTH_QUERY"
 add_target ngx_302 "nginx return 302 (same Location)" "$ngx/302"
-add_target wx_lua "wxgate Lua route \"hello\"" "$wx/hello"
-add_target or_lua "OpenResty content_by_lua \"hello\"" "$or/hello"
+add_target or_auth "OpenResty /auth (content_by_lua_block)" "$or/auth?campaign=plain&$AUTH_QUERY"
+add_target wx_auth "wxgate GET /auth (access log off)" "$wx/auth?campaign=plain&$AUTH_QUERY"
 add_target wx_auth_log "wxgate GET /auth (access log on, to a file)" \
   "$wxlog/auth?campaign=plain&$AUTH_QUERY"
 add_target wx_auth_hook "wxgate GET /auth (empty authorize hook)" \

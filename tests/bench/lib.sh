@@ -277,9 +277,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
                                                else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 # measure: a warm-up run per target, then ROUNDS rounds in which every target
-# runs once, one at a time (only one server is loaded at any moment). The
-# order rotates from round to round. Line r of $tmp/rps.NAME and
-# $tmp/p99.NAME is round r.
+# runs once, one at a time (only one server is loaded at any moment). Odd
+# rounds go in the order of add_target, even rounds backwards: the targets
+# compared stay next to each other (add them so), and neither always goes
+# first. Line r of $tmp/rps.NAME and $tmp/p99.NAME is round r.
 measure() {
   local n=${#T_NAMES[@]} r k i out line
   note "$n targets, $ROUNDS rounds of ${DURATION}s, wrk -t$THREADS -c$CONNS, $PINNING," \
@@ -292,7 +293,7 @@ measure() {
   for ((r = 1; r <= ROUNDS; r++)); do
     line="round $r:"
     for ((k = 0; k < n; k++)); do
-      i=$(((k + r - 1) % n))
+      i=$((r % 2 ? k : n - 1 - k))
       out=$(run_wrk "${T_URLS[$i]}" "$DURATION") || die "${T_NAMES[$i]} failed in round $r"
       echo "${out% *}" >>"$tmp/rps.${T_NAMES[$i]}"
       echo "${out#* }" >>"$tmp/p99.${T_NAMES[$i]}"
