@@ -326,6 +326,15 @@ report() {
         "$(median <"$tmp/rps.$name")" "$(range .0f <"$tmp/rps.$name")" \
         "$(median <"$tmp/p99.$name")"
     done
+    # A target whose rounds differ by more than a third: the machine was busy.
+    for name in "${T_NAMES[@]}"; do
+      sort -g "$tmp/rps.$name" | awk -v n="$name" 'NR == 1 { lo = $1 } { hi = $1 }
+        END { if (lo > 0 && hi / lo > 1.33) printf " %s %.1fx", n, hi / lo }'
+    done >"$tmp/noisy"
+    if [ -s "$tmp/noisy" ]; then
+      echo "# noisy run, max/min over the rounds:$(cat "$tmp/noisy");" \
+           "rerun (more BENCH_ROUNDS) before trusting a close figure"
+    fi
     echo
     printf '%-3s %-60s %9s %13s %9s  %s\n' "#" figure measured "(rounds)" target result
     for i in "${!F_KIND[@]}"; do
