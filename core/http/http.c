@@ -1014,6 +1014,15 @@ static int fill(struct conn *c, size_t head_end)
     return -1;
 }
 
+/* The request id: 8 hex digits of the server's random prefix, 8 of its
+ * counter (formatted by hand: this runs for every request). */
+static void put_hex32(char *out, unsigned v)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 7; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
 static void start_request(struct conn *c)
 {
     struct http_req *r = &c->req;
@@ -1023,7 +1032,9 @@ static void start_request(struct conn *c)
     r->c = c;
     r->srv = s;
     r->start = http_now_ms();
-    snprintf(r->id, sizeof(r->id), "%08x%08x", s->rid_prefix, ++s->rid_counter);
+    put_hex32(r->id, s->rid_prefix);
+    put_hex32(r->id + 8, ++s->rid_counter);
+    r->id[16] = '\0';
     c->have_req = 1;
 }
 

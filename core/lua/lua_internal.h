@@ -11,6 +11,8 @@
 
 struct watchdog_slot;
 
+#define TASK_POOL 64 /* coroutines and task structs kept for reuse, per VM */
+
 struct wxlua_vm {
     lua_State *L;
     struct worker *w; /* NULL for a check-only VM */
@@ -28,6 +30,13 @@ struct wxlua_vm {
     const char *loading;        /* the script whose top level is running, or NULL */
     int *route_refs;            /* per cfg->routes: the handler function */
     int *campaign_refs;         /* per cfg->campaigns: the hooks table, or LUA_NOREF */
+    unsigned long long serial;  /* of the last task: request objects check theirs */
+    int req_mt_ref;             /* the request object's metatable (lua_request.c) */
+    /* Reuse: coroutines that returned normally, and task structs. */
+    int co_pool[TASK_POOL];
+    int n_co_pool;
+    struct wxlua_task *free_tasks;
+    int n_free_tasks;
 };
 
 struct wxlua_task {
@@ -42,6 +51,8 @@ struct wxlua_task {
     int is_route;
     int finished;
     const char *what, *of, *file; /* for the watchdog: "lua hook login", campaign, script */
+    unsigned long long serial;    /* the request object of this task carries it */
+    struct wxlua_task *next_free;
 };
 
 extern const char *const wxlua_hook_names[];  /* authorize, login, denied, error */
@@ -56,6 +67,11 @@ void wxlua_vm_free(struct wxlua_vm *vm); /* now: wxlua_vm_retire when in use */
 struct wxlua_task *wxlua_task_new(struct wxlua_vm *vm, struct http_req *r);
 void wxlua_task_run(struct wxlua_task *t, int nargs);
 void wxlua_task_abort(void *arg);
+
+/* lua_request.c: pushes the request object of t's request (an empty table
+ * without one); its metatable is made once per VM by wxlua_request_init. */
+void wxlua_request_init(lua_State *L, struct wxlua_vm *vm);
+void wxlua_push_task_request(struct wxlua_task *t);
 
 /* lua_route.c: answers a route task's request with what the script returned. */
 void wxlua_route_respond(struct wxlua_task *t, int ok, int nres);

@@ -1,8 +1,26 @@
-/* The request object a script receives: method, path, uri, query, headers
- * (lower-case names), cookies, body, client, scheme and id. */
+/* The request object a script receives: method, path, uri, query_string,
+ * query, headers (lower-case names), cookies, body, client, scheme and id.
+ *
+ * As OpenResty's ngx.req, it is read from the request on first use: the
+ * object is an empty table whose metatable's __index builds the field asked
+ * for and keeps it in the table, so a route that reads one header pays for
+ * one header, not for every header, cookie and argument of the request.
+ * The table holds a handle (a userdata: the request and its task's serial);
+ * a field read while another task runs, or after the request has ended, is
+ * refused with an error instead of touching memory that is gone. */
 #include "lua_internal.h"
 
 #include "http.h"
+
+#include <lauxlib.h>
+#include <string.h>
+
+struct req_handle {
+    struct http_req *r;
+    unsigned long long serial;
+};
+
+static const char HANDLE_KEY = 0; /* its address keys the handle in the table */
 
 static void set_lower(const char *name, const char *value, void *arg)
 {
@@ -33,38 +51,127 @@ static void set_first(const char *name, const char *value, void *arg)
     }
 }
 
-void wxlua_push_request(lua_State *L, struct http_req *r)
+/* Pushes field k of r; 0 (nothing pushed) when k names no field. */
+static int push_field(lua_State *L, struct http_req *r, const char *k)
 {
-    lua_createtable(L, 0, 12);
-    if (!r)
-        return;
-    lua_pushstring(L, http_req_method(r));
-    lua_setfield(L, -2, "method");
-    lua_pushstring(L, http_req_path(r));
-    lua_setfield(L, -2, "path");
-    lua_pushstring(L, http_req_uri(r));
-    lua_setfield(L, -2, "uri");
-    lua_pushstring(L, http_req_query_string(r));
-    lua_setfield(L, -2, "query_string");
-    lua_pushstring(L, http_req_id(r));
-    lua_setfield(L, -2, "id");
-    lua_pushstring(L, http_req_client(r));
-    lua_setfield(L, -2, "client");
-    lua_pushstring(L, http_req_is_tls(r) ? "https" : "http");
-    lua_setfield(L, -2, "scheme");
-    size_t blen;
-    const char *body = http_req_body(r, &blen);
-    if (body) {
-        lua_pushlstring(L, body, blen);
-        lua_setfield(L, -2, "body");
+    switch (k[0]) {
+    case 'b':
+        if (strcmp(k, "body") == 0) {
+            size_t len;
+            const char *body = http_req_body(r, &len);
+            if (!body)
+                return 0;
+            lua_pushlstring(L, body, len);
+            return 1;
+        }
+        break;
+    case 'c':
+        if (strcmp(k, "client") == 0) {
+            lua_pushstring(L, http_req_client(r));
+            return 1;
+        }
+        if (strcmp(k, "cookies") == 0) {
+            lua_newtable(L);
+            http_req_foreach_cookie(r, set_first, L);
+            return 1;
+        }
+        break;
+    case 'h':
+        if (strcmp(k, "headers") == 0) {
+            lua_newtable(L);
+            http_req_foreach_header(r, set_lower, L);
+            return 1;
+        }
+        break;
+    case 'i':
+        if (strcmp(k, "id") == 0) {
+            lua_pushstring(L, http_req_id(r));
+            return 1;
+        }
+        break;
+    case 'm':
+        if (strcmp(k, "method") == 0) {
+            lua_pushstring(L, http_req_method(r));
+            return 1;
+        }
+        break;
+    case 'p':
+        if (strcmp(k, "path") == 0) {
+            lua_pushstring(L, http_req_path(r));
+            return 1;
+        }
+        break;
+    case 'q':
+        if (strcmp(k, "query") == 0) {
+            lua_newtable(L);
+            http_req_foreach_arg(r, set_first, L);
+            return 1;
+        }
+        if (strcmp(k, "query_string") == 0) {
+            lua_pushstring(L, http_req_query_string(r));
+            return 1;
+        }
+        break;
+    case 's':
+        if (strcmp(k, "scheme") == 0) {
+            lua_pushstring(L, http_req_is_tls(r) ? "https" : "http");
+            return 1;
+        }
+        break;
+    case 'u':
+        if (strcmp(k, "uri") == 0) {
+            lua_pushstring(L, http_req_uri(r));
+            return 1;
+        }
+        break;
     }
-    lua_newtable(L);
-    http_req_foreach_arg(r, set_first, L);
-    lua_setfield(L, -2, "query");
-    lua_newtable(L);
-    http_req_foreach_header(r, set_lower, L);
-    lua_setfield(L, -2, "headers");
-    lua_newtable(L);
-    http_req_foreach_cookie(r, set_first, L);
-    lua_setfield(L, -2, "cookies");
+    return 0;
+}
+
+/* __index(req, k): builds the field, keeps it in req, returns it. */
+static int req_index(lua_State *L)
+{
+    if (lua_type(L, 2) != LUA_TSTRING)
+        return 0;
+    lua_pushlightuserdata(L, (void *)&HANDLE_KEY);
+    lua_rawget(L, 1);
+    struct req_handle *h = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (!h)
+        return 0;
+    struct wxlua_vm *vm = wxlua_vm_of(L);
+    if (!vm->current || vm->current->serial != h->serial)
+        return luaL_error(L,
+                          "req.%s: this request object belongs to a request that has "
+                          "ended (keep what you need from it, not the object)",
+                          lua_tostring(L, 2));
+    if (!push_field(L, h->r, lua_tostring(L, 2)))
+        return 0;
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+void wxlua_request_init(lua_State *L, struct wxlua_vm *vm)
+{
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, req_index);
+    lua_setfield(L, -2, "__index");
+    vm->req_mt_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void wxlua_push_task_request(struct wxlua_task *t)
+{
+    lua_State *L = t->co;
+    lua_createtable(L, 0, 4);
+    if (!t->r)
+        return;
+    lua_pushlightuserdata(L, (void *)&HANDLE_KEY);
+    struct req_handle *h = lua_newuserdata(L, sizeof(*h));
+    h->r = t->r;
+    h->serial = t->serial;
+    lua_rawset(L, -3);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->vm->req_mt_ref);
+    lua_setmetatable(L, -2);
 }

@@ -112,7 +112,7 @@ int wxlua_vm_route(struct wxlua_vm *vm, struct http_req *r)
     t->file = c->routes[best].script ? c->routes[best].script : c->routes[best].module;
     http_req_on_abort(r, wxlua_task_abort, t);
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->route_refs[best]);
-    wxlua_push_request(t->co, r);
+    wxlua_push_task_request(t);
     wxlua_task_run(t, 1);
     return 1;
 }

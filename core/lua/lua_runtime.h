@@ -69,10 +69,6 @@ void wxlua_task_wait(struct wxlua_task *t, void (*cancel)(void *op), void *op);
 void wxlua_task_resume(struct wxlua_task *t, int nresults);
 void wxlua_task_free(struct wxlua_task *t);
 
-/* Pushes the request object of r (method, path, uri, query, headers,
- * cookies, body, client, id) onto L. */
-void wxlua_push_request(lua_State *L, struct http_req *r);
-
 /* Pushes the chunk of a module compiled into the binary (lua/NAME.lua), for
  * use in a plain state. 0 ok, -1 (nothing pushed) when there is none. */
 int wxlua_bundle_load(lua_State *L, const char *module);

@@ -15,15 +15,32 @@
 
 static void task_finish(struct wxlua_task *t, int ok, int nres);
 
+/* A task for a request, with a coroutine: both reused when a previous
+ * task left them in a clean state (a coroutine that returned normally is
+ * ready to run a new function), as creating a thread is most of the cost of
+ * a small route. */
 struct wxlua_task *wxlua_task_new(struct wxlua_vm *vm, struct http_req *r)
 {
-    struct wxlua_task *t = calloc(1, sizeof(*t));
-    if (!t)
+    struct wxlua_task *t = vm->free_tasks;
+    if (t) {
+        vm->free_tasks = t->next_free;
+        vm->n_free_tasks--;
+        memset(t, 0, sizeof(*t));
+    } else if (!(t = calloc(1, sizeof(*t)))) {
         return NULL;
+    }
     t->vm = vm;
     t->r = r;
-    t->co = lua_newthread(vm->L);
-    t->co_ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+    t->serial = ++vm->serial;
+    if (vm->n_co_pool > 0) {
+        t->co_ref = vm->co_pool[--vm->n_co_pool];
+        lua_rawgeti(vm->L, LUA_REGISTRYINDEX, t->co_ref);
+        t->co = lua_tothread(vm->L, -1);
+        lua_pop(vm->L, 1);
+    } else {
+        t->co = lua_newthread(vm->L);
+        t->co_ref = luaL_ref(vm->L, LUA_REGISTRYINDEX);
+    }
     vm->tasks++;
     return t;
 }
@@ -33,8 +50,19 @@ void wxlua_task_free(struct wxlua_task *t)
     struct wxlua_vm *vm = t->vm;
     if (t->cancel)
         t->cancel(t->op);
-    luaL_unref(vm->L, LUA_REGISTRYINDEX, t->co_ref);
-    free(t);
+    if (lua_status(t->co) == 0 && vm->n_co_pool < TASK_POOL && !vm->retired) {
+        lua_settop(t->co, 0); /* returned normally: reusable */
+        vm->co_pool[vm->n_co_pool++] = t->co_ref;
+    } else {
+        luaL_unref(vm->L, LUA_REGISTRYINDEX, t->co_ref);
+    }
+    if (vm->n_free_tasks < TASK_POOL) {
+        t->next_free = vm->free_tasks;
+        vm->free_tasks = t;
+        vm->n_free_tasks++;
+    } else {
+        free(t);
+    }
     if (vm->collect) {
         /* After a budget kill or out-of-memory error, return what the dead
          * coroutine held before the next request needs it. */
@@ -210,7 +238,7 @@ int wxlua_vm_call_hook(struct wxlua_vm *vm, size_t campaign, const char *name, s
     lua_rawgeti(t->co, LUA_REGISTRYINDEX, vm->campaign_refs[campaign]);
     lua_getfield(t->co, -1, name);
     lua_remove(t->co, -2);
-    wxlua_push_request(t->co, r);
+    wxlua_push_task_request(t);
     int nargs = 1 + (push ? push(t->co, arg) : 0);
     if (r)
         http_req_on_abort(r, wxlua_task_abort, t);

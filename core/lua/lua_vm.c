@@ -396,6 +396,11 @@ void wxlua_vm_free(struct wxlua_vm *vm)
         return;
     if (vm->L)
         lua_close(vm->L);
+    while (vm->free_tasks) {
+        struct wxlua_task *t = vm->free_tasks;
+        vm->free_tasks = t->next_free;
+        free(t);
+    }
     config_release(vm->cfg);
     free(vm->route_refs);
     free(vm->campaign_refs);
@@ -424,6 +429,7 @@ struct wxlua_vm *wxlua_vm_new(struct worker *w, struct config *cfg, char *err, s
      * CPU budget holds for every line of every script. */
     luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     register_preloads(L);
+    wxlua_request_init(L, vm);
     lua_sethook(L, budget_hook, LUA_MASKCOUNT, HOOK_EVERY);
     lua_getglobal(L, "string");
     wxlua_pattern_inject(L, over_budget);

@@ -111,6 +111,9 @@ function routes.cowrap()
   return 200, tostring(co())
 end
 function routes.yield() coroutine.yield() return 200, "after" end
+local kept
+function routes.keep(req) kept = req return 200, req.method end
+function routes.stale() return 200, tostring(kept.headers) end
 function routes.global() leaked = 1 return 200, "no" end
 function routes.raise() error("boom") end
 function routes.badret() return "nope" end
@@ -328,3 +331,12 @@ def test_check_refuses_route_not_returning_function_and_bad_hooks(tmp_path):
     p = subprocess.run([BIN, "check", "-c", str(tmp_path / "c.lua")], capture_output=True,
                        text=True, env={"S": "secret-value-123456"})
     assert p.returncode == 1 and "'logn'" in p.stderr and "unknown hook" in p.stderr
+
+
+def test_request_object_of_an_ended_request_is_refused(gateway):
+    g = start(gateway)
+    assert g.get("/lua/keep").text == "GET"  # fields are read on first use
+    r = g.get("/lua/stale")
+    assert r.status_code == 500
+    g.wait_log(r"req.headers: this request object belongs to a request that has ended")
+    assert g.get("/lua/hello").text == "hello world"
