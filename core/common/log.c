@@ -57,8 +57,11 @@ void log_set_secrets(const char *const *list, size_t n)
 }
 
 /* Masks every registered secret inside buf (in place: "[redacted]" is never
- * longer than the shortest masked secret plus what follows is shifted). */
-static void redact_secrets(char *buf)
+ * longer than the shortest masked secret plus what follows is shifted).
+ * cut: buf may end in the middle of a secret (a limit cut it), so a tail
+ * that begins a secret is masked too; this is the costly part, done only
+ * for text that was cut. */
+static void redact_secrets_in(char *buf, int cut)
 {
     static const char mask[] = "[redacted]";
     pthread_mutex_lock(&secrets_lock);
@@ -73,6 +76,8 @@ static void redact_secrets(char *buf)
             memmove(p + mlen, p + slen, strlen(p + slen) + 1);
             p += mlen;
         }
+        if (!cut)
+            continue;
         /* A secret cut short by a buffer limit: mask its beginning too. */
         size_t blen = strlen(buf);
         for (size_t k = slen - 1; k >= 4; k--) {
@@ -86,6 +91,8 @@ static void redact_secrets(char *buf)
     }
     pthread_mutex_unlock(&secrets_lock);
 }
+
+static void redact_secrets(char *buf) { redact_secrets_in(buf, 1); }
 
 int log_param_is_sensitive(const char *name, size_t len)
 {
@@ -365,7 +372,10 @@ void log_access(const char *rid, const char *method, const char *uri, int status
         return;
     char safe[2048], line[LINE_CAP];
     log_redact_url(uri ? uri : "", safe, sizeof(safe));
-    redact_secrets(safe); /* before escaping, which would change a secret's bytes */
+    /* Secrets are masked in the URL before escaping (which would change a
+     * secret's bytes), and in the whole line after; only a cut URL needs the
+     * costly check for a secret cut short (the line itself is never cut). */
+    redact_secrets_in(safe, strlen(safe) + 1 >= sizeof(safe));
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -405,7 +415,7 @@ void log_access(const char *rid, const char *method, const char *uri, int status
     p = put_json(p, line + LINE_CAP - 8, client);
     p = put_raw(p, "\"}");
     *p = '\0';
-    redact_secrets(line);
+    redact_secrets_in(line, 0);
     size_t len = strlen(line);
     line[len++] = '\n';
 

@@ -13,6 +13,7 @@
 #include "page.h"
 #include "server.h"
 #include "store.h"
+#include "strbuf.h"
 #include "wechat.h"
 
 #include <lauxlib.h>
@@ -82,12 +83,13 @@ void auth_start_login(struct worker *w, struct http_req *r, const struct config 
     s->r = r;
     s->cfg = cfg;
     s->campaign = c;
-    snprintf(s->scope, sizeof(s->scope), "%s", scope);
-    snprintf(st.scope, sizeof(st.scope), "%s", scope);
-    snprintf(st.campaign, sizeof(st.campaign), "%s", c->name);
-    snprintf(st.return_url, sizeof(st.return_url), "%s", return_url);
+    str_copy(s->scope, sizeof(s->scope), scope);
+    str_copy(st.scope, sizeof(st.scope), scope);
+    str_copy(st.campaign, sizeof(st.campaign), c->name);
+    str_copy(st.return_url, sizeof(st.return_url), return_url);
     int n = login_state_encode(&st, rec, sizeof(rec));
-    snprintf(key, sizeof(key), KEY_STATE "%s", s->state);
+    memcpy(key, KEY_STATE, 3);
+    memcpy(key + 3, s->state, LOGIN_STATE_LEN + 1);
     if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n, LOGIN_STATE_TTL * 1000ULL,
                            on_state_stored, s) != 0)
         start_finish(s, 0);

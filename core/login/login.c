@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "crypto.h"
+#include "strbuf.h"
 #include "http.h"
 #include "page.h"
 #include "url.h"
@@ -103,9 +104,19 @@ int login_return_allowed(const struct config_campaign *c, const char *url)
 
 int login_state_encode(const struct login_state *s, char *out, size_t outsz)
 {
-    int n = snprintf(out, outsz, "v1\t%ld\t%d\t%s\t%s\t%s", s->created, s->restarts, s->scope,
-                     s->campaign, s->return_url);
-    return n > 0 && (size_t)n < outsz ? n : -1;
+    struct strbuf b = strbuf_init(out, outsz);
+    strbuf_put(&b, "v1\t");
+    strbuf_num(&b, s->created);
+    strbuf_put(&b, "\t");
+    strbuf_num(&b, s->restarts);
+    strbuf_put(&b, "\t");
+    strbuf_put(&b, s->scope);
+    strbuf_put(&b, "\t");
+    strbuf_put(&b, s->campaign);
+    strbuf_put(&b, "\t");
+    strbuf_put(&b, s->return_url);
+    long n = strbuf_done(&b, out);
+    return n > 0 ? (int)n : -1;
 }
 
 int login_state_decode(const char *v, size_t len, struct login_state *s)
@@ -171,7 +182,8 @@ int login_cookie_has(const char *cookie, const char *mac)
 
 void login_cookie_push(const char *cookie, const char *mac, char *out, size_t outsz)
 {
-    size_t o = (size_t)snprintf(out, outsz, "%s", mac);
+    str_copy(out, outsz, mac);
+    size_t o = strlen(out);
     int kept = 0;
     const char *p = cookie ? cookie : "";
     while (*p && kept < 3 && o + 24 < outsz) {
@@ -197,8 +209,12 @@ void login_set_state_cookie(struct http_req *r, const struct config *cfg, const 
     login_state_mac(cfg, state, mac);
     login_cookie_push(old, mac, value, sizeof(value));
     int secure = cfg->public_url && strncmp(cfg->public_url, "https://", 8) == 0;
-    snprintf(header, sizeof(header), "%s=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Lax%s",
-             LOGIN_COOKIE, value, LOGIN_STATE_TTL, secure ? "; Secure" : "");
+    struct strbuf b = strbuf_init(header, sizeof(header));
+    strbuf_put(&b, LOGIN_COOKIE "=");
+    strbuf_put(&b, value);
+    strbuf_put(&b, "; Path=/; Max-Age=");
+    strbuf_num(&b, LOGIN_STATE_TTL);
+    strbuf_put(&b, secure ? "; HttpOnly; SameSite=Lax; Secure" : "; HttpOnly; SameSite=Lax");
     http_req_add_header(r, "Set-Cookie", header);
 }
 
@@ -287,7 +303,9 @@ void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
     size_t n = strlen(base);
     while (n > 0 && base[n - 1] == '/')
         n--;
-    snprintf(out, outsz, "%.*s/callback", (int)n, base);
+    struct strbuf b = strbuf_init(out, outsz);
+    strbuf_putn(&b, base, n);
+    strbuf_put(&b, "/callback");
 }
 
 /* ---- hooks ---- */

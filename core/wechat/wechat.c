@@ -5,6 +5,7 @@
 #include "crypto.h"
 #include "fetch.h"
 #include "metrics.h"
+#include "strbuf.h"
 #include "url.h"
 
 #include <stdio.h>
@@ -97,17 +98,25 @@ int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const c
     if (!state_ok(state))
         return -1;
     char eappid[256], eredirect[3072];
-    int n = -1;
-    if (url_encode(eappid, sizeof(eappid), appid) >= 0 &&
-        url_encode(eredirect, sizeof(eredirect), redirect_uri) >= 0) {
-        n = snprintf(out, outsz,
-                     "%s/connect/oauth2/authorize?appid=%s&redirect_uri=%s&response_type=code"
-                     "&scope=%s&state=%s%s%s&connect_redirect=1#wechat_redirect",
-                     open_base, eappid, eredirect, scope, state,
-                     force_popup ? "&forcePopup=true" : "",
-                     force_snapshot ? "&forceSnapShot=true" : "");
-    }
-    return n > 0 && (size_t)n < outsz ? 0 : -1;
+    if (url_encode(eappid, sizeof(eappid), appid) < 0 ||
+        url_encode(eredirect, sizeof(eredirect), redirect_uri) < 0)
+        return -1;
+    struct strbuf b = strbuf_init(out, outsz);
+    strbuf_put(&b, open_base);
+    strbuf_put(&b, "/connect/oauth2/authorize?appid=");
+    strbuf_put(&b, eappid);
+    strbuf_put(&b, "&redirect_uri=");
+    strbuf_put(&b, eredirect);
+    strbuf_put(&b, "&response_type=code&scope=");
+    strbuf_put(&b, scope);
+    strbuf_put(&b, "&state=");
+    strbuf_put(&b, state);
+    if (force_popup)
+        strbuf_put(&b, "&forcePopup=true");
+    if (force_snapshot)
+        strbuf_put(&b, "&forceSnapShot=true");
+    strbuf_put(&b, "&connect_redirect=1#wechat_redirect");
+    return strbuf_done(&b, out) > 0 ? 0 : -1;
 }
 
 static const char *str_field(const json_t *o, const char *name)
