@@ -30,7 +30,6 @@ struct wxlua_vm {
     const char *loading;        /* the script whose top level is running, or NULL */
     int *route_refs;            /* per cfg->routes: the handler function */
     int *campaign_refs;         /* per cfg->campaigns: the hooks table, or LUA_NOREF */
-    unsigned long long serial;  /* of the last task: request objects check theirs */
     int req_mt_ref;             /* the request object's metatable (lua_request.c) */
     /* Reuse: coroutines that returned normally, and task structs. */
     int co_pool[TASK_POOL];
@@ -51,7 +50,7 @@ struct wxlua_task {
     int is_route;
     int finished;
     const char *what, *of, *file; /* for the watchdog: "lua hook login", campaign, script */
-    unsigned long long serial;    /* the request object of this task carries it */
+    const void *req_table;        /* the request object handed to this task's script */
     struct wxlua_task *next_free;
 };
 

@@ -5,22 +5,17 @@
  * object is an empty table whose metatable's __index builds the field asked
  * for and keeps it in the table, so a route that reads one header pays for
  * one header, not for every header, cookie and argument of the request.
- * The table holds a handle (a userdata: the request and its task's serial);
- * a field read while another task runs, or after the request has ended, is
- * refused with an error instead of touching memory that is gone. */
+ * The table holds nothing of its own: the running task knows which table it
+ * handed out (t->req_table), so a read through any other table (one a
+ * script kept from an earlier request) is refused with an error instead of
+ * touching memory that is gone. A kept table stays alive, so its address
+ * cannot be reused by the current task's table. */
 #include "lua_internal.h"
 
 #include "http.h"
 
 #include <lauxlib.h>
 #include <string.h>
-
-struct req_handle {
-    struct http_req *r;
-    unsigned long long serial;
-};
-
-static const char HANDLE_KEY = 0; /* its address keys the handle in the table */
 
 static void set_lower(const char *name, const char *value, void *arg)
 {
@@ -133,19 +128,14 @@ static int req_index(lua_State *L)
 {
     if (lua_type(L, 2) != LUA_TSTRING)
         return 0;
-    lua_pushlightuserdata(L, (void *)&HANDLE_KEY);
-    lua_rawget(L, 1);
-    struct req_handle *h = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (!h)
-        return 0;
     struct wxlua_vm *vm = wxlua_vm_of(L);
-    if (!vm->current || vm->current->serial != h->serial)
+    struct wxlua_task *t = vm->current;
+    if (!t || !t->r || t->req_table != lua_topointer(L, 1))
         return luaL_error(L,
                           "req.%s: this request object belongs to a request that has "
                           "ended (keep what you need from it, not the object)",
                           lua_tostring(L, 2));
-    if (!push_field(L, h->r, lua_tostring(L, 2)))
+    if (!push_field(L, t->r, lua_tostring(L, 2)))
         return 0;
     lua_pushvalue(L, 2);
     lua_pushvalue(L, -2);
@@ -164,14 +154,10 @@ void wxlua_request_init(lua_State *L, struct wxlua_vm *vm)
 void wxlua_push_task_request(struct wxlua_task *t)
 {
     lua_State *L = t->co;
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 0);
     if (!t->r)
         return;
-    lua_pushlightuserdata(L, (void *)&HANDLE_KEY);
-    struct req_handle *h = lua_newuserdata(L, sizeof(*h));
-    h->r = t->r;
-    h->serial = t->serial;
-    lua_rawset(L, -3);
+    t->req_table = lua_topointer(L, -1);
     lua_rawgeti(L, LUA_REGISTRYINDEX, t->vm->req_mt_ref);
     lua_setmetatable(L, -2);
 }

@@ -31,7 +31,6 @@ struct wxlua_task *wxlua_task_new(struct wxlua_vm *vm, struct http_req *r)
     }
     t->vm = vm;
     t->r = r;
-    t->serial = ++vm->serial;
     if (vm->n_co_pool > 0) {
         t->co_ref = vm->co_pool[--vm->n_co_pool];
         lua_rawgeti(vm->L, LUA_REGISTRYINDEX, t->co_ref);
