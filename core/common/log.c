@@ -244,18 +244,20 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
 /* ---- the access log ----
  *
  * One JSON line per request, formatted without stdio, into a buffer of the
- * worker thread, written in batches as nginx's `access_log ... buffer=` does:
- * when the buffer is full, when the worker's loop has nothing more urgent to
- * do (a lowest-priority event), at least every second, and when the worker
- * stops. A thread that did not attach a loop writes each line at once. */
+ * worker thread, written in batches as nginx's `access_log ... buffer=64k
+ * flush=20ms` does: when the buffer is full, 20 ms after the first line of a
+ * batch, and when the worker stops. Under load that is one write(2) per
+ * thousand lines or so (a write per idle moment of the loop cost a tenth of
+ * /auth's throughput); at rest a line reaches the log within 20 ms. A thread
+ * that did not attach a loop writes each line at once. */
 
 #define ACCESS_BUFFER (64 * 1024)
+#define ACCESS_FLUSH_MS 20
 
 struct access_buf {
     char *buf;
     size_t len;
-    struct event *idle_flush; /* lowest priority: runs when the loop is idle */
-    struct event *timer;      /* every second, whatever the load */
+    struct event *timer; /* ACCESS_FLUSH_MS after a batch's first line */
     time_t sec;               /* the cached "YYYY-MM-DDTHH:MM:SS" */
     char stamp[24];
 };
@@ -295,19 +297,12 @@ int log_access_attach(struct event_base *base)
         free(a);
         return -1;
     }
-    a->idle_flush = event_new(base, -1, 0, on_flush, NULL);
-    a->timer = event_new(base, -1, EV_PERSIST, on_flush, NULL);
-    if (!a->idle_flush || !a->timer) {
-        if (a->idle_flush)
-            event_free(a->idle_flush);
+    a->timer = evtimer_new(base, on_flush, NULL);
+    if (!a->timer) {
         free(a->buf);
         free(a);
         return -1;
     }
-    int lowest = event_base_get_npriorities(base) - 1;
-    event_priority_set(a->idle_flush, lowest);
-    struct timeval sec = {1, 0};
-    event_add(a->timer, &sec);
     abuf = a;
     return 0;
 }
@@ -318,7 +313,6 @@ void log_access_detach(void)
     if (!a)
         return;
     log_access_flush();
-    event_free(a->idle_flush);
     event_free(a->timer);
     free(a->buf);
     free(a);
@@ -427,7 +421,9 @@ void log_access(const char *rid, const char *method, const char *uri, int status
     if (a->len + len > ACCESS_BUFFER)
         log_access_flush();
     memcpy(a->buf + a->len, line, len);
-    if (a->len == 0)
-        event_active(a->idle_flush, 0, 0);
+    if (a->len == 0) {
+        struct timeval soon = {0, ACCESS_FLUSH_MS * 1000};
+        event_add(a->timer, &soon);
+    }
     a->len += len;
 }

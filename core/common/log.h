@@ -33,9 +33,8 @@ void log_access(const char *rid, const char *method, const char *uri, int status
                 double duration_ms, const char *client);
 
 struct event_base;
-/* Buffers this thread's access log lines, flushed by base's loop: when it is
- * idle, every second, and when full. The base needs at least two event
- * priorities (the flush runs at the lowest). 0 ok. */
+/* Buffers this thread's access log lines, flushed by base's loop 20 ms
+ * after a batch's first line, and when full. 0 ok. */
 int log_access_attach(struct event_base *base);
 /* Writes what this thread has buffered. */
 void log_access_flush(void);

@@ -145,9 +145,7 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, int t
     w->wd = watchdog_slot(id);
     w->cfg = config_retain(s->cfg);
     w->base = event_base_new();
-    /* Three priorities: I/O and timers at the default (1); the access log's
-     * idle flush at 2, so it runs when nothing else is ready. */
-    if (!w->base || event_base_priority_init(w->base, 3) != 0) {
+    if (!w->base) {
         snprintf(err, errsz, "cannot create an event loop");
         return -1;
     }
