@@ -1,10 +1,10 @@
 /* The key-value store behind login states, tickets, tokens and wx.store.
  *
  * One interface, several back ends: "memory" (shared by every worker of one
- * process, with TTLs) now, Redis later. Every call is asynchronous in shape:
- * it takes a callback that receives the reply. The memory store answers
- * before the call returns (the callback runs inside the call); a network store
- * answers later on the worker's event loop. Callers must handle both.
+ * process, with TTLs) and Redis. Every call is asynchronous: it takes a
+ * callback that receives the reply on a later turn of the connection's event
+ * loop, never inside the call, whichever back end answers; callers have one
+ * order to get right.
  *
  * A store_t is shared by the whole process; each worker attaches once to get
  * a store_conn_t bound to its event loop, and issues calls through it. */

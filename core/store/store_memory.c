@@ -13,8 +13,11 @@
  * write that would pass the cap first sweeps the expired keys of every
  * shard, then fails with "store full"; nothing live is ever evicted.
  *
- * Replies are built under the shard lock and delivered after it is released
- * (a get copies its value first), so a callback may call the store again. */
+ * Replies are built under the shard lock, then queued on the calling
+ * connection and delivered on the next turn of its event loop, as Redis
+ * replies are: every caller sees one order (the call returns, then the
+ * callback runs), whichever store it talks to. A get copies its value into
+ * the queued reply. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -27,6 +30,8 @@
 
 #include "store_impl.h"
 
+#include <event2/event.h>
+
 #define SHARD_BITS      6
 #define NSHARDS         (1u << SHARD_BITS)
 #define MIN_BUCKETS     16
@@ -34,7 +39,6 @@
 #define EXPIRE_PER_CALL 16         /* expired keys one call may sweep */
 #define DEFAULT_MAX_MB  512        /* a cap, not a reservation: used as filled */
 #define MAX_MAX_MB      (1u << 20) /* 1 TiB */
-#define GET_STACK_BUF   512
 #define NOT_IN_HEAP     SIZE_MAX
 
 struct entry {
@@ -62,6 +66,22 @@ struct mem_store {
     _Atomic size_t used;
     _Atomic int64_t clock_offset; /* store_memory_advance_clock() */
     struct shard shards[NSHARDS];
+};
+
+/* A reply waiting for the next turn of its connection's loop. */
+struct pending {
+    store_cb cb;
+    void *arg;
+    struct store_reply r;
+    char *value; /* a get's copy (malloc'd), handed over as r.value */
+};
+
+/* A worker's connection: the queue of replies its loop delivers. */
+struct mem_conn {
+    store_conn_t base;
+    struct event *deliver; /* active while replies wait */
+    struct pending *q;
+    size_t head, len, cap; /* q[head, head + len) wait */
 };
 
 static const char err_full[] = "store full";
@@ -523,6 +543,52 @@ static void apply_del(struct mem_store *m, struct shard *sh, uint64_t hash, cons
         r->status = STORE_NOT_FOUND;
 }
 
+/* Delivers the replies queued before this turn began; those their callbacks
+ * queue wait for the next turn. */
+static void deliver_replies(evutil_socket_t fd, short what, void *arg)
+{
+    struct mem_conn *mc = arg;
+    size_t n = mc->len;
+    while (n--) {
+        struct pending p = mc->q[mc->head++];
+        mc->len--;
+        if (mc->len == 0)
+            mc->head = 0;
+        p.r.value = p.value;
+        p.cb(&p.r, p.arg);
+        free(p.value);
+    }
+    if (mc->len)
+        event_active(mc->deliver, 0, 0);
+}
+
+/* Queues r (and value, whose ownership it takes) for cb on the next turn of
+ * c's loop. 0, or -1 (value freed, cb never called) when out of memory. */
+static int queue_reply(store_conn_t *c, const struct store_reply *r, char *value, store_cb cb,
+                       void *arg)
+{
+    struct mem_conn *mc = (struct mem_conn *)c;
+    if (mc->head + mc->len == mc->cap) {
+        if (mc->head > 0) { /* room at the front: slide down */
+            memmove(mc->q, mc->q + mc->head, mc->len * sizeof(*mc->q));
+            mc->head = 0;
+        } else {
+            size_t cap = mc->cap ? mc->cap * 2 : 16;
+            struct pending *q = realloc(mc->q, cap * sizeof(*q));
+            if (!q) {
+                free(value);
+                return -1;
+            }
+            mc->q = q;
+            mc->cap = cap;
+        }
+    }
+    mc->q[mc->head + mc->len++] = (struct pending){cb, arg, *r, value};
+    if (mc->len == 1)
+        event_active(mc->deliver, 0, 0);
+    return 0;
+}
+
 /* Run one write under its shard's lock and reply after unlocking. A write
  * refused for room is retried once after sweep_all() has dropped every
  * expired key, so "store full" means full of live data. */
@@ -545,14 +611,13 @@ static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *
     }
     if (r.err)
         r.status = STORE_ERROR;
-    cb(&r, arg);
-    return 0;
+    return queue_reply(c, &r, NULL, cb, arg);
 }
 
 /* ------------------------------------------------------------ the vtable */
 
-/* The value is copied out under the lock (on the stack when small) and
- * handed to the callback after unlocking. */
+/* The value is copied out under the lock and handed to the callback on the
+ * next turn. */
 static int mem_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg)
 {
     struct mem_store *m = (struct mem_store *)c->store;
@@ -560,25 +625,23 @@ static int mem_get(store_conn_t *c, const char *key, size_t klen, store_cb cb, v
     struct shard *sh = shard_of(m, hash);
     uint64_t now = mem_now(m);
     struct store_reply r = {.status = STORE_NOT_FOUND};
-    char stack[GET_STACK_BUF], *copy = NULL;
+    char *copy = NULL;
 
     shard_lock(m, sh, now);
     struct entry **slot = find_live(m, sh, hash, key, klen, now);
     if (slot) {
         struct entry *e = *slot;
-        copy = e->vlen <= sizeof stack ? stack : malloc(e->vlen);
+        copy = malloc(e->vlen + 1);
         if (copy) {
             memcpy(copy, e->data + e->klen, e->vlen);
-            r = (struct store_reply){.status = STORE_OK, .value = copy, .len = e->vlen};
+            copy[e->vlen] = '\0';
+            r = (struct store_reply){.status = STORE_OK, .len = e->vlen};
         } else {
             r = (struct store_reply){.status = STORE_ERROR, .err = err_nomem};
         }
     }
     shard_unlock(sh);
-    cb(&r, arg);
-    if (copy != stack)
-        free(copy);
-    return 0;
+    return queue_reply(c, &r, copy, cb, arg);
 }
 
 static int mem_set(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
@@ -611,18 +674,34 @@ static int mem_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, v
     return mem_write(c, &w, cb, arg);
 }
 
-/* A connection to the memory store is just a handle: every thread works on
- * the shared table directly, and the event base is not needed. */
+/* A connection to the memory store: every thread works on the shared
+ * table directly; the connection only queues the replies for its loop. */
 static store_conn_t *mem_attach(store_t *s, struct event_base *base)
 {
-    (void)base;
-    store_conn_t *c = malloc(sizeof *c);
-    if (c)
-        c->store = s;
-    return c;
+    if (!base)
+        return NULL;
+    struct mem_conn *mc = calloc(1, sizeof(*mc));
+    if (!mc)
+        return NULL;
+    mc->base.store = s;
+    mc->deliver = event_new(base, -1, 0, deliver_replies, mc);
+    if (!mc->deliver) {
+        free(mc);
+        return NULL;
+    }
+    return &mc->base;
 }
 
-static void mem_detach(store_conn_t *c) { free(c); }
+/* Replies still queued are dropped: their callers are being torn down. */
+static void mem_detach(store_conn_t *c)
+{
+    struct mem_conn *mc = (struct mem_conn *)c;
+    for (size_t i = 0; i < mc->len; i++)
+        free(mc->q[mc->head + i].value);
+    event_free(mc->deliver);
+    free(mc->q);
+    free(mc);
+}
 
 /* Every connection must be detached first. */
 static void mem_close(store_t *s)
