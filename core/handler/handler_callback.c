@@ -48,8 +48,6 @@ struct flow {
     char code[256];
     char code_key[300];
     struct login_state ls;
-    struct event *poll_ev;
-    int polls;
     json_t *user; /* the user record, in WeChat's field order */
     int snapshot;
     char *access_token, *refresh_token, *openid, *unionid, *scope;
@@ -61,8 +59,6 @@ struct flow {
 static void flow_free(struct flow *f)
 {
     json_decref(f->user);
-    if (f->poll_ev)
-        event_free(f->poll_ev);
     login_token_free(f->access_token);
     login_token_free(f->refresh_token);
     free(f->openid);
@@ -527,36 +523,6 @@ static void serve_outcome(struct flow *f, const char *v, size_t len)
     free(s);
 }
 
-static void poll_outcome(evutil_socket_t fd, short what, void *arg);
-
-static void on_outcome(const struct store_reply *rep, void *arg)
-{
-    struct flow *f = arg;
-    if (rep->status == STORE_OK && !(rep->len == 1 && rep->value[0] == 'P')) {
-        serve_outcome(f, rep->value, rep->len);
-        return;
-    }
-    int max_polls = (f->cfg->upstream_timeout_ms * 2 + 5000) / POLL_MS;
-    if (rep->status != STORE_OK || ++f->polls > max_polls) {
-        f->code_key[0] = '\0';
-        finish_page(f, "upstream");
-        return;
-    }
-    if (!f->poll_ev)
-        f->poll_ev = evtimer_new(f->w->base, poll_outcome, f);
-    struct timeval tv = {0, POLL_MS * 1000};
-    evtimer_add(f->poll_ev, &tv);
-}
-
-static void poll_outcome(evutil_socket_t fd, short what, void *arg)
-{
-    struct flow *f = arg;
-    if (store_get(f->w->store, f->code_key, strlen(f->code_key), on_outcome, f) != 0) {
-        f->code_key[0] = '\0';
-        finish_page(f, "upstream");
-    }
-}
-
 /* ---- claims ---- */
 
 static void on_state_claimed(const struct store_reply *rep, void *arg)
@@ -586,22 +552,20 @@ static void claim_state(struct flow *f)
         finish_page(f, "upstream");
 }
 
-static void on_code_claimed(const struct store_reply *rep, void *arg)
+/* The code claim: this callback exchanges the code (won), or WeChat called
+ * back twice and the first call's outcome is served (result). */
+static void on_code_claimed(enum store_claim_outcome o, const char *v, size_t len, void *arg)
 {
     struct flow *f = arg;
-    if (rep->status == STORE_EXISTS) {
-        /* WeChat called back twice with this code: serve the first outcome. */
-        struct store_reply pending = {.status = STORE_OK, .value = "P", .len = 1};
-        log_msg(LOG_INFO, rid(f), "callback: duplicate callback, waiting for the first");
-        on_outcome(&pending, f);
-        return;
-    }
-    if (rep->status != STORE_OK) {
+    if (o == STORE_CLAIM_WON) {
+        claim_state(f);
+    } else if (o == STORE_CLAIM_RESULT) {
+        log_msg(LOG_INFO, rid(f), "callback: duplicate callback, served the first's outcome");
+        serve_outcome(f, v, len);
+    } else {
         f->code_key[0] = '\0';
         finish_page(f, "upstream");
-        return;
     }
-    claim_state(f);
 }
 
 static void on_state(const struct store_reply *rep, void *arg)
@@ -649,8 +613,15 @@ static void on_state(const struct store_reply *rep, void *arg)
         return;
     }
     snprintf(f->code_key, sizeof(f->code_key), KEY_CODE "%s:%s", f->c->app->appid, f->code);
-    if (store_add(f->w->store, f->code_key, strlen(f->code_key), "P", 1, CODE_CLAIM_TTL_MS,
-                  on_code_claimed, f) != 0) {
+    /* "P" (pending) until the owner records the outcome in its place. */
+    struct store_claim_spec claim = {
+        .claim_key = f->code_key,
+        .claim_value = "P",
+        .claim_ttl_ms = CODE_CLAIM_TTL_MS,
+        .poll_ms = POLL_MS,
+        .wait_ms = f->cfg->upstream_timeout_ms * 2 + 5000,
+    };
+    if (store_claim(f->w->store, f->w->base, &claim, on_code_claimed, f) != 0) {
         f->code_key[0] = '\0';
         finish_page(f, "upstream");
     }

@@ -56,6 +56,37 @@ int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta, u
 /* STORE_OK when a key was removed, STORE_NOT_FOUND otherwise. */
 int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
 
+/* Claim, or wait for the first claimer's result: for work that must happen
+ * once across workers and instances (a code exchanged once, a JS-SDK ticket
+ * fetched once) while the others wait for what it produced.
+ * store_claim adds claim_key = claim_value (TTL claim_ttl_ms). The caller
+ * that adds it gets STORE_CLAIM_WON and does the work. The others read
+ * result_key (NULL: claim_key itself) every poll_ms and ask accept(value,
+ * len, arg) (value NULL when absent): 1 takes it (STORE_CLAIM_RESULT, the
+ * value valid during the callback), 0 waits on, -1 gives up
+ * (STORE_CLAIM_FAILED). Without accept, the result is claim_key holding
+ * anything but claim_value, and its absence gives up. After wait_ms
+ * (0: do not wait at all) it is STORE_CLAIM_TIMEOUT. A store error is
+ * STORE_CLAIM_FAILED. cb runs exactly once, on base's loop, unless
+ * store_claim returns -1. */
+enum store_claim_outcome {
+    STORE_CLAIM_WON,
+    STORE_CLAIM_RESULT,
+    STORE_CLAIM_TIMEOUT,
+    STORE_CLAIM_FAILED,
+};
+struct store_claim_spec {
+    const char *claim_key, *claim_value;
+    uint64_t claim_ttl_ms;
+    const char *result_key;
+    int (*accept)(const char *value, size_t len, void *arg);
+    int poll_ms, wait_ms;
+};
+typedef void (*store_claim_cb)(enum store_claim_outcome outcome, const char *value, size_t len,
+                               void *arg);
+int store_claim(store_conn_t *c, struct event_base *base, const struct store_claim_spec *spec,
+                store_claim_cb cb, void *arg);
+
 /* 1 when the connection can serve calls now (for /healthz): always for the
  * memory store; for Redis, connected and not stalled. 0 for NULL. */
 int store_healthy(store_conn_t *c);

@@ -42,8 +42,6 @@ struct jssdk_op {
     long long fence;
     int owner;   /* holds the lock */
     int retried; /* re-fetched the basic token after 40001 */
-    int polls;
-    struct event *timer;
     struct wechat_call *call;
     char *token; /* basic token */
 };
@@ -82,8 +80,6 @@ static struct cached *cache_for(const char *appid, int create)
 
 static void op_free(struct jssdk_op *op)
 {
-    if (op->timer)
-        event_free(op->timer);
     if (op->call)
         wechat_cancel(op->call);
     if (op->token) {
@@ -258,40 +254,35 @@ static void on_basic_token(const struct store_reply *rep, void *arg)
 
 /* ---- waiting for the owner ---- */
 
-static void lookup(struct jssdk_op *op);
-
-static void on_poll(evutil_socket_t fd, short what, void *arg) { lookup(arg); }
-
 static void on_stored_ticket(const struct store_reply *rep, void *arg);
 
-static void on_locked(const struct store_reply *rep, void *arg)
+/* While another request holds the lock: is the stored ticket (value) one to
+ * use? Absent or stale: wait on. */
+static int fresh_ticket(const char *v, size_t len, void *arg)
+{
+    (void)arg;
+    const char *tab = v ? memchr(v, '\t', len) : NULL;
+    return tab && strtol(v, NULL, 10) > now_s() + 60;
+}
+
+/* The lock: won (fetch, after one more look for a ticket), or the owner's
+ * ticket, or nothing in time. */
+static void on_locked(enum store_claim_outcome o, const char *v, size_t len, void *arg)
 {
     struct jssdk_op *op = arg;
-    if (rep->status == STORE_OK) {
-        /* Look once more: the previous owner may have just finished. */
-        op->owner = 1;
+    if (o == STORE_CLAIM_WON) {
+        op->owner = 1; /* the previous owner may have just finished: look once more */
         if (store_get(op->w->store, op->key_jt, strlen(op->key_jt), on_stored_ticket, op) != 0)
             deliver(op, NULL, "store unavailable");
-        return;
-    }
-    if (rep->status == STORE_ERROR) {
+    } else if (o == STORE_CLAIM_RESULT) {
+        struct store_reply rep = {.status = STORE_OK, .value = v, .len = len};
+        on_stored_ticket(&rep, op);
+    } else if (o == STORE_CLAIM_TIMEOUT) {
+        /* A background refresh has nothing to wait for; a request waited long enough. */
+        deliver(op, NULL, op->background ? NULL : "timeout");
+    } else {
         deliver(op, NULL, "store unavailable");
-        return;
     }
-    /* Another request, here or on another instance, is fetching. */
-    if (op->background) {
-        deliver(op, NULL, NULL); /* a background refresh has nothing to wait for */
-        return;
-    }
-    int max = (op->cfg->upstream_timeout_ms * 3 + 2000) / POLL_MS;
-    if (++op->polls > max) {
-        deliver(op, NULL, "timeout");
-        return;
-    }
-    if (!op->timer)
-        op->timer = evtimer_new(op->w->base, on_poll, op);
-    struct timeval tv = {0, POLL_MS * 1000};
-    evtimer_add(op->timer, &tv);
 }
 
 static void on_fence(const struct store_reply *rep, void *arg)
@@ -303,9 +294,18 @@ static void on_fence(const struct store_reply *rep, void *arg)
     }
     op->fence = rep->number;
     char v[32];
-    int n = snprintf(v, sizeof(v), "%lld", op->fence);
-    if (store_add(op->w->store, op->key_lk, strlen(op->key_lk), v, (size_t)n, LOCK_TTL_MS,
-                  on_locked, op) != 0)
+    snprintf(v, sizeof(v), "%lld", op->fence);
+    /* The lock holds the fencing number; the others wait for the ticket. */
+    struct store_claim_spec lock = {
+        .claim_key = op->key_lk,
+        .claim_value = v,
+        .claim_ttl_ms = LOCK_TTL_MS,
+        .result_key = op->key_jt,
+        .accept = fresh_ticket,
+        .poll_ms = POLL_MS,
+        .wait_ms = op->background ? 0 : op->cfg->upstream_timeout_ms * 3 + 2000,
+    };
+    if (store_claim(op->w->store, op->w->base, &lock, on_locked, op) != 0)
         deliver(op, NULL, "store unavailable");
 }
 
@@ -404,7 +404,7 @@ struct jssdk_op *jssdk_ticket(struct worker *w, const struct config_app *app, js
         cb(NULL, "out of memory", arg);
         return NULL;
     }
-    /* The op may finish inside lookup (a memory store answers at once). */
+    /* The op finishes inside lookup only when the store refuses the call. */
     int finished = 0;
     op->finished = &finished;
     lookup(op);
