@@ -89,7 +89,8 @@ static int call(lua_State *L, enum op_kind kind, const char *api)
         delta = (long long)d;
         ttl = luaL_optnumber(L, 3, 0);
     }
-    luaL_argcheck(L, ttl >= 0 && ttl <= 365 * 86400.0, kind == OP_INCR ? 3 : 3,
+    /* The TTL is argument 3 of set, add and incr (get and del have none). */
+    luaL_argcheck(L, ttl >= 0 && ttl <= 365 * 86400.0, 3,
                   "ttl must be from 0 (none) to one year, in seconds");
 
     char kbuf[520];
