@@ -144,7 +144,15 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, int t
     w->tls_fd = tls_fd;
     w->wd = watchdog_slot(id);
     w->cfg = config_retain(s->cfg);
-    w->base = event_base_new();
+    /* With the changelist, the interest changes a request makes within one
+     * loop turn (read off while a handler waits on the store, a close
+     * notice on, then both back) reach epoll as one net change, or none. */
+    struct event_config *ec = event_config_new();
+    if (ec)
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    w->base = ec ? event_base_new_with_config(ec) : NULL;
+    if (ec)
+        event_config_free(ec);
     if (!w->base) {
         snprintf(err, errsz, "cannot create an event loop");
         return -1;
