@@ -58,9 +58,8 @@ void log_set_secrets(const char *const *list, size_t n)
 
 /* Masks every registered secret inside buf (in place: "[redacted]" is never
  * longer than the shortest masked secret plus what follows is shifted).
- * cut: buf may end in the middle of a secret (a limit cut it), so a tail
- * that begins a secret is masked too; this is the costly part, done only
- * for text that was cut. */
+ * cut: buf may end in the middle of a secret (a limit cut it, or the text
+ * itself does), so a tail that begins a secret is masked too. */
 static void redact_secrets_in(char *buf, int cut)
 {
     static const char mask[] = "[redacted]";
@@ -81,7 +80,8 @@ static void redact_secrets_in(char *buf, int cut)
         /* A secret cut short by a buffer limit: mask its beginning too. */
         size_t blen = strlen(buf);
         for (size_t k = slen - 1; k >= 4; k--) {
-            if (k <= blen && memcmp(buf + blen - k, secrets[i], k) == 0) {
+            if (k <= blen && buf[blen - k] == secrets[i][0] &&
+                memcmp(buf + blen - k, secrets[i], k) == 0) {
                 size_t mlen = k < sizeof(mask) - 1 ? k : sizeof(mask) - 1;
                 memcpy(buf + blen - k, mask, mlen);
                 buf[blen - k + mlen] = '\0';
@@ -251,14 +251,14 @@ void log_msg(enum log_level level, const char *rid, const char *fmt, ...)
  * /auth's throughput); at rest a line reaches the log within 20 ms. A thread
  * that did not attach a loop writes each line at once. */
 
-#define ACCESS_BUFFER (64 * 1024)
+#define ACCESS_BUFFER   (64 * 1024)
 #define ACCESS_FLUSH_MS 20
 
 struct access_buf {
     char *buf;
     size_t len;
     struct event *timer; /* ACCESS_FLUSH_MS after a batch's first line */
-    time_t sec;               /* the cached "YYYY-MM-DDTHH:MM:SS" */
+    time_t sec;          /* the cached "YYYY-MM-DDTHH:MM:SS" */
     char stamp[24];
 };
 
@@ -367,9 +367,9 @@ void log_access(const char *rid, const char *method, const char *uri, int status
     char safe[2048], line[LINE_CAP];
     log_redact_url(uri ? uri : "", safe, sizeof(safe));
     /* Secrets are masked in the URL before escaping (which would change a
-     * secret's bytes), and in the whole line after; only a cut URL needs the
-     * costly check for a secret cut short (the line itself is never cut). */
-    redact_secrets_in(safe, strlen(safe) + 1 >= sizeof(safe));
+     * secret's bytes), a URL that ends in the beginning of one included, and
+     * in the whole line after (which is never cut). */
+    redact_secrets_in(safe, 1);
 
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -182,6 +182,8 @@ int login_cookie_has(const char *cookie, const char *mac)
 
 void login_cookie_push(const char *cookie, const char *mac, char *out, size_t outsz)
 {
+    if (outsz == 0)
+        return;
     str_copy(out, outsz, mac);
     size_t o = strlen(out);
     int kept = 0;

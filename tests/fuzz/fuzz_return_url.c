@@ -159,7 +159,6 @@ static void check_accepted(const char *url)
                "fragment not kept: %s -> %s", url, with);
     /* with = url up to its query (unchanged), a query whose last parameter
      * is the ticket, then the fragment. */
-    size_t ubase = frag ? (size_t)(frag - url) : len;
     size_t upath = strcspn(url, "?#");
     FUZZ_CHECK(strncmp(with, url, upath) == 0 && (with[upath] == '?'),
                "text before the query changed: %s -> %s", url, with);

@@ -28,7 +28,6 @@ static void turn_until(const int *calls, int n)
     assert_int_equal(*calls, n);
 }
 
-
 /* One reply, copied out of the callback. */
 struct result {
     int calls;
