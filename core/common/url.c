@@ -32,7 +32,7 @@ long url_encode(char *dst, size_t dstsz, const char *src)
     return (long)o;
 }
 
-static int hexval(char ch)
+int url_hex_value(int ch)
 {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -50,8 +50,8 @@ char *url_decode(const char *s, size_t len, size_t *outlen)
         return NULL;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = hexval(s[i + 1])) >= 0 &&
-            (lo = hexval(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = url_hex_value(s[i + 1])) >= 0 &&
+            (lo = url_hex_value(s[i + 2])) >= 0) {
             *p++ = (char)(hi * 16 + lo);
             i += 2;
         } else {

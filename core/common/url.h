@@ -18,6 +18,9 @@
  * dstsz (with its NUL). */
 long url_encode(char *dst, size_t dstsz, const char *src);
 
+/* The value of a hex digit, or -1. */
+int url_hex_value(int ch);
+
 /* A malloc'd, percent-decoded copy of s[0..len) ('+' stays '+'); *outlen
  * (when given) is its length, which may include NUL bytes. NULL when out of
  * memory. */

@@ -33,6 +33,7 @@
 #include "http_parse.h"
 #include "log.h"
 #include "metrics.h"
+#include "url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -790,17 +791,6 @@ static void reply_error(struct conn *c, int status, const char *why)
 
 /* ---- requests ---- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes src[0..n) into dst, '+' as a space when plus_is_space
  * (query strings and forms); returns the length, or -1 when the result
  * would hold a NUL. */
@@ -809,8 +799,8 @@ static long percent_decode(char *dst, const char *src, size_t n, int plus_is_spa
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int hi, lo;
-        if (src[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)src[i + 1])) >= 0 &&
-            (lo = hexval((unsigned char)src[i + 2])) >= 0) {
+        if (src[i] == '%' && i + 2 < n && (hi = url_hex_value((unsigned char)src[i + 1])) >= 0 &&
+            (lo = url_hex_value((unsigned char)src[i + 2])) >= 0) {
             dst[o] = (char)(hi * 16 + lo);
             i += 2;
         } else if (src[i] == '+' && plus_is_space) {
