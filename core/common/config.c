@@ -8,6 +8,7 @@
 
 #include "url.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <lauxlib.h>
 #include <lua.h>
@@ -575,12 +576,46 @@ static void set_defaults(struct config *c)
     c->limits.keepalive_timeout_ms = 30000;
     c->limits.drain_timeout_ms = 10000;
     c->limits.watchdog_ms = 5000;
+    c->limits.auth_per_minute = 600;
 }
 
 const char config_trusted_warning[] =
     "lua.trusted = true: scripts get the whole Lua library (io, os, ffi, jit, debug, "
     "bytecode); their CPU and memory budgets no longer hold and a script can read files, "
     "run programs, see the gateway's secrets or stop the process";
+
+/* limits.trusted_proxies: the addresses of the reverse proxies in front of
+ * the gateway, as IP literals; their X-Forwarded-For names the client for
+ * the /auth rate limit. Anyone else's header is ignored. */
+static void load_trusted_proxies(struct check *k, int t, struct config_limits *l)
+{
+    lua_State *L = k->L;
+    lua_getfield(L, t, "trusted_proxies");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        return;
+    }
+    if (!lua_istable(L, -1)) {
+        fail(k, "limits.trusted_proxies", "must be a list of IP addresses");
+        lua_pop(L, 1);
+        return;
+    }
+    size_t n = lua_objlen(L, -1);
+    l->trusted_proxies = calloc(n ? n : 1, sizeof(char *));
+    for (size_t i = 1; i <= n; i++) {
+        lua_rawgeti(L, -1, (int)i);
+        const char *ip = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        unsigned char buf[16];
+        char p[48];
+        snprintf(p, sizeof(p), "limits.trusted_proxies[%zu]", i);
+        if (!ip || (inet_pton(AF_INET, ip, buf) != 1 && inet_pton(AF_INET6, ip, buf) != 1))
+            fail(k, p, "must be an IP address (no names, no ranges)");
+        else
+            l->trusted_proxies[l->n_trusted_proxies++] = strdup(ip);
+        lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+}
 
 /* lua.env: the names of the environment variables scripts may read with
  * wx.getenv (the process's environment holds the gateway's own secrets). */
@@ -641,19 +676,12 @@ static void load_top(struct check *k, int top)
     static const char *const tls_keys[] = {"listen", "cert", "key", NULL};
     static const char *const wechat_keys[] = {"open_base",          "api_base",   "ca_file",
                                               "connect_timeout_ms", "timeout_ms", NULL};
-    static const char *const limit_keys[] = {"max_header_size",
-                                             "max_uri_length",
-                                             "max_body_size",
-                                             "max_connections",
-                                             "header_timeout_ms",
-                                             "read_timeout_ms",
-                                             "write_timeout_ms",
-                                             "io_timeout_ms",
-                                             "keepalive_timeout_ms",
-                                             "drain_timeout_ms",
-                                             "max_headers",
-                                             "watchdog_ms",
-                                             NULL};
+    static const char *const limit_keys[] = {
+        "max_header_size",  "max_uri_length",    "max_body_size",
+        "max_connections",  "header_timeout_ms", "read_timeout_ms",
+        "write_timeout_ms", "io_timeout_ms",     "keepalive_timeout_ms",
+        "drain_timeout_ms", "max_headers",       "watchdog_ms",
+        "auth_per_minute",  "trusted_proxies",   NULL};
     static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", "trusted", "env", NULL};
     lua_State *L = k->L;
     struct config *c = k->c;
@@ -746,6 +774,8 @@ static void load_top(struct check *k, int top)
         get_int(k, t, "limits", "keepalive_timeout_ms", &l->keepalive_timeout_ms, 100, 3600000);
         get_int(k, t, "limits", "drain_timeout_ms", &l->drain_timeout_ms, 0, 600000);
         get_int(k, t, "limits", "watchdog_ms", &l->watchdog_ms, 500, 600000);
+        get_int(k, t, "limits", "auth_per_minute", &l->auth_per_minute, 0, 1000000000);
+        load_trusted_proxies(k, t, l);
         lua_pop(L, 1);
     }
     if ((t = get_table(k, top, "", "tls"))) {
@@ -900,6 +930,7 @@ void config_release(struct config *c)
     free(c->routes);
     free_strv(c->api_keys, c->n_api_keys);
     free_strv(c->lua_env, c->n_lua_env);
+    free_strv(c->limits.trusted_proxies, c->limits.n_trusted_proxies);
     free(c->path);
     free(c->dir);
     free(c->listen);

@@ -21,6 +21,10 @@ void metrics_describe_catalog(void)
          "WeChat API failures, by endpoint and "
          "error."},
         {"wxgate_store_errors_total", "counter", "Store (Redis) errors."},
+        {"wxgate_auth_rate_limited_total", "counter",
+         "/auth requests refused by limits.auth_per_minute (429)."},
+        {"wxgate_store_evictions_total", "counter",
+         "Login states nobody called back for, evicted (oldest first) to make room."},
         {"wxgate_lua_errors_total", "counter", "Lua errors, by kind (error, cpu, memory)."},
         {"wxgate_lua_runs_total", "counter",
          "Runs of Lua code: resumes of a request's "

@@ -90,8 +90,8 @@ void auth_start_login(struct worker *w, struct http_req *r, const struct config 
     int n = login_state_encode(&st, rec, sizeof(rec));
     memcpy(key, KEY_STATE, 3);
     memcpy(key + 3, s->state, LOGIN_STATE_LEN + 1);
-    if (n < 0 || store_add(w->store, key, strlen(key), rec, (size_t)n, LOGIN_STATE_TTL * 1000ULL,
-                           on_state_stored, s) != 0)
+    if (n < 0 || store_add_evictable(w->store, key, strlen(key), rec, (size_t)n,
+                                     LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
         start_finish(s, 0);
 }
 
@@ -104,6 +104,7 @@ struct auth_ctx {
     const struct config_campaign *c;
     char scope[32];
     char *return_url;
+    int hook; /* the campaign has an authorize hook */
 };
 
 static int valid_scope(const char *s)
@@ -148,6 +149,82 @@ static void on_hook_done(struct wxlua_task *t, int ok, int nres, void *arg)
     auth_start_login(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
 }
 
+/* Runs the authorize hook, or starts the login when there is none. */
+static void authorize(struct auth_ctx *a)
+{
+    size_t idx = (size_t)(a->c - a->cfg->campaigns);
+    if (a->hook &&
+        wxlua_vm_call_hook(a->w->vm, idx, "authorize", a->r, push_ctx, on_hook_done, a) == 0)
+        return;
+    auth_start_login(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
+}
+
+/* ---- the per-client rate limit ----
+ *
+ * Every /auth stores a state, so an anonymous client could fill the store
+ * (its oldest states give way, but real users' pending logins would be
+ * among them). limits.auth_per_minute caps each client's /auth per minute,
+ * as nginx's limit_req would: a counter per client and minute in the store,
+ * so that instances sharing a Redis share the count. The client is the peer
+ * address, or the last X-Forwarded-For address when the peer is one of
+ * limits.trusted_proxies. */
+
+/* The client's address into out; behind a trusted proxy, the address that
+ * proxy saw (the last one in X-Forwarded-For). */
+static void client_of(const struct config *cfg, struct http_req *r, char *out, size_t size)
+{
+    const char *peer = http_req_client(r);
+    str_copy(out, size, peer);
+    const char *xff = NULL;
+    for (size_t i = 0; i < cfg->limits.n_trusted_proxies && !xff; i++)
+        if (strcmp(cfg->limits.trusted_proxies[i], peer) == 0)
+            xff = http_req_header(r, "X-Forwarded-For");
+    if (!xff)
+        return;
+    const char *last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    last += strspn(last, " \t");
+    size_t n = strcspn(last, " \t");
+    if (n > 0 && n < size && n <= 45 && strspn(last, "0123456789abcdefABCDEF.:") >= n) {
+        memcpy(out, last, n);
+        out[n] = '\0';
+    }
+}
+
+static void on_rate(const struct store_reply *rep, void *arg)
+{
+    struct auth_ctx *a = arg;
+    if (rep->status == STORE_OK && rep->number > a->cfg->limits.auth_per_minute) {
+        char retry[16];
+        snprintf(retry, sizeof(retry), "%ld", 60 - (long)(time(NULL) % 60));
+        http_req_add_header(a->r, "Retry-After", retry);
+        log_msg(LOG_WARN, http_req_id(a->r), "auth: rate limit (%d per minute) for %s",
+                a->cfg->limits.auth_per_minute, http_req_client(a->r));
+        metrics_inc("wxgate_auth_rate_limited_total", NULL);
+        page_error(a->r, 429, "请求过于频繁，请稍后再试",
+                   "Too many login attempts from your network. Please wait a minute and try "
+                   "again.",
+                   NULL);
+        return;
+    }
+    authorize(a); /* a store error does not lock users out */
+}
+
+static void check_rate(struct auth_ctx *a)
+{
+    char client[64], key[96];
+    client_of(a->cfg, a->r, client, sizeof(client));
+    long minute = (long)time(NULL) / 60;
+    struct strbuf b = strbuf_init(key, sizeof(key));
+    strbuf_put(&b, KEY_RATE);
+    strbuf_put(&b, client);
+    strbuf_put(&b, ":");
+    strbuf_num(&b, minute);
+    if (strbuf_done(&b, key) < 0 ||
+        store_incr(a->w->store, key, strlen(key), 1, 61000, on_rate, a) != 0)
+        authorize(a);
+}
+
 static int in_wechat(struct http_req *r)
 {
     const char *ua = http_req_header(r, "User-Agent");
@@ -189,14 +266,15 @@ void handle_auth(struct worker *w, struct http_req *r)
         page_open_in_wechat(r, url);
         return;
     }
-    size_t idx = (size_t)(c - cfg->campaigns);
     const char *use_scope = scope ? scope : c->scope;
-    if (!wxlua_vm_has_hook(w->vm, idx, "authorize")) {
+    size_t idx = (size_t)(c - cfg->campaigns);
+    int hook = wxlua_vm_has_hook(w->vm, idx, "authorize");
+    if (!hook && cfg->limits.auth_per_minute == 0) {
         auth_start_login(w, r, cfg, c, use_scope, ret, 0);
         return;
     }
-    /* The hook may run past this call: its context lives in the request's
-     * arena, and holds the config until the request ends. */
+    /* The limit and the hook may answer past this call: their context lives
+     * in the request's arena, and holds the config until the request ends. */
     struct arena *mem = http_req_arena(r);
     struct auth_ctx *a = arena_calloc(mem, sizeof(*a));
     if (!a || !(a->return_url = arena_strdup(mem, ret)) ||
@@ -209,8 +287,10 @@ void handle_auth(struct worker *w, struct http_req *r)
     a->r = r;
     a->cfg = cfg;
     a->c = c;
-    snprintf(a->scope, sizeof(a->scope), "%s", use_scope);
-    if (wxlua_vm_call_hook(w->vm, idx, "authorize", r, push_ctx, on_hook_done, a) == 0)
-        return;
-    auth_start_login(w, r, cfg, c, a->scope, a->return_url, 0);
+    a->hook = hook;
+    str_copy(a->scope, sizeof(a->scope), use_scope);
+    if (cfg->limits.auth_per_minute > 0)
+        check_rate(a);
+    else
+        authorize(a);
 }

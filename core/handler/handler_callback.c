@@ -533,6 +533,8 @@ static void on_state_claimed(const struct store_reply *rep, void *arg)
         return;
     }
     if (rep->status != STORE_OK) {
+        log_msg(LOG_ERROR, rid(f), "callback: cannot mark the state used: %s",
+                rep->err ? rep->err : "store error");
         finish_page(f, "upstream");
         return;
     }
@@ -563,6 +565,9 @@ static void on_code_claimed(enum store_claim_outcome o, const char *v, size_t le
         log_msg(LOG_INFO, rid(f), "callback: duplicate callback, served the first's outcome");
         serve_outcome(f, v, len);
     } else {
+        log_msg(LOG_ERROR, rid(f), "callback: %s",
+                o == STORE_CLAIM_TIMEOUT ? "the first call for this code did not finish in time"
+                                         : "cannot claim the code: store error");
         f->code_key[0] = '\0';
         finish_page(f, "upstream");
     }

@@ -11,7 +11,7 @@
 /* Load balancers poll this often: the body is built without printf. */
 void handle_health(struct worker *w, struct http_req *r)
 {
-    char body[200];
+    char body[400];
     int ok = store_healthy(w->store);
     struct strbuf b = strbuf_init(body, sizeof(body));
     strbuf_put(&b, ok ? "{\"status\":\"ok\",\"worker\":" : "{\"status\":\"degraded\",\"worker\":");
@@ -19,6 +19,12 @@ void handle_health(struct worker *w, struct http_req *r)
     strbuf_put(&b, ok ? ",\"store\":\"ok\",\"connections\":"
                       : ",\"store\":\"unavailable\",\"connections\":");
     strbuf_num(&b, http_server_connections(w->http));
+    const char *warning = store_warning(w->store); /* a fixed text: no escaping needed */
+    if (warning) {
+        strbuf_put(&b, ",\"warning\":\"");
+        strbuf_put(&b, warning);
+        strbuf_put(&b, "\"");
+    }
     strbuf_put(&b, "}\n");
     http_req_add_header(r, "Cache-Control", "no-store");
     http_reply(r, ok ? 200 : 503, "application/json", body, (size_t)strbuf_done(&b, body));

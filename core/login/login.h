@@ -28,6 +28,7 @@ struct worker;
  *   q:APPID:DAY        cgi-bin/token calls made today (jssdk.c)
  *   jt:APPID, bt:APPID the sealed jsapi ticket and basic access_token (jssdk.c)
  *   lk:APPID, fence:APPID  the JS-SDK owner's lock and fencing token (jssdk.c)
+ *   rl:CLIENT:MINUTE   /auth requests of a client in a minute (handler_auth.c)
  *   lua:KEY            wx.store's keys: scripts see nothing else (lua_store.c) */
 #define KEY_STATE        "st:"
 #define KEY_STATE_USED   "su:"
@@ -40,6 +41,7 @@ struct worker;
 #define KEY_JSSDK_LOCK   "lk:"
 #define KEY_JSSDK_FENCE  "fence:"
 #define KEY_SCRIPTS      "lua:"
+#define KEY_RATE         "rl:"
 
 /* Is url an absolute http(s) URL on the campaign's allow-list? Exact scheme,
  * host and port (default ports normalized), optional path prefix; refuses

@@ -43,6 +43,11 @@ int store_healthy(store_conn_t *c)
     return c->store->ops->healthy ? c->store->ops->healthy(c) : 1;
 }
 
+const char *store_warning(store_conn_t *c)
+{
+    return c && c->store->ops->warning ? c->store->ops->warning(c) : NULL;
+}
+
 /* A NULL callback means the caller does not want the reply. */
 static void ignore_reply(const struct store_reply *reply, void *arg)
 {
@@ -82,7 +87,15 @@ int store_add(store_conn_t *c, const char *key, size_t klen, const char *val, si
 {
     if (!c || fix_buf(&key, klen) < 0 || fix_buf(&val, vlen) < 0)
         return -1;
-    return c->store->ops->add(c, key, klen, val, vlen, ttl_ms, cb ? cb : ignore_reply, arg);
+    return c->store->ops->add(c, key, klen, val, vlen, ttl_ms, 0, cb ? cb : ignore_reply, arg);
+}
+
+int store_add_evictable(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                        uint64_t ttl_ms, store_cb cb, void *arg)
+{
+    if (!c || fix_buf(&key, klen) < 0 || fix_buf(&val, vlen) < 0)
+        return -1;
+    return c->store->ops->add(c, key, klen, val, vlen, ttl_ms, 1, cb ? cb : ignore_reply, arg);
 }
 
 int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,

@@ -49,12 +49,22 @@ int store_set(store_conn_t *c, const char *key, size_t klen, const char *val, si
 /* Set only if absent: STORE_OK when written, STORE_EXISTS otherwise. */
 int store_add(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
               uint64_t ttl_ms, store_cb cb, void *arg);
+/* store_add for a record that may give way to new ones when the store is
+ * full (a login state nobody may ever call back for): the memory store
+ * evicts such records, oldest first, before it refuses a write; with Redis
+ * its maxmemory-policy decides (README: volatile-lru). */
+int store_add_evictable(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
+                        uint64_t ttl_ms, store_cb cb, void *arg);
 /* Add delta to an integer value; a missing key starts at 0 and gets ttl_ms
  * (an existing key keeps its TTL). A non-integer value is STORE_ERROR. */
 int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
                store_cb cb, void *arg);
 /* STORE_OK when a key was removed, STORE_NOT_FOUND otherwise. */
 int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
+
+/* What an operator should know about the store now (Redis at maxmemory
+ * refusing writes), for /healthz; NULL when all is well. */
+const char *store_warning(store_conn_t *c);
 
 /* Claim, or wait for the first claimer's result: for work that must happen
  * once across workers and instances (a code exchanged once, a JS-SDK ticket

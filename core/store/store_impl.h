@@ -17,12 +17,14 @@ struct store_ops {
     int (*set)(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
                uint64_t ttl_ms, store_cb cb, void *arg);
     int (*add)(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-               uint64_t ttl_ms, store_cb cb, void *arg);
+               uint64_t ttl_ms, int evictable, store_cb cb, void *arg);
     int (*incr)(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
                 store_cb cb, void *arg);
     int (*del)(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
     /* 1 when calls can be served now; NULL means always (memory). */
     int (*healthy)(store_conn_t *c);
+    /* What an operator should know (Redis refusing writes), or NULL. */
+    const char *(*warning)(store_conn_t *c);
 };
 
 struct store {
@@ -37,9 +39,10 @@ struct store_conn {
  * the url: "" or "?max_mb=N". */
 store_t *store_memory_open(const char *opts, const char **err);
 
-/* Keys held (expired ones not yet swept included) and bytes charged against
- * the cap. For tests and metrics; s must be a memory store. */
-void store_memory_stats(store_t *s, size_t *keys, size_t *bytes);
+/* Keys held (expired ones not yet swept included), bytes charged against
+ * the cap, and evictable entries evicted so far. For tests and metrics; s
+ * must be a memory store. */
+void store_memory_stats(store_t *s, size_t *keys, size_t *bytes, size_t *evicted);
 
 /* The Redis back end (store_redis.c). url is the whole "redis://..." url;
  * it is parsed and its host resolved here, but nothing connects before

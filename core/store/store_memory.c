@@ -11,7 +11,11 @@
  *
  * Every entry is charged (key, value and bookkeeping) against the cap. A
  * write that would pass the cap first sweeps the expired keys of every
- * shard, then fails with "store full"; nothing live is ever evicted.
+ * shard. If that is not enough, it evicts evictable entries, oldest first:
+ * those written with store_add_evictable (login states that nobody may ever
+ * call back for), kept per shard in insertion order. Only then does it fail
+ * with "store full": no other live entry is ever evicted, so a flood of
+ * /auth makes old unused states give way instead of refusing every login.
  *
  * Replies are built under the shard lock, then queued on the calling
  * connection and delivered on the next turn of its event loop, as Redis
@@ -28,6 +32,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "metrics.h"
 #include "store_impl.h"
 
 #include <event2/event.h>
@@ -40,9 +45,12 @@
 #define DEFAULT_MAX_MB  512        /* a cap, not a reservation: used as filled */
 #define MAX_MAX_MB      (1u << 20) /* 1 TiB */
 #define NOT_IN_HEAP     SIZE_MAX
+#define EVICT_SLACK     64 /* evict 1/64 of the cap more than a write needs */
 
 struct entry {
-    struct entry *next; /* bucket chain */
+    struct entry *next;          /* bucket chain */
+    struct entry *older, *newer; /* the shard's evictable entries, oldest first */
+    int evictable;
     uint64_t hash;
     uint64_t expire_at; /* ms on the store clock; 0: never */
     size_t heap_idx;    /* index in the shard's heap; NOT_IN_HEAP without TTL */
@@ -57,6 +65,7 @@ struct shard {
     size_t count;
     struct entry **heap; /* min-heap on expire_at */
     size_t heap_len, heap_cap;
+    struct entry *oldest, *newest; /* evictable entries in insertion order */
 };
 
 struct mem_store {
@@ -65,6 +74,7 @@ struct mem_store {
     size_t cap;
     _Atomic size_t used;
     _Atomic int64_t clock_offset; /* store_memory_advance_clock() */
+    _Atomic size_t evictions;     /* evictable entries evicted to make room */
     struct shard shards[NSHARDS];
 };
 
@@ -259,7 +269,8 @@ static struct entry *entry_new(uint64_t hash, const char *key, size_t klen, cons
     struct entry *e = malloc(sizeof *e + klen + vlen);
     if (!e)
         return NULL;
-    e->next = NULL;
+    e->next = e->older = e->newer = NULL;
+    e->evictable = 0;
     e->hash = hash;
     e->expire_at = expire_at;
     e->heap_idx = NOT_IN_HEAP;
@@ -287,11 +298,37 @@ static int mem_charge(struct mem_store *m, size_t old_cost, size_t new_cost)
     return 0;
 }
 
+static void evict_list_add(struct shard *sh, struct entry *e)
+{
+    e->older = sh->newest;
+    e->newer = NULL;
+    if (sh->newest)
+        sh->newest->newer = e;
+    else
+        sh->oldest = e;
+    sh->newest = e;
+}
+
+static void evict_list_remove(struct shard *sh, struct entry *e)
+{
+    if (!e->evictable)
+        return;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        sh->oldest = e->newer;
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        sh->newest = e->older;
+}
+
 /* Unlink and free the entry *slot points at. */
 static void entry_remove(struct mem_store *m, struct shard *sh, struct entry **slot)
 {
     struct entry *e = *slot;
     *slot = e->next;
+    evict_list_remove(sh, e);
     if (e->heap_idx != NOT_IN_HEAP)
         heap_remove(sh, e);
     sh->count--;
@@ -310,6 +347,7 @@ static void entry_link(struct shard *sh, struct entry **slot, struct entry *e)
         *slot = e;
         if (old->heap_idx != NOT_IN_HEAP)
             heap_remove(sh, old);
+        evict_list_remove(sh, old);
         free(old);
     } else {
         struct entry **head = bucket_of(sh, e->hash);
@@ -319,6 +357,8 @@ static void entry_link(struct shard *sh, struct entry **slot, struct entry *e)
     }
     if (e->expire_at)
         heap_push(sh, e);
+    if (e->evictable)
+        evict_list_add(sh, e);
 }
 
 /* The link that points at key's entry, or NULL when the key is absent. An
@@ -343,7 +383,7 @@ static struct entry **find_live(struct mem_store *m, struct shard *sh, uint64_t 
  * err_nomem. */
 static const char *entry_put(struct mem_store *m, struct shard *sh, struct entry **slot,
                              uint64_t hash, const char *key, size_t klen, const char *val,
-                             size_t vlen, uint64_t expire_at)
+                             size_t vlen, uint64_t expire_at, int evictable)
 {
     size_t old_cost = slot ? entry_cost((*slot)->klen, (*slot)->vlen) : 0;
     size_t new_cost = entry_cost(klen, vlen);
@@ -354,6 +394,7 @@ static const char *entry_put(struct mem_store *m, struct shard *sh, struct entry
     struct entry *e = entry_new(hash, key, klen, val, vlen, expire_at);
     if (!e)
         return err_nomem;
+    e->evictable = evictable;
     if (mem_charge(m, old_cost, new_cost) < 0) {
         free(e);
         return err_full;
@@ -485,14 +526,15 @@ struct write {
     size_t vlen;
     long long delta;
     uint64_t ttl_ms;
+    int evictable; /* add: the entry may be evicted to make room */
 };
 
 static void apply_set(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
                       uint64_t now, struct store_reply *r)
 {
     struct entry **slot = find_live(m, sh, hash, w->key, w->klen, now);
-    r->err =
-        entry_put(m, sh, slot, hash, w->key, w->klen, w->val, w->vlen, expiry_for(now, w->ttl_ms));
+    r->err = entry_put(m, sh, slot, hash, w->key, w->klen, w->val, w->vlen,
+                       expiry_for(now, w->ttl_ms), 0);
 }
 
 static void apply_add(struct mem_store *m, struct shard *sh, uint64_t hash, const struct write *w,
@@ -502,8 +544,8 @@ static void apply_add(struct mem_store *m, struct shard *sh, uint64_t hash, cons
         r->status = STORE_EXISTS;
         return;
     }
-    r->err =
-        entry_put(m, sh, NULL, hash, w->key, w->klen, w->val, w->vlen, expiry_for(now, w->ttl_ms));
+    r->err = entry_put(m, sh, NULL, hash, w->key, w->klen, w->val, w->vlen,
+                       expiry_for(now, w->ttl_ms), w->evictable);
 }
 
 /* Integers are stored as decimal text, so get returns them readably. A new
@@ -529,7 +571,7 @@ static void apply_incr(struct mem_store *m, struct shard *sh, uint64_t hash, con
         return;
     }
     int len = snprintf(text, sizeof text, "%lld", n);
-    r->err = entry_put(m, sh, slot, hash, w->key, w->klen, text, (size_t)len, expire_at);
+    r->err = entry_put(m, sh, slot, hash, w->key, w->klen, text, (size_t)len, expire_at, 0);
     r->number = n;
 }
 
@@ -589,9 +631,48 @@ static int queue_reply(store_conn_t *c, const struct store_reply *r, char *value
     return 0;
 }
 
+/* wxgate_store_evictions_total, looked up once. */
+static struct metrics_counter *evictions_counter(void)
+{
+    static struct metrics_counter *c;
+    struct metrics_counter *v = __atomic_load_n(&c, __ATOMIC_ACQUIRE);
+    if (!v) {
+        v = metrics_counter("wxgate_store_evictions_total", NULL);
+        __atomic_store_n(&c, v, __ATOMIC_RELEASE);
+    }
+    return v;
+}
+
+/* Evicts evictable entries, oldest first, until need more bytes fit under
+ * the cap: from shard `first` on, one shard lock at a time. Returns how many
+ * were evicted. */
+static size_t evict_oldest(struct mem_store *m, unsigned first, size_t need)
+{
+    size_t evicted = 0;
+    uint64_t now = mem_now(m);
+    for (unsigned k = 0; k < NSHARDS && atomic_load(&m->used) + need > m->cap; k++) {
+        struct shard *sh = &m->shards[(first + k) % NSHARDS];
+        shard_lock(m, sh, now);
+        while (sh->oldest && atomic_load(&m->used) + need > m->cap) {
+            struct entry *e = sh->oldest;
+            struct entry **slot = bucket_of(sh, e->hash);
+            while (*slot != e)
+                slot = &(*slot)->next;
+            entry_remove(m, sh, slot);
+            evicted++;
+        }
+        shard_unlock(sh);
+    }
+    atomic_fetch_add(&m->evictions, evicted);
+    if (evicted)
+        metrics_counter_add(evictions_counter(), evicted);
+    return evicted;
+}
+
 /* Run one write under its shard's lock and reply after unlocking. A write
- * refused for room is retried once after sweep_all() has dropped every
- * expired key, so "store full" means full of live data. */
+ * refused for room is retried after sweep_all() has dropped every expired
+ * key, then after evicting the oldest evictable entries, so "store full"
+ * means full of data that may not be evicted. */
 static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *arg)
 {
     struct mem_store *m = (struct mem_store *)c->store;
@@ -605,9 +686,15 @@ static int mem_write(store_conn_t *c, const struct write *w, store_cb cb, void *
         shard_lock(m, sh, now);
         w->apply(m, sh, hash, w, now, &r);
         shard_unlock(sh);
-        if (r.err != err_full || tries)
+        /* Other workers may take the room made for this write: evict again,
+         * a few times, while there is anything left to evict. */
+        if (r.err != err_full || tries == 8)
             break;
-        sweep_all(m);
+        if (tries == 0)
+            sweep_all(m);
+        else if (!evict_oldest(m, (unsigned)(sh - m->shards),
+                               entry_cost(w->klen, w->vlen) + m->cap / EVICT_SLACK))
+            break;
     }
     if (r.err)
         r.status = STORE_ERROR;
@@ -653,10 +740,15 @@ static int mem_set(store_conn_t *c, const char *key, size_t klen, const char *va
 }
 
 static int mem_add(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                   uint64_t ttl_ms, store_cb cb, void *arg)
+                   uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
 {
-    struct write w = {
-        .apply = apply_add, .key = key, .klen = klen, .val = val, .vlen = vlen, .ttl_ms = ttl_ms};
+    struct write w = {.apply = apply_add,
+                      .key = key,
+                      .klen = klen,
+                      .val = val,
+                      .vlen = vlen,
+                      .ttl_ms = ttl_ms,
+                      .evictable = evictable};
     return mem_write(c, &w, cb, arg);
 }
 
@@ -761,6 +853,7 @@ store_t *store_memory_open(const char *opts, const char **err)
     m->base.ops = &memory_ops;
     m->cap = max_mb << 20;
     atomic_init(&m->used, 0);
+    atomic_init(&m->evictions, 0);
     atomic_init(&m->clock_offset, 0);
     if (getrandom(m->seed, sizeof m->seed, 0) != (ssize_t)sizeof m->seed) {
         free(m);
@@ -785,7 +878,7 @@ void store_memory_advance_clock(store_t *s, int64_t ms)
         atomic_fetch_add(&((struct mem_store *)s)->clock_offset, ms);
 }
 
-void store_memory_stats(store_t *s, size_t *keys, size_t *bytes)
+void store_memory_stats(store_t *s, size_t *keys, size_t *bytes, size_t *evicted)
 {
     struct mem_store *m = (struct mem_store *)s;
     size_t n = 0;
@@ -796,4 +889,6 @@ void store_memory_stats(store_t *s, size_t *keys, size_t *bytes)
     }
     *keys = n;
     *bytes = atomic_load(&m->used);
+    if (evicted)
+        *evicted = atomic_load(&m->evictions);
 }

@@ -92,6 +92,7 @@ struct redis_store {
     char *prefix;
     size_t plen;
     int timeout_ms, connect_timeout_ms;
+    _Atomic int refusing_writes; /* the last write met maxmemory ("OOM ...") */
 };
 
 enum conn_state {
@@ -270,6 +271,12 @@ static void on_cmd_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (reply) {
         c->progress_ms = now_ms();
         c->stalled = 0;
+        /* Redis at maxmemory with a policy that cannot make room refuses
+         * writes; /healthz says so until a write goes through again. */
+        const redisReply *r = reply;
+        if (cmd->kind == CMD_SET || cmd->kind == CMD_ADD || cmd->kind == CMD_INCR)
+            c->rs->refusing_writes =
+                r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "OOM", 3) == 0;
     }
     if (cmd->done) {
         cmd_free(cmd);
@@ -493,8 +500,9 @@ static int redis_set(store_conn_t *sc, const char *key, size_t klen, const char 
                  vlen, (unsigned long long)clamp_ttl(ttl_ms));
 }
 
+/* evictable: Redis evicts by its maxmemory-policy (README: volatile-lru). */
 static int redis_add(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
-                     uint64_t ttl_ms, store_cb cb, void *arg)
+                     uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
 {
     struct redis_conn *c = (struct redis_conn *)sc;
     struct redis_store *rs = c->rs;
@@ -523,6 +531,14 @@ static int redis_healthy(store_conn_t *sc)
 {
     struct redis_conn *c = (struct redis_conn *)sc;
     return c->state == CONN_READY && !c->stalled;
+}
+
+static const char *redis_warning(store_conn_t *sc)
+{
+    struct redis_conn *c = (struct redis_conn *)sc;
+    return c->rs->refusing_writes ? "redis refuses writes (maxmemory): logins cannot start; "
+                                    "set maxmemory-policy volatile-lru or raise maxmemory"
+                                  : NULL;
 }
 
 /* Connects at once (without blocking); a Redis that is down now only means
@@ -608,6 +624,7 @@ static const struct store_ops redis_ops = {
     .incr = redis_incr,
     .del = redis_del,
     .healthy = redis_healthy,
+    .warning = redis_warning,
 };
 
 /* ------------------------------------------------------------ the url */

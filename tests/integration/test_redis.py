@@ -243,3 +243,28 @@ def test_two_demos_on_one_redis_share_logins(sandbox, redis):
         for p in demos:
             p.stop()
             p.check_sanitizers()
+
+
+def test_healthz_warns_while_redis_refuses_writes(gateway, sandbox, redis):
+    """Redis at maxmemory with noeviction refuses writes: /auth answers
+    busy, /healthz says why, and both recover when Redis has room again."""
+    sb, (g,) = instances(gateway, sandbox, redis, n=1)
+    assert "warning" not in requests.get(g.url + "/healthz", timeout=5).json()
+    used = int(re.search(rb"used_memory:(\d+)", redis.command("INFO", "memory")).group(1))
+    redis.command("CONFIG", "SET", "maxmemory-policy", "noeviction")
+    redis.command("CONFIG", "SET", "maxmemory", str(used))  # full already
+    try:
+        s = phone(sb)
+        r = s.get(g.url + "/auth?campaign=base&return=" + urllib.parse.quote(PAGE, safe=""),
+                  allow_redirects=False, timeout=10)
+        assert r.status_code == 503
+        health = wait_until(lambda: [h for h in (requests.get(g.url + "/healthz", timeout=5)
+                                                 .json() for _ in range(4)) if "warning" in h],
+                            what="the warning on /healthz")[0]
+        assert "maxmemory" in health["warning"] and health["status"] == "ok"
+    finally:
+        redis.command("CONFIG", "SET", "maxmemory", "0")
+    for _ in range(4):  # both workers write again
+        start(s, g)
+    wait_until(lambda: all("warning" not in requests.get(g.url + "/healthz", timeout=5).json()
+                           for _ in range(6)), what="the warning to clear")

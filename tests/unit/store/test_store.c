@@ -43,7 +43,7 @@ static int f_set(store_conn_t *c, const char *key, size_t klen, const char *val,
     return 0;
 }
 static int f_add(store_conn_t *c, const char *key, size_t klen, const char *val, size_t vlen,
-                 uint64_t ttl_ms, store_cb cb, void *arg)
+                 uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
 {
     note("add", key, klen, cb);
     seen.val = val;

@@ -395,7 +395,7 @@ static void test_active_expiry(void **state)
     struct fixture *f = *state;
     char key[32];
     size_t keys, bytes, empty_bytes;
-    store_memory_stats(f->s, &keys, &empty_bytes);
+    store_memory_stats(f->s, &keys, &empty_bytes, NULL);
     assert_int_equal(keys, 0);
     assert_int_equal(empty_bytes, 0);
 
@@ -403,20 +403,20 @@ static void test_active_expiry(void **state)
         snprintf(key, sizeof key, "short:%d", i);
         assert_int_equal(set(f->c, S(key), S("v"), 60000).status, STORE_OK);
     }
-    store_memory_stats(f->s, &keys, &bytes);
+    store_memory_stats(f->s, &keys, &bytes, NULL);
     assert_int_equal(keys, 1000);
     store_memory_advance_clock(f->s, 60000);
     for (int i = 0; i < 2000; i++) {
         snprintf(key, sizeof key, "other:%d", i);
         assert_int_equal(set(f->c, S(key), S("v"), 0).status, STORE_OK);
     }
-    store_memory_stats(f->s, &keys, &bytes);
+    store_memory_stats(f->s, &keys, &bytes, NULL);
     assert_int_equal(keys, 2000);
     for (int i = 0; i < 2000; i++) {
         snprintf(key, sizeof key, "other:%d", i);
         assert_int_equal(del(f->c, S(key)).status, STORE_OK);
     }
-    store_memory_stats(f->s, &keys, &bytes);
+    store_memory_stats(f->s, &keys, &bytes, NULL);
     assert_int_equal(keys, 0);
     assert_int_equal(bytes, 0);
 }
@@ -451,7 +451,7 @@ static void test_many_ttls(void **state)
         assert_int_equal(get(f->c, S(key)).status, STORE_NOT_FOUND);
     }
     size_t keys, bytes;
-    store_memory_stats(f->s, &keys, &bytes);
+    store_memory_stats(f->s, &keys, &bytes, NULL);
     assert_int_equal(keys, 0);
     assert_int_equal(bytes, 0);
 }
@@ -474,6 +474,53 @@ static int fill(store_conn_t *c, const char *prefix, size_t vlen, uint64_t ttl)
     }
 }
 
+/* Evictable entries (login states) give way to new ones, oldest first;
+ * nothing else is ever evicted. */
+static void test_evictable_entries_give_way(void **state)
+{
+    struct fixture *f = *state;
+    char key[32], val[512];
+    memset(val, 's', sizeof val);
+    /* Half the store is data that may not be evicted. */
+    int kept = 0;
+    for (; kept < 800; kept++) {
+        snprintf(key, sizeof key, "keep%d", kept);
+        assert_int_equal(set(f->c, S(key), val, sizeof val, 0).status, STORE_OK);
+    }
+    /* Then ten times the store's room in states: every one is accepted. */
+    int states = 20000;
+    for (int i = 0; i < states; i++) {
+        snprintf(key, sizeof key, "st:%d", i);
+        struct result res = {0};
+        assert_int_equal(store_add_evictable(f->c, S(key), val, sizeof val, 1800000, record, &res),
+                         0);
+        answered(&res);
+        assert_int_equal(res.status, STORE_OK);
+    }
+    size_t keys, bytes, evicted;
+    store_memory_stats(f->s, &keys, &bytes, &evicted);
+    assert_true(evicted > (size_t)states / 2);
+    assert_true(bytes <= 1 << 20);
+    /* The newest states are there, the oldest gave way, nothing kept did. */
+    snprintf(key, sizeof key, "st:%d", states - 1);
+    assert_int_equal(get(f->c, S(key)).status, STORE_OK);
+    assert_int_equal(get(f->c, S("st:0")).status, STORE_NOT_FOUND);
+    for (int i = 0; i < kept; i++) {
+        snprintf(key, sizeof key, "keep%d", i);
+        assert_int_equal(get(f->c, S(key)).status, STORE_OK);
+    }
+    /* Full of data that may not be evicted: a state is refused, not forced in. */
+    for (int i = 0;; i++) {
+        snprintf(key, sizeof key, "more%d", i);
+        if (set(f->c, S(key), val, sizeof val, 0).status != STORE_OK)
+            break;
+    }
+    struct result res = {0};
+    assert_int_equal(store_add_evictable(f->c, S("st:late"), val, sizeof val, 0, record, &res), 0);
+    answered(&res);
+    assert_int_equal(res.status, STORE_ERROR);
+}
+
 static void test_memory_cap(void **state)
 {
     struct fixture *f = *state;
@@ -484,7 +531,7 @@ static void test_memory_cap(void **state)
     assert_true(n > 800);
     fill(f->c, "tiny", 1, 0); /* top off the last bytes */
     size_t keys, bytes;
-    store_memory_stats(f->s, &keys, &bytes);
+    store_memory_stats(f->s, &keys, &bytes, NULL);
     assert_true(keys >= (size_t)n);
     assert_true(bytes <= 1 << 20 && bytes > (1 << 20) - 128);
 
@@ -518,7 +565,7 @@ static void test_memory_cap_expired_make_room(void **state)
     int again = fill(f->c, "fresh", 1024, 0);
     assert_true(again >= n - 8);
     size_t keys, bytes;
-    store_memory_stats(f->s, &keys, &bytes);
+    store_memory_stats(f->s, &keys, &bytes, NULL);
     assert_int_equal(keys, (size_t)again);
     store_memory_advance_clock(f->s, -60000);
     assert_int_equal(get(f->c, S("k0")).status, STORE_NOT_FOUND);
@@ -635,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_active_expiry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_ttls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_cap, setup_1mb, teardown),
+        cmocka_unit_test_setup_teardown(test_evictable_entries_give_way, setup_1mb, teardown),
         cmocka_unit_test_setup_teardown(test_memory_cap_expired_make_room, setup_1mb, teardown),
         cmocka_unit_test_setup_teardown(test_reentrant_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
