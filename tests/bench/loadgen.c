@@ -136,6 +136,7 @@ static struct lat lat_login, lat_step[NSTEPS];
 
 static long rss_start, rss_peak, rss_end;
 static double cpu_start, cpu_end;
+static double self_start, self_end;   /* the load generator's own CPU */
 static struct event *sample_ev, *end_ev, *warm_ev;
 
 static double now_s(void) {
@@ -620,9 +621,16 @@ static void sample(evutil_socket_t fd, short ev, void *arg) {
     }
 }
 
+static double self_cpu(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
 static void begin_measure(evutil_socket_t fd, short ev, void *arg) {
     measuring = 1;
     t_measure = now_s();
+    self_start = self_cpu();
     if (gw_pid) {
         cpu_start = proc_cpu(gw_pid);
         rss_start = rss_peak = proc_rss_kb(gw_pid);
@@ -633,6 +641,7 @@ static void end_run(evutil_socket_t fd, short ev, void *arg) {
     if (stopping) return;
     stopping = 1;
     t_end_measure = now_s();
+    self_end = self_cpu();
     if (gw_pid) {
         cpu_end = proc_cpu(gw_pid);
         rss_end = proc_rss_kb(gw_pid);
@@ -667,7 +676,8 @@ static void report(void) {
         for (int s = ST_AUTH; s < NSTEPS; s++)
             printf("    %-10s p50 %8.2f ms  p99 %8.2f ms  (%zu)\n", step_name[s],
                    pct(&lat_step[s], 50) * 1e3, pct(&lat_step[s], 99) * 1e3, lat_step[s].n);
-        printf("  in flight: max %ld; new connections %ld\n", inflight_max, new_conns);
+        printf("  in flight: max %ld; new connections %ld; loadgen CPU %.0f%% of a core\n", inflight_max,
+               new_conns, el > 0 ? (self_end - self_start) * 100 / el : 0);
         printf("  errors: %ld\n", nerr);
         for (int k = 0; k < NERR; k++)
             for (int s = 0; s < NSTEPS; s++)
@@ -704,7 +714,8 @@ static void report(void) {
                 printf("%s\"%s_%s\":%ld", first ? "" : ",", err_name[k], step_name[s], errs[k][s]);
                 first = 0;
             }
-    printf("},\"inflight_max\":%ld,\"new_connections\":%ld", inflight_max, new_conns);
+    printf("},\"inflight_max\":%ld,\"new_connections\":%ld,\"loadgen_cpu_s\":%.3f", inflight_max, new_conns,
+           self_end - self_start);
     if (gw_pid)
         printf(",\"gateway_pid\":%d,\"gateway_cpu_s\":%.3f,\"cpu_us_per_login\":%.1f,"
                "\"rss_start_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_inflight_kb\":%.3f",
