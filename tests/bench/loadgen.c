@@ -656,8 +656,9 @@ static void on_sigint(evutil_socket_t fd, short ev, void *arg) { end_run(0, 0, N
 /* ---- report ---- */
 static void report(void) {
     double el = t_end_measure - t_measure;
-    qsort(lat_login.v, lat_login.n, sizeof(double), cmp_d);
-    for (int s = 0; s < NSTEPS; s++) qsort(lat_step[s].v, lat_step[s].n, sizeof(double), cmp_d);
+    if (lat_login.n) qsort(lat_login.v, lat_login.n, sizeof(double), cmp_d);
+    for (int s = 0; s < NSTEPS; s++)
+        if (lat_step[s].n) qsort(lat_step[s].v, lat_step[s].n, sizeof(double), cmp_d);
     long nerr = 0;
     for (int k = 0; k < NERR; k++) for (int s = 0; s < NSTEPS; s++) nerr += errs[k][s];
     double lps = el > 0 ? completed / el : 0;
