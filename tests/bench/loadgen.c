@@ -48,25 +48,34 @@ static const char *step_name[NSTEPS] = {"sandbox_login", "auth", "authorize", "c
 enum errkind { E_CONNECT, E_TIMEOUT, E_CLOSED, E_STATUS, E_ANSWER, NERR };
 static const char *err_name[NERR] = {"connect", "timeout", "closed", "status", "answer"};
 
-#define MAX_URL 2048
+#define MAX_URL  2048
 #define NCOOKIES 4
 
 struct host {
-    char base[256];          /* "http://host:port", what a Location starts with */
-    char hosthdr[256];       /* the Host header */
+    char base[256];    /* "http://host:port", what a Location starts with */
+    char hosthdr[256]; /* the Host header */
     struct sockaddr_in addr;
 };
 
 struct browser;
 
-enum rstate { R_IDLE, R_HEAD, R_BODY, R_CHUNK_SIZE, R_CHUNK_DATA, R_CHUNK_CRLF, R_TRAILER, R_UNTIL_CLOSE };
+enum rstate {
+    R_IDLE,
+    R_HEAD,
+    R_BODY,
+    R_CHUNK_SIZE,
+    R_CHUNK_DATA,
+    R_CHUNK_CRLF,
+    R_TRAILER,
+    R_UNTIL_CLOSE
+};
 
 struct conn {
     struct bufferevent *bev;
     struct browser *b;
     int host;
     int connected;
-    unsigned requests;        /* answered on this connection */
+    unsigned requests; /* answered on this connection */
     enum rstate rs;
     long remaining;
     int keepalive;
@@ -78,7 +87,10 @@ struct conn {
     size_t body_len;
 };
 
-struct cookie { char name[64]; char value[256]; };
+struct cookie {
+    char name[64];
+    char value[256];
+};
 
 struct browser {
     int id;
@@ -86,15 +98,15 @@ struct browser {
     enum step step;
     struct conn c[2];
     struct cookie jar[2][NCOOKIES];
-    char next[MAX_URL];       /* path of the next request */
+    char next[MAX_URL]; /* path of the next request */
     char ticket[256];
-    double t_login, t_step;   /* start of the login (intended) and of the request */
-    struct event *timer;      /* request timeout, or delayed start */
+    double t_login, t_step; /* start of the login (intended) and of the request */
+    struct event *timer;    /* request timeout, or delayed start */
     int retried;
     int has_login_cookie;
-    int in_login;             /* counted in inflight */
-    int done;                 /* no more logins */
-    double pending;           /* -R: intended start of a delayed login */
+    int in_login;   /* counted in inflight */
+    int done;       /* no more logins */
+    double pending; /* -R: intended start of a delayed login */
 };
 
 /* ---- options ---- */
@@ -106,12 +118,12 @@ static char *users[64];
 static int nusers;
 static int conc = 10;
 static double duration = 10;
-static long count_max = 0;     /* -n: logins to start, 0 = by duration */
+static long count_max = 0; /* -n: logins to start, 0 = by duration */
 static double warmup = 0;
 static double timeout_s = 10;
-static double rate = 0;        /* -R: logins started per second (0: closed loop) */
-static double ramp = 0;        /* browsers start spread over this many seconds */
-static int inflight_mode = 0;  /* -i */
+static double rate = 0;       /* -R: logins started per second (0: closed loop) */
+static double ramp = 0;       /* browsers start spread over this many seconds */
+static int inflight_mode = 0; /* -i */
 static int gw_pid = 0;
 static int quiet = 0;
 static double upstream_ms = -1; /* -U: for the report only */
@@ -125,96 +137,126 @@ static int measuring;
 static int stopping;
 static long started, completed, failed, started_total;
 static long errs[NERR][NSTEPS];
-static long bad_status[NSTEPS][6];   /* by class: 1xx..5xx, [0] other */
+static long bad_status[NSTEPS][6]; /* by class: 1xx..5xx, [0] other */
 static long inflight, inflight_max;
 static long new_conns;
-static double next_slot;             /* -R: intended start of the next login */
+static double next_slot; /* -R: intended start of the next login */
 static char auth_path[MAX_URL];
 
-struct lat { double *v; size_t n, cap; };
+struct lat {
+    double *v;
+    size_t n, cap;
+};
 static struct lat lat_login, lat_step[NSTEPS];
 
 static long rss_start, rss_peak, rss_end;
 static double cpu_start, cpu_end;
-static double self_start, self_end;   /* the load generator's own CPU */
+static double self_start, self_end; /* the load generator's own CPU */
 static struct event *sample_ev, *end_ev, *warm_ev;
 
-static double now_s(void) {
+static double now_s(void)
+{
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void lat_add(struct lat *l, double v) {
+static void lat_add(struct lat *l, double v)
+{
     if (l->n == l->cap) {
         l->cap = l->cap ? l->cap * 2 : 4096;
         l->v = realloc(l->v, l->cap * sizeof *l->v);
-        if (!l->v) { perror("realloc"); exit(2); }
+        if (!l->v) {
+            perror("realloc");
+            exit(2);
+        }
     }
     l->v[l->n++] = v;
 }
-static int cmp_d(const void *a, const void *b) {
+static int cmp_d(const void *a, const void *b)
+{
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
-static double pct(struct lat *l, double p) {   /* l sorted */
-    if (!l->n) return 0;
+static double pct(struct lat *l, double p)
+{ /* l sorted */
+    if (!l->n)
+        return 0;
     size_t i = (size_t)ceil(p / 100.0 * l->n);
-    if (i < 1) i = 1;
-    if (i > l->n) i = l->n;
+    if (i < 1)
+        i = 1;
+    if (i > l->n)
+        i = l->n;
     return l->v[i - 1];
 }
 
 /* ---- /proc ---- */
-static double proc_cpu(int pid) {     /* seconds of utime + stime */
+static double proc_cpu(int pid)
+{ /* seconds of utime + stime */
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = 0;
-    char *p = strrchr(buf, ')');       /* comm may hold spaces */
-    if (!p) return -1;
+    char *p = strrchr(buf, ')'); /* comm may hold spaces */
+    if (!p)
+        return -1;
     unsigned long ut = 0, st = 0;
     /* after ')': state(3) ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime(14) stime(15) */
-    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2) return -1;
+    if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
     return (double)(ut + st) / sysconf(_SC_CLK_TCK);
 }
-static long proc_rss_kb(int pid) {
+static long proc_rss_kb(int pid)
+{
     char path[64], line[256];
     snprintf(path, sizeof path, "/proc/%d/status", pid);
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     long kb = -1;
     while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "VmRSS:", 6)) { kb = atol(line + 6); break; }
+        if (!strncmp(line, "VmRSS:", 6)) {
+            kb = atol(line + 6);
+            break;
+        }
     fclose(f);
     return kb;
 }
 
 /* ---- URLs ---- */
-static int parse_base(const char *url, struct host *h) {
+static int parse_base(const char *url, struct host *h)
+{
     const char *p = url;
-    if (strncmp(p, "http://", 7)) return -1;
+    if (strncmp(p, "http://", 7))
+        return -1;
     p += 7;
     const char *end = p + strcspn(p, "/");
     char hp[200];
-    if ((size_t)(end - p) >= sizeof hp) return -1;
+    if ((size_t)(end - p) >= sizeof hp)
+        return -1;
     memcpy(hp, p, end - p);
     hp[end - p] = 0;
     snprintf(h->base, sizeof h->base, "http://%s", hp);
     snprintf(h->hosthdr, sizeof h->hosthdr, "%s", hp);
     char *colon = strrchr(hp, ':');
     const char *port = "80";
-    if (colon) { *colon = 0; port = colon + 1; }
+    if (colon) {
+        *colon = 0;
+        port = colon + 1;
+    }
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
-    if (getaddrinfo(hp, port, &hints, &res)) return -1;
+    if (getaddrinfo(hp, port, &hints, &res))
+        return -1;
     memcpy(&h->addr, res->ai_addr, sizeof h->addr);
     freeaddrinfo(res);
     return 0;
 }
-static void urlencode(const char *s, char *out, size_t cap) {
+static void urlencode(const char *s, char *out, size_t cap)
+{
     static const char hex[] = "0123456789ABCDEF";
     size_t o = 0;
     for (; *s && o + 4 < cap; s++) {
@@ -222,7 +264,11 @@ static void urlencode(const char *s, char *out, size_t cap) {
         if ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
             ch == '-' || ch == '_' || ch == '.' || ch == '~')
             out[o++] = ch;
-        else { out[o++] = '%'; out[o++] = hex[ch >> 4]; out[o++] = hex[ch & 15]; }
+        else {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        }
     }
     out[o] = 0;
 }
@@ -232,51 +278,72 @@ static void start_login(struct browser *b);
 static void send_request(struct browser *b);
 static void conn_close(struct conn *c);
 
-static void login_over(struct browser *b) {
-    if (b->in_login) { b->in_login = 0; inflight--; }
+static void login_over(struct browser *b)
+{
+    if (b->in_login) {
+        b->in_login = 0;
+        inflight--;
+    }
 }
 
-static void fail(struct browser *b, enum errkind k) {
-    if (measuring) { errs[k][b->step]++; failed++; }
+static void fail(struct browser *b, enum errkind k)
+{
+    if (measuring) {
+        errs[k][b->step]++;
+        failed++;
+    }
     event_del(b->timer);
     login_over(b);
     /* After a failure the connections start fresh. */
     conn_close(&b->c[GW]);
     conn_close(&b->c[SB]);
-    if (k == E_CONNECT) {     /* do not spin on a refused port */
+    if (k == E_CONNECT) { /* do not spin on a refused port */
         struct timeval tv = {0, 50000};
         evtimer_add(b->timer, &tv);
         b->step = ST_AUTH;
-        b->t_step = -1;       /* the timer starts a login */
+        b->t_step = -1; /* the timer starts a login */
         return;
     }
     start_login(b);
 }
 
-static void jar_set(struct browser *b, int host, const char *v) {
+static void jar_set(struct browser *b, int host, const char *v)
+{
     /* "name=value; attrs": keep name=value; Max-Age=0 deletes. */
     const char *eq = strchr(v, '='), *semi = strchr(v, ';');
-    if (!eq || (semi && semi < eq)) return;
+    if (!eq || (semi && semi < eq))
+        return;
     size_t nl = eq - v, vl = semi ? (size_t)(semi - eq - 1) : strlen(eq + 1);
-    while (vl && (eq[vl] == ' ' || eq[vl] == '\r')) vl--;
-    if (nl >= 64 || vl >= 256) return;
+    while (vl && (eq[vl] == ' ' || eq[vl] == '\r'))
+        vl--;
+    if (nl >= 64 || vl >= 256)
+        return;
     int del = semi && strcasestr(semi, "max-age=0") != NULL;
     struct cookie *free_slot = NULL;
     for (int i = 0; i < NCOOKIES; i++) {
         struct cookie *ck = &b->jar[host][i];
         if (ck->name[0] && strlen(ck->name) == nl && !memcmp(ck->name, v, nl)) {
-            if (del) ck->name[0] = 0;
-            else { memcpy(ck->value, eq + 1, vl); ck->value[vl] = 0; }
+            if (del)
+                ck->name[0] = 0;
+            else {
+                memcpy(ck->value, eq + 1, vl);
+                ck->value[vl] = 0;
+            }
             return;
         }
-        if (!ck->name[0] && !free_slot) free_slot = ck;
+        if (!ck->name[0] && !free_slot)
+            free_slot = ck;
     }
-    if (del || !free_slot) return;
-    memcpy(free_slot->name, v, nl); free_slot->name[nl] = 0;
-    memcpy(free_slot->value, eq + 1, vl); free_slot->value[vl] = 0;
+    if (del || !free_slot)
+        return;
+    memcpy(free_slot->name, v, nl);
+    free_slot->name[nl] = 0;
+    memcpy(free_slot->value, eq + 1, vl);
+    free_slot->value[vl] = 0;
 }
 
-static void parse_head(struct conn *c, char *h, size_t len) {
+static void parse_head(struct conn *c, char *h, size_t len)
+{
     struct browser *b = c->b;
     h[len - 1] = 0;
     c->status = 0;
@@ -285,40 +352,60 @@ static void parse_head(struct conn *c, char *h, size_t len) {
     c->keepalive = 1;
     c->body_len = 0;
     int chunked = 0;
-    if (strncmp(h, "HTTP/1.", 7) || strlen(h) < 12) { c->status = -1; return; }
-    if (h[7] == '0') c->keepalive = 0;
+    if (strncmp(h, "HTTP/1.", 7) || strlen(h) < 12) {
+        c->status = -1;
+        return;
+    }
+    if (h[7] == '0')
+        c->keepalive = 0;
     c->status = atoi(h + 9);
     char *line = strstr(h, "\r\n");
     while (line) {
         line += 2;
         char *end = strstr(line, "\r\n");
-        if (end) *end = 0;
+        if (end)
+            *end = 0;
         char *colon = strchr(line, ':');
         if (colon) {
             char *v = colon + 1;
-            while (*v == ' ' || *v == '\t') v++;
+            while (*v == ' ' || *v == '\t')
+                v++;
             size_t nl = colon - line;
-            if (nl == 14 && !strncasecmp(line, "content-length", 14)) c->remaining = atol(v);
-            else if (nl == 8 && !strncasecmp(line, "location", 8)) snprintf(c->location, sizeof c->location, "%s", v);
-            else if (nl == 10 && !strncasecmp(line, "set-cookie", 10)) jar_set(b, c->host, v);
-            else if (nl == 17 && !strncasecmp(line, "transfer-encoding", 17)) chunked = strcasestr(v, "chunked") != NULL;
+            if (nl == 14 && !strncasecmp(line, "content-length", 14))
+                c->remaining = atol(v);
+            else if (nl == 8 && !strncasecmp(line, "location", 8))
+                snprintf(c->location, sizeof c->location, "%s", v);
+            else if (nl == 10 && !strncasecmp(line, "set-cookie", 10))
+                jar_set(b, c->host, v);
+            else if (nl == 17 && !strncasecmp(line, "transfer-encoding", 17))
+                chunked = strcasestr(v, "chunked") != NULL;
             else if (nl == 10 && !strncasecmp(line, "connection", 10)) {
-                if (strcasestr(v, "close")) c->keepalive = 0;
-                else if (strcasestr(v, "keep-alive")) c->keepalive = 1;
+                if (strcasestr(v, "close"))
+                    c->keepalive = 0;
+                else if (strcasestr(v, "keep-alive"))
+                    c->keepalive = 1;
             }
         }
         line = end;
     }
-    if (chunked) c->rs = R_CHUNK_SIZE;
-    else if (c->remaining > 0) c->rs = R_BODY;
-    else if (c->remaining == 0 || c->status == 204 || c->status == 304 || c->status / 100 == 1) c->rs = R_IDLE;
-    else { c->rs = R_UNTIL_CLOSE; c->keepalive = 0; }
+    if (chunked)
+        c->rs = R_CHUNK_SIZE;
+    else if (c->remaining > 0)
+        c->rs = R_BODY;
+    else if (c->remaining == 0 || c->status == 204 || c->status == 304 || c->status / 100 == 1)
+        c->rs = R_IDLE;
+    else {
+        c->rs = R_UNTIL_CLOSE;
+        c->keepalive = 0;
+    }
 }
 
-static void body_take(struct conn *c, struct evbuffer *in, size_t n) {
+static void body_take(struct conn *c, struct evbuffer *in, size_t n)
+{
     size_t room = sizeof c->body - 1 - c->body_len;
     size_t k = n < room ? n : room;
-    if (k) evbuffer_copyout(in, c->body + c->body_len, k);
+    if (k)
+        evbuffer_copyout(in, c->body + c->body_len, k);
     c->body_len += k;
     c->body[c->body_len] = 0;
     evbuffer_drain(in, n);
@@ -326,8 +413,10 @@ static void body_take(struct conn *c, struct evbuffer *in, size_t n) {
 
 static void on_response(struct browser *b, struct conn *c);
 
-static void conn_close(struct conn *c) {
-    if (c->bev) bufferevent_free(c->bev);
+static void conn_close(struct conn *c)
+{
+    if (c->bev)
+        bufferevent_free(c->bev);
     c->bev = NULL;
     c->connected = 0;
     c->requests = 0;
@@ -335,27 +424,33 @@ static void conn_close(struct conn *c) {
 }
 
 /* One response is complete on c. */
-static void response_done(struct conn *c) {
+static void response_done(struct conn *c)
+{
     struct browser *b = c->b;
     c->rs = R_IDLE;
     c->requests++;
-    if (!c->keepalive) conn_close(c);
+    if (!c->keepalive)
+        conn_close(c);
     on_response(b, c);
 }
 
-static void on_read(struct bufferevent *bev, void *arg) {
+static void on_read(struct bufferevent *bev, void *arg)
+{
     struct conn *c = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    if (evbuffer_get_length(in)) c->got_bytes = 1;
+    if (evbuffer_get_length(in))
+        c->got_bytes = 1;
     for (;;) {
         switch (c->rs) {
         case R_IDLE:
-            evbuffer_drain(in, evbuffer_get_length(in));   /* nothing asked */
+            evbuffer_drain(in, evbuffer_get_length(in)); /* nothing asked */
             return;
         case R_HEAD: {
             struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
             if (p.pos < 0) {
-                if (evbuffer_get_length(in) > 65536) { fail(c->b, E_ANSWER); }
+                if (evbuffer_get_length(in) > 65536) {
+                    fail(c->b, E_ANSWER);
+                }
                 return;
             }
             size_t hl = p.pos + 4;
@@ -364,8 +459,14 @@ static void on_read(struct bufferevent *bev, void *arg) {
             h[hl] = 0;
             parse_head(c, h, hl);
             free(h);
-            if (c->status < 0) { fail(c->b, E_ANSWER); return; }
-            if (c->rs == R_IDLE) { response_done(c); return; }
+            if (c->status < 0) {
+                fail(c->b, E_ANSWER);
+                return;
+            }
+            if (c->rs == R_IDLE) {
+                response_done(c);
+                return;
+            }
             break;
         }
         case R_BODY: {
@@ -373,13 +474,17 @@ static void on_read(struct bufferevent *bev, void *arg) {
             size_t n = have < (size_t)c->remaining ? have : (size_t)c->remaining;
             body_take(c, in, n);
             c->remaining -= n;
-            if (c->remaining == 0) { response_done(c); return; }
+            if (c->remaining == 0) {
+                response_done(c);
+                return;
+            }
             return;
         }
         case R_CHUNK_SIZE: {
             size_t n;
             char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-            if (!line) return;
+            if (!line)
+                return;
             c->remaining = strtol(line, NULL, 16);
             free(line);
             c->rs = c->remaining > 0 ? R_CHUNK_DATA : R_TRAILER;
@@ -387,34 +492,40 @@ static void on_read(struct bufferevent *bev, void *arg) {
         }
         case R_CHUNK_DATA: {
             size_t have = evbuffer_get_length(in);
-            if (!have) return;
+            if (!have)
+                return;
             size_t n = have < (size_t)c->remaining ? have : (size_t)c->remaining;
             body_take(c, in, n);
             c->remaining -= n;
-            if (c->remaining == 0) c->rs = R_CHUNK_CRLF;
+            if (c->remaining == 0)
+                c->rs = R_CHUNK_CRLF;
             break;
         }
         case R_CHUNK_CRLF:
-            if (evbuffer_get_length(in) < 2) return;
+            if (evbuffer_get_length(in) < 2)
+                return;
             evbuffer_drain(in, 2);
             c->rs = R_CHUNK_SIZE;
             break;
         case R_TRAILER: {
             size_t n;
             char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
-            if (!line) return;
+            if (!line)
+                return;
             free(line);
-            if (n == 0) { response_done(c); return; }
+            if (n == 0) {
+                response_done(c);
+                return;
+            }
             break;
         }
-        case R_UNTIL_CLOSE:
-            body_take(c, in, evbuffer_get_length(in));
-            return;
+        case R_UNTIL_CLOSE: body_take(c, in, evbuffer_get_length(in)); return;
         }
     }
 }
 
-static void on_event(struct bufferevent *bev, short what, void *arg) {
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
     struct conn *c = arg;
     struct browser *b = c->b;
     if (what & BEV_EVENT_CONNECTED) {
@@ -434,9 +545,13 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
         return;
     }
     conn_close(c);
-    if (rs == R_IDLE) return;                 /* an idle keep-alive connection went away */
-    if (!was_connected) { fail(b, E_CONNECT); return; }
-    if (reused && !got && !b->retried) {      /* keep-alive race: once more, on a new connection */
+    if (rs == R_IDLE)
+        return; /* an idle keep-alive connection went away */
+    if (!was_connected) {
+        fail(b, E_CONNECT);
+        return;
+    }
+    if (reused && !got && !b->retried) { /* keep-alive race: once more, on a new connection */
         b->retried = 1;
         send_request(b);
         return;
@@ -444,18 +559,24 @@ static void on_event(struct bufferevent *bev, short what, void *arg) {
     fail(b, E_CLOSED);
 }
 
-static void on_timer(evutil_socket_t fd, short ev, void *arg) {
+static void on_timer(evutil_socket_t fd, short ev, void *arg)
+{
     struct browser *b = arg;
-    if (b->t_step < 0) { start_login(b); return; }   /* a delayed start */
+    if (b->t_step < 0) {
+        start_login(b);
+        return;
+    } /* a delayed start */
     fail(b, E_TIMEOUT);
 }
 
-static void send_request(struct browser *b) {
+static void send_request(struct browser *b)
+{
     int host = (b->step == ST_LOGIN || b->step == ST_AUTHORIZE) ? SB : GW;
     struct conn *c = &b->c[host];
-    if (inflight_mode) {                     /* one connection per browser at a time */
+    if (inflight_mode) { /* one connection per browser at a time */
         struct conn *o = &b->c[!host];
-        if (o->bev && o->rs == R_IDLE) conn_close(o);
+        if (o->bev && o->rs == R_IDLE)
+            conn_close(o);
     }
     if (!c->bev) {
         c->bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
@@ -467,7 +588,8 @@ static void send_request(struct browser *b) {
             fail(b, E_CONNECT);
             return;
         }
-        if (measuring) new_conns++;
+        if (measuring)
+            new_conns++;
     }
     c->b = b;
     c->host = host;
@@ -478,27 +600,36 @@ static void send_request(struct browser *b) {
     cookies[0] = 0;
     for (int i = 0; i < NCOOKIES; i++) {
         struct cookie *ck = &b->jar[host][i];
-        if (!ck->name[0]) continue;
-        o += snprintf(cookies + o, sizeof cookies - o, "%s%s=%s", o ? "; " : "Cookie: ", ck->name, ck->value);
-        if (o >= sizeof cookies) { o = sizeof cookies - 1; break; }
+        if (!ck->name[0])
+            continue;
+        o += snprintf(cookies + o, sizeof cookies - o, "%s%s=%s", o ? "; " : "Cookie: ", ck->name,
+                      ck->value);
+        if (o >= sizeof cookies) {
+            o = sizeof cookies - 1;
+            break;
+        }
     }
-    if (o) o += snprintf(cookies + o, sizeof cookies - o, "\r\n");
+    if (o)
+        o += snprintf(cookies + o, sizeof cookies - o, "\r\n");
     struct evbuffer *out = bufferevent_get_output(c->bev);
-    const char *ua = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-                     "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323b) NetType/WIFI";
+    const char *ua =
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+        "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800323b) NetType/WIFI";
     if (b->step == ST_TICKET) {
         evbuffer_add_printf(out,
-            "POST /api/ticket HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\nticket=%s",
-            hosts[host].hosthdr, api_key, strlen(b->ticket) + 7, b->ticket);
+                            "POST /api/ticket HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n"
+                            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: "
+                            "%zu\r\n\r\nticket=%s",
+                            hosts[host].hosthdr, api_key, strlen(b->ticket) + 7, b->ticket);
     } else if (b->step == ST_LOGIN) {
         char u[128];
         urlencode(b->user, u, sizeof u);
-        evbuffer_add_printf(out,
-            "POST /_sandbox/login?user=%s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n",
+        evbuffer_add_printf(
+            out, "POST /_sandbox/login?user=%s HTTP/1.1\r\nHost: %s\r\nContent-Length: 0\r\n\r\n",
             u, hosts[host].hosthdr);
     } else {
-        evbuffer_add_printf(out, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
+        evbuffer_add_printf(out,
+                            "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
                             "Accept: text/html\r\n%s\r\n",
                             b->next, hosts[host].hosthdr, ua, cookies);
     }
@@ -508,83 +639,135 @@ static void send_request(struct browser *b) {
 }
 
 /* The path of a Location on HOST, without the fragment; NULL if elsewhere. */
-static const char *location_path(const char *loc, int host, char *out, size_t cap) {
+static const char *location_path(const char *loc, int host, char *out, size_t cap)
+{
     size_t bl = strlen(hosts[host].base);
-    if (strncmp(loc, hosts[host].base, bl) || (loc[bl] != '/' && loc[bl] != 0)) return NULL;
+    if (strncmp(loc, hosts[host].base, bl) || (loc[bl] != '/' && loc[bl] != 0))
+        return NULL;
     const char *p = loc + bl;
     size_t n = strcspn(p, "#");
-    if (n == 0 || n >= cap) return NULL;
+    if (n == 0 || n >= cap)
+        return NULL;
     memcpy(out, p, n);
     out[n] = 0;
     return out;
 }
 
-static void bad_status_count(struct browser *b, int status) {
+static void bad_status_count(struct browser *b, int status)
+{
     int cls = status / 100;
-    if (measuring) bad_status[b->step][cls >= 1 && cls <= 5 ? cls : 0]++;
+    if (measuring)
+        bad_status[b->step][cls >= 1 && cls <= 5 ? cls : 0]++;
 }
 
-static void on_response(struct browser *b, struct conn *c) {
+static void on_response(struct browser *b, struct conn *c)
+{
     event_del(b->timer);
     double t = now_s();
     b->retried = 0;
-    if (measuring && b->step != ST_LOGIN) lat_add(&lat_step[b->step], t - b->t_step);
+    if (measuring && b->step != ST_LOGIN)
+        lat_add(&lat_step[b->step], t - b->t_step);
     switch (b->step) {
     case ST_LOGIN:
-        if (c->status != 200) { bad_status_count(b, c->status); fail(b, E_STATUS); return; }
+        if (c->status != 200) {
+            bad_status_count(b, c->status);
+            fail(b, E_STATUS);
+            return;
+        }
         b->has_login_cookie = 1;
         start_login(b);
         return;
     case ST_AUTH:
-        if (c->status != 302) { bad_status_count(b, c->status); fail(b, E_STATUS); return; }
-        if (!location_path(c->location, SB, b->next, sizeof b->next)) { fail(b, E_ANSWER); return; }
+        if (c->status != 302) {
+            bad_status_count(b, c->status);
+            fail(b, E_STATUS);
+            return;
+        }
+        if (!location_path(c->location, SB, b->next, sizeof b->next)) {
+            fail(b, E_ANSWER);
+            return;
+        }
         b->step = ST_AUTHORIZE;
         break;
     case ST_AUTHORIZE:
-        if (c->status != 302) { bad_status_count(b, c->status); fail(b, E_STATUS); return; }
+        if (c->status != 302) {
+            bad_status_count(b, c->status);
+            fail(b, E_STATUS);
+            return;
+        }
         if (!location_path(c->location, GW, b->next, sizeof b->next) ||
-            strncmp(b->next, "/callback?", 10)) { fail(b, E_ANSWER); return; }
+            strncmp(b->next, "/callback?", 10)) {
+            fail(b, E_ANSWER);
+            return;
+        }
         b->step = ST_CALLBACK;
         break;
     case ST_CALLBACK: {
-        if (c->status != 302) { bad_status_count(b, c->status); fail(b, E_STATUS); return; }
+        if (c->status != 302) {
+            bad_status_count(b, c->status);
+            fail(b, E_STATUS);
+            return;
+        }
         const char *tk = strstr(c->location, "wx_ticket=");
-        if (!tk) { fail(b, E_ANSWER); return; }
+        if (!tk) {
+            fail(b, E_ANSWER);
+            return;
+        }
         tk += 10;
         size_t n = strcspn(tk, "&#");
-        if (!n || n >= sizeof b->ticket) { fail(b, E_ANSWER); return; }
+        if (!n || n >= sizeof b->ticket) {
+            fail(b, E_ANSWER);
+            return;
+        }
         memcpy(b->ticket, tk, n);
         b->ticket[n] = 0;
         b->step = ST_TICKET;
         break;
     }
     case ST_TICKET:
-        if (c->status != 200) { bad_status_count(b, c->status); fail(b, E_STATUS); return; }
-        if (!strstr(c->body, "\"openid\"")) { fail(b, E_ANSWER); return; }
-        if (measuring) { completed++; lat_add(&lat_login, t - b->t_login); }
+        if (c->status != 200) {
+            bad_status_count(b, c->status);
+            fail(b, E_STATUS);
+            return;
+        }
+        if (!strstr(c->body, "\"openid\"")) {
+            fail(b, E_ANSWER);
+            return;
+        }
+        if (measuring) {
+            completed++;
+            lat_add(&lat_login, t - b->t_login);
+        }
         login_over(b);
         start_login(b);
         return;
-    default:
-        return;
+    default: return;
     }
     send_request(b);
 }
 
-static void start_login(struct browser *b) {
-    if (stopping || b->done) { b->done = 1; return; }
+static void start_login(struct browser *b)
+{
+    if (stopping || b->done) {
+        b->done = 1;
+        return;
+    }
     if (!b->has_login_cookie) {
         b->step = ST_LOGIN;
         send_request(b);
         return;
     }
-    if (count_max && started_total >= count_max) { b->done = 1; return; }
+    if (count_max && started_total >= count_max) {
+        b->done = 1;
+        return;
+    }
     double t = now_s(), when = t;
-    if (b->pending > 0) {                 /* a delayed start whose slot is taken */
+    if (b->pending > 0) { /* a delayed start whose slot is taken */
         when = b->pending;
         b->pending = 0;
     } else if (rate > 0) {
-        if (next_slot < t - 1.0) next_slot = t - 1.0;   /* do not save up more than 1 s */
+        if (next_slot < t - 1.0)
+            next_slot = t - 1.0; /* do not save up more than 1 s */
         when = next_slot;
         next_slot += 1.0 / rate;
         if (when > t) {
@@ -598,36 +781,46 @@ static void start_login(struct browser *b) {
     }
     b->retried = 0;
     started_total++;
-    if (measuring) started++;
+    if (measuring)
+        started++;
     b->in_login = 1;
     inflight++;
-    if (inflight > inflight_max) inflight_max = inflight;
-    b->t_login = when;            /* intended start: latency includes waiting for a browser */
+    if (inflight > inflight_max)
+        inflight_max = inflight;
+    b->t_login = when; /* intended start: latency includes waiting for a browser */
     b->step = ST_AUTH;
     snprintf(b->next, sizeof b->next, "%s", auth_path);
     send_request(b);
 }
 
 /* ---- timers: sampling, warm-up, end ---- */
-static void sample(evutil_socket_t fd, short ev, void *arg) {
+static void sample(evutil_socket_t fd, short ev, void *arg)
+{
     if (gw_pid && measuring) {
         long r = proc_rss_kb(gw_pid);
-        if (r > rss_peak) rss_peak = r;
+        if (r > rss_peak)
+            rss_peak = r;
     }
-    if (count_max && !stopping) {    /* -n: all done? */
+    if (count_max && !stopping) { /* -n: all done? */
         int all = 1;
-        for (int i = 0; i < conc && all; i++) if (!browsers[i].done) all = 0;
-        if (all) event_active(end_ev, EV_TIMEOUT, 0);
+        for (int i = 0; i < conc && all; i++)
+            if (!browsers[i].done)
+                all = 0;
+        if (all)
+            event_active(end_ev, EV_TIMEOUT, 0);
     }
 }
 
-static double self_cpu(void) {
+static double self_cpu(void)
+{
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+    return ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
 }
 
-static void begin_measure(evutil_socket_t fd, short ev, void *arg) {
+static void begin_measure(evutil_socket_t fd, short ev, void *arg)
+{
     measuring = 1;
     t_measure = now_s();
     self_start = self_cpu();
@@ -637,15 +830,18 @@ static void begin_measure(evutil_socket_t fd, short ev, void *arg) {
     }
 }
 
-static void end_run(evutil_socket_t fd, short ev, void *arg) {
-    if (stopping) return;
+static void end_run(evutil_socket_t fd, short ev, void *arg)
+{
+    if (stopping)
+        return;
     stopping = 1;
     t_end_measure = now_s();
     self_end = self_cpu();
     if (gw_pid) {
         cpu_end = proc_cpu(gw_pid);
         rss_end = proc_rss_kb(gw_pid);
-        if (rss_end > rss_peak) rss_peak = rss_end;
+        if (rss_end > rss_peak)
+            rss_peak = rss_end;
     }
     measuring = 0;
     event_base_loopbreak(base);
@@ -654,13 +850,18 @@ static void end_run(evutil_socket_t fd, short ev, void *arg) {
 static void on_sigint(evutil_socket_t fd, short ev, void *arg) { end_run(0, 0, NULL); }
 
 /* ---- report ---- */
-static void report(void) {
+static void report(void)
+{
     double el = t_end_measure - t_measure;
-    if (lat_login.n) qsort(lat_login.v, lat_login.n, sizeof(double), cmp_d);
+    if (lat_login.n)
+        qsort(lat_login.v, lat_login.n, sizeof(double), cmp_d);
     for (int s = 0; s < NSTEPS; s++)
-        if (lat_step[s].n) qsort(lat_step[s].v, lat_step[s].n, sizeof(double), cmp_d);
+        if (lat_step[s].n)
+            qsort(lat_step[s].v, lat_step[s].n, sizeof(double), cmp_d);
     long nerr = 0;
-    for (int k = 0; k < NERR; k++) for (int s = 0; s < NSTEPS; s++) nerr += errs[k][s];
+    for (int k = 0; k < NERR; k++)
+        for (int s = 0; s < NSTEPS; s++)
+            nerr += errs[k][s];
     double lps = el > 0 ? completed / el : 0;
     double p50 = pct(&lat_login, 50) * 1e3, p99 = pct(&lat_login, 99) * 1e3,
            mx = lat_login.n ? lat_login.v[lat_login.n - 1] * 1e3 : 0;
@@ -677,8 +878,8 @@ static void report(void) {
         for (int s = ST_AUTH; s < NSTEPS; s++)
             printf("    %-10s p50 %8.2f ms  p99 %8.2f ms  (%zu)\n", step_name[s],
                    pct(&lat_step[s], 50) * 1e3, pct(&lat_step[s], 99) * 1e3, lat_step[s].n);
-        printf("  in flight: max %ld; new connections %ld; loadgen CPU %.0f%% of a core\n", inflight_max,
-               new_conns, el > 0 ? (self_end - self_start) * 100 / el : 0);
+        printf("  in flight: max %ld; new connections %ld; loadgen CPU %.0f%% of a core\n",
+               inflight_max, new_conns, el > 0 ? (self_end - self_start) * 100 / el : 0);
         printf("  errors: %ld\n", nerr);
         for (int k = 0; k < NERR; k++)
             for (int s = 0; s < NSTEPS; s++)
@@ -686,23 +887,27 @@ static void report(void) {
                     printf("    %s at %s: %ld", err_name[k], step_name[s], errs[k][s]);
                     if (k == E_STATUS)
                         for (int cl = 0; cl < 6; cl++)
-                            if (bad_status[s][cl]) printf(" (%dxx: %ld)", cl, bad_status[s][cl]);
+                            if (bad_status[s][cl])
+                                printf(" (%dxx: %ld)", cl, bad_status[s][cl]);
                     printf("\n");
                 }
         if (gw_pid) {
             printf("  gateway pid %d: CPU %.3f s, %.1f us per completed login\n", gw_pid,
                    cpu_end - cpu_start, cpu_us);
-            printf("  gateway RSS: start %ld KiB, peak %ld KiB, end %ld KiB; (peak - start) / %d = %.2f KiB per in-flight login\n",
+            printf("  gateway RSS: start %ld KiB, peak %ld KiB, end %ld KiB; (peak - start) / %d = "
+                   "%.2f KiB per in-flight login\n",
                    rss_start, rss_peak, rss_end, conc, rss_per);
         }
         if (upstream_ms >= 0)
-            printf("  p99 minus upstream time (%.0f ms): %+.2f ms\n", upstream_ms, p99 - upstream_ms);
+            printf("  p99 minus upstream time (%.0f ms): %+.2f ms\n", upstream_ms,
+                   p99 - upstream_ms);
     }
-    printf("{\"label\":\"%s\",\"concurrency\":%d,\"inflight_mode\":%s,\"rate\":%.1f,\"seconds\":%.3f,"
-           "\"started\":%ld,\"completed\":%ld,\"failed\":%ld,\"unfinished\":%ld,"
-           "\"logins_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,",
-           label, conc, inflight_mode ? "true" : "false", rate, el, started, completed, failed,
-           inflight, lps, p50, p99, mx);
+    printf(
+        "{\"label\":\"%s\",\"concurrency\":%d,\"inflight_mode\":%s,\"rate\":%.1f,\"seconds\":%.3f,"
+        "\"started\":%ld,\"completed\":%ld,\"failed\":%ld,\"unfinished\":%ld,"
+        "\"logins_per_s\":%.1f,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,",
+        label, conc, inflight_mode ? "true" : "false", rate, el, started, completed, failed,
+        inflight, lps, p50, p99, mx);
     printf("\"steps\":{");
     for (int s = ST_AUTH; s < NSTEPS; s++)
         printf("%s\"%s\":{\"p50_ms\":%.3f,\"p99_ms\":%.3f}", s > ST_AUTH ? "," : "", step_name[s],
@@ -715,23 +920,29 @@ static void report(void) {
                 printf("%s\"%s_%s\":%ld", first ? "" : ",", err_name[k], step_name[s], errs[k][s]);
                 first = 0;
             }
-    printf("},\"inflight_max\":%ld,\"new_connections\":%ld,\"loadgen_cpu_s\":%.3f", inflight_max, new_conns,
-           self_end - self_start);
+    printf("},\"inflight_max\":%ld,\"new_connections\":%ld,\"loadgen_cpu_s\":%.3f", inflight_max,
+           new_conns, self_end - self_start);
     if (gw_pid)
         printf(",\"gateway_pid\":%d,\"gateway_cpu_s\":%.3f,\"cpu_us_per_login\":%.1f,"
-               "\"rss_start_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_inflight_kb\":%.3f",
+               "\"rss_start_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_inflight_"
+               "kb\":%.3f",
                gw_pid, cpu_end - cpu_start, cpu_us, rss_start, rss_peak, rss_end, rss_per);
-    if (upstream_ms >= 0) printf(",\"upstream_ms\":%.1f,\"p99_minus_upstream_ms\":%.3f", upstream_ms, p99 - upstream_ms);
+    if (upstream_ms >= 0)
+        printf(",\"upstream_ms\":%.1f,\"p99_minus_upstream_ms\":%.3f", upstream_ms,
+               p99 - upstream_ms);
     printf("}\n");
     fflush(stdout);
 }
 
-static void usage(void) {
-    fprintf(stderr,
+static void usage(void)
+{
+    fprintf(
+        stderr,
         "usage: wxgate_loadgen -g GATEWAY_URL -s SANDBOX_URL [options]\n"
         "  -g URL    the gateway, http://host:port (its public_url)\n"
         "  -s URL    the sandbox, http://host:port (the gateway's open_base)\n"
-        "  -C NAME   campaign (default base)      -r URL   return URL (default https://h5.example.com/page)\n"
+        "  -C NAME   campaign (default base)      -r URL   return URL (default "
+        "https://h5.example.com/page)\n"
         "  -k KEY    API key for POST /api/ticket\n"
         "  -u U,U..  sandbox users, round-robin over the browsers (default xiaoming);\n"
         "            grant consent ahead for snsapi_userinfo campaigns\n"
@@ -748,7 +959,8 @@ static void usage(void) {
     exit(2);
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char **argv)
+{
     const char *gw = NULL, *sb = NULL, *ul = "xiaoming";
     int opt;
     while ((opt = getopt(argc, argv, "g:s:C:r:k:u:c:d:n:w:t:R:S:ip:U:L:qh")) != -1) {
@@ -774,14 +986,17 @@ int main(int argc, char **argv) {
         default: usage();
         }
     }
-    if (!gw || !sb || conc < 1) usage();
+    if (!gw || !sb || conc < 1)
+        usage();
     if (parse_base(gw, &hosts[GW]) || parse_base(sb, &hosts[SB])) {
         fprintf(stderr, "loadgen: bad URL (http://host:port only)\n");
         return 2;
     }
     char *ucopy = strdup(ul);
-    for (char *tok = strtok(ucopy, ","); tok && nusers < 64; tok = strtok(NULL, ",")) users[nusers++] = tok;
-    if (!nusers) usage();
+    for (char *tok = strtok(ucopy, ","); tok && nusers < 64; tok = strtok(NULL, ","))
+        users[nusers++] = tok;
+    if (!nusers)
+        usage();
     char cq[256], rq[1024];
     urlencode(campaign, cq, sizeof cq);
     urlencode(ret_url, rq, sizeof rq);
@@ -794,8 +1009,11 @@ int main(int argc, char **argv) {
         setrlimit(RLIMIT_NOFILE, &rl);
         rlim_t need = (rlim_t)conc * (inflight_mode ? 1 : 2) + 64;
         if (rl.rlim_cur < need)
-            fprintf(stderr, "loadgen: warning: %d browsers need about %lu file descriptors, the limit is %lu%s\n",
-                    conc, (unsigned long)need, (unsigned long)rl.rlim_cur, inflight_mode ? "" : " (try -i)");
+            fprintf(stderr,
+                    "loadgen: warning: %d browsers need about %lu file descriptors, the limit is "
+                    "%lu%s\n",
+                    conc, (unsigned long)need, (unsigned long)rl.rlim_cur,
+                    inflight_mode ? "" : " (try -i)");
     }
     signal(SIGPIPE, SIG_IGN);
     if (gw_pid && proc_cpu(gw_pid) < 0) {
