@@ -2,7 +2,9 @@
  * process (malloc, calloc, realloc and the aligned allocators, from every
  * library), so a test can assert how many a request costs. On SIGUSR2 it
  * writes "alloc_count=N" to stderr. Not for the sanitizer build, which has
- * allocators of its own. */
+ * allocators of its own. Every allocation and free goes to glibc's
+ * allocator, also in a binary linked with jemalloc: the count is of calls,
+ * whichever allocator would have served them. */
 #include <signal.h>
 #include <stddef.h>
 #include <string.h>
@@ -12,6 +14,7 @@ extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);
 extern void *__libc_memalign(size_t, size_t);
+extern void __libc_free(void *);
 
 static unsigned long long count;
 
@@ -34,6 +37,8 @@ void *realloc(void *p, size_t n)
     counted();
     return __libc_realloc(p, n);
 }
+
+void free(void *p) { __libc_free(p); }
 
 void *memalign(size_t align, size_t n)
 {
