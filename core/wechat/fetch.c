@@ -508,6 +508,10 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
     SETOPT(CURLOPT_ACCEPT_ENCODING, "");
     /* Content-Length above the limit fails before the body is read. */
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
+    /* WeChat's replies are a few hundred bytes: a 4 KiB receive buffer (the
+     * default is 16 KiB, per transfer) keeps the memory of thousands of
+     * logins waiting on WeChat small; a larger reply takes more reads. */
+    SETOPT(CURLOPT_BUFFERSIZE, 4096L);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(CURLOPT_WRITEDATA, f);
     SETOPT(CURLOPT_HTTPHEADER, f->req_headers);
