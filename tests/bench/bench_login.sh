@@ -132,6 +132,15 @@ note "rate-limited at half the peak ($peak / 2 = $half logins/s), -c200"
 loadgen half "$GW" -c 200 -R "$half" -w 1 -d "$SECS" -p "${PID[gw]}" -U "$UPSTREAM_MS"
 runs+=(half)
 
+# ---- upstream connections reused: new TCP connections per 100 upstream calls ----
+# The host's count of connections opened (TcpActiveOpens in /proc/net/snmp)
+# around a steady-state run, minus the load generator's own.
+active_opens() { awk '/^Tcp:/ { n++ } /^Tcp:/ && n == 2 { print $6 }' /proc/net/snmp; }
+opens_before=$(active_opens)
+loadgen reuse "$GW" -c 50 -d 5 -p "${PID[gw]}"
+opens_after=$(active_opens)
+echo "$((opens_after - opens_before))" >"$tmp/reuse.opens"
+
 # ---- many logins in flight against a 3 s upstream, on a fresh gateway ----
 
 start_wxgate gwif "$(login_config)"
@@ -183,6 +192,11 @@ h = json.load(open(tmp + "/half.json"))
 d = h["p99_ms"] - h["upstream_ms"]
 print("2 p99 of a whole login minus upstream (%3.0f ms), at half the peak %+8.2f ms %9s  %s" % (
     h["upstream_ms"], d, "<= 15", verdict(d <= 15)))
+u = json.load(open(tmp + "/reuse.json"))
+opens = int(open(tmp + "/reuse.opens").read()) - u["new_connections"]
+per100 = 100.0 * max(opens, 0) / max(2 * u["completed"], 1)
+print("4 new upstream TCP connections per 100 upstream calls (c50, 5 s)  %8.2f %11s  %s" % (
+    per100, "<= 1", verdict(per100 <= 1)))
 f = json.load(open(tmp + "/inflight.json"))
 print("3 RSS per in-flight login, %5d in flight, 3 s upstream        %8.2f KiB %8s  %s" % (
     f["concurrency"], f["rss_per_inflight_kb"], "<= 8", verdict(f["rss_per_inflight_kb"] <= 8 and f["errors"] == 0)))
