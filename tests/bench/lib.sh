@@ -361,3 +361,81 @@ report() {
   cat "$tmp/report.txt"
   cat "$tmp/report.txt" >>"$RESULTS"
 }
+
+API_KEY=bench-api-key-0123456789abcdef
+USERS=xiaoming,meimei,lilei,panda
+RET=https://h5.example.com/page
+export BENCH_SB_DEMO_SECRET=sandbox_demo_secret
+
+# ---- whole logins: the sandbox and the gateway (bench_login.sh, bench_chaos.sh) ----
+
+# start_login_sandbox: `wxgate sandbox` with SB_WORKERS (default 4) workers on
+# the client CPU; sets SB and sb_pid.
+start_login_sandbox() {
+  local sb_port
+  sb_port=$(free_port)
+  # Each sandbox worker holds at most 4096 connections (its default limits),
+  # and every in-flight login holds one from the gateway: 4 workers for 10,000.
+  "${CLIENT_PIN[@]}" "$BIN" sandbox -l "127.0.0.1:$sb_port" --workers "${SB_WORKERS:-4}" \
+    >"$tmp/sandbox.out" 2>"$tmp/sandbox.log" </dev/null &
+  sb_pid=$!
+  track_pid "$sb_pid"
+  SB=http://127.0.0.1:$sb_port
+  wait_http "$SB/_sandbox/stats" "$sb_pid" ||
+    { tail -20 "$tmp/sandbox.log" >&2; die "the sandbox did not start"; }
+}
+
+sbctl() {   # sbctl METHOD PATH?QUERY
+  curl -fsS --max-time 5 -X "$1" "$SB$2" >/dev/null || die "sandbox control $1 $2 failed"
+}
+# grant_login_users: consent given ahead for every user the browsers log in as.
+grant_login_users() {
+  local u
+  for u in ${USERS//,/ }; do
+    sbctl POST "/_sandbox/grant?user=$u&appid=wx_sandbox_demo&scope=snsapi_userinfo"
+  done
+}
+# latency SECONDS_FOR_ACCESS_TOKEN SECONDS_FOR_USERINFO ("0": none)
+latency() {
+  sbctl DELETE "/_sandbox/fault"
+  [ "$1" = 0 ] || sbctl POST "/_sandbox/fault?endpoint=/sns/oauth2/access_token&type=latency&delay=$1"
+  [ "$2" = 0 ] || sbctl POST "/_sandbox/fault?endpoint=/sns/userinfo&type=latency&delay=$2"
+}
+
+# ---- the gateway ----
+
+login_config() {
+  cat <<LUA
+return {
+  listen = "@LISTEN@",
+  public_url = "http://@LISTEN@",
+  workers = 1,
+  log_level = "warn",
+  store = "memory?max_mb=1024",
+  -- One load generator is one client: the per-client /auth limit stays on but never refuses.
+  limits = { drain_timeout_ms = 1000, max_connections = 16384, auth_per_minute = 1000000000 },
+  cookie_secret = "bench-cookie-secret-0123456789",
+  ticket_secret = "bench-ticket-secret-0123456789",
+  token_key = "bench-token-key-0123456789abcdef",
+  api_keys = { "$API_KEY" },
+  require_wechat_browser = false,
+  wechat = { open_base = "$SB", api_base = "$SB", timeout_ms = 10000 },
+  apps = { demo = { appid = "wx_sandbox_demo", secret = { env = "BENCH_SB_DEMO_SECRET" } } },
+  campaigns = {
+    info = { app = "demo", scope = "snsapi_userinfo", allow = { "https://h5.example.com/" } },
+  },
+}
+LUA
+}
+
+# loadgen NAME GATEWAY ARGS...: one run, pinned with the sandbox; its output
+# in $tmp/NAME.out, its JSON line in $tmp/NAME.json.
+loadgen() {
+  local name=$1 gw=$2
+  shift 2
+  timeout 100 "${CLIENT_PIN[@]}" "${LOADGEN:-$root/build/wxgate_loadgen}" -g "$gw" -s "$SB" -C info -r "$RET" -k "$API_KEY" \
+    -u "$USERS" -L "$name" "$@" >"$tmp/$name.out" 2>&1 || { cat "$tmp/$name.out" >&2; die "loadgen $name failed"; }
+  sed 's/^/  /' "$tmp/$name.out" | grep -v '^  {' >&2 || true
+  tail -1 "$tmp/$name.out" >"$tmp/$name.json"
+}
+jget() { /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$tmp/$1.json" "$2"; }
