@@ -411,7 +411,7 @@ return {
   public_url = "http://@LISTEN@",
   workers = 1,
   log_level = "warn",
-  store = "memory?max_mb=1024",
+  store = "${LOGIN_STORE:-memory?max_mb=1024}",
   -- One load generator is one client: the per-client /auth limit stays on but never refuses.
   limits = { drain_timeout_ms = 1000, max_connections = 16384, auth_per_minute = 1000000000 },
   cookie_secret = "bench-cookie-secret-0123456789",
