@@ -94,8 +94,9 @@ def test_a_flood_of_ten_times_the_store_leaves_real_users_logging_in(gateway, sa
     t.join(60)
     codes = results["codes"]
     assert sum(codes.values()) == 40000 and set(codes) <= {302, 429}, codes
-    assert codes[429] >= 39000
-    assert metric(w, "wxgate_auth_rate_limited_total") >= 39000
+    # 600 a minute: the flood may span a minute boundary or two (sanitizer build).
+    assert codes.get(302, 0) <= 3 * 600, codes
+    assert metric(w, "wxgate_auth_rate_limited_total") == codes[429]
 
 
 def test_old_states_give_way_instead_of_refusing_logins(gateway, sandbox):
