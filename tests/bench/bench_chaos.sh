@@ -15,10 +15,12 @@
 #   redis-kill    the same: Redis killed, restarted 2 s later on its port
 #   sigterm    a third gateway gets SIGTERM 3 s into the run: what it had
 #              accepted is answered (drain), later requests are refused
+#   crowd      BENCH_CHAOS_IDLE (10000) idle connections and
+#              BENCH_CHAOS_SLOW (1000) slowloris clients (a header line a
+#              second) held open next to the load
 #
 # Lost must be 0 (for sigterm: refused connections after the stop are not
-# lost). Not yet here (see issue 11): idle and slowloris connections next to
-# the load.
+# lost).
 # About a minute. Every process is stopped on exit.
 source "$(dirname "$0")/lib.sh"
 
@@ -96,6 +98,45 @@ if command -v redis-server >/dev/null; then
 else
   note "redis-server is missing: the Redis runs are skipped (scripts/setup installs it)"
 fi
+
+# ---- a crowd of idle and slowloris connections next to the load ----
+IDLE=${BENCH_CHAOS_IDLE:-10000}
+SLOW=${BENCH_CHAOS_SLOW:-1000}
+note "chaos: $IDLE idle and $SLOW slowloris connections next to the load"
+"${CLIENT_PIN[@]}" /usr/bin/python3 - "${PORT[gw]}" "$IDLE" "$SLOW" "$((SECS + 3))" \
+  >"$tmp/crowd.out" 2>&1 <<'PY' &
+import resource, socket, sys, time
+port, idle, slow, secs = (int(a) for a in sys.argv[1:])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+held, slows = [], []
+for i in range(idle + slow):
+    s = socket.socket()
+    s.setblocking(True)
+    s.connect(("127.0.0.1", port))
+    if i >= idle:
+        s.sendall(b"GET /auth?campaign=info HTTP/1.1\r\n")
+        slows.append(s)
+    else:
+        held.append(s)
+print("crowd: %d idle, %d slowloris connected" % (len(held), len(slows)), flush=True)
+end = time.time() + secs
+while time.time() < end:
+    for s in slows:
+        try:
+            s.send(b"X-Slow: 1\r\n")
+        except OSError:
+            pass
+    time.sleep(1)
+PY
+crowd=$!
+track_pid "$crowd"
+for ((i = 0; i < 200; i++)); do grep -q '^crowd:' "$tmp/crowd.out" && break; sleep 0.1; done
+grep -q '^crowd:' "$tmp/crowd.out" || { cat "$tmp/crowd.out" >&2; die "the crowd did not connect"; }
+loadgen crowd "$GW" -c 50 -d "$SECS" -t 15 -p "$gw_pid" -q
+runs+=(crowd)
+wait "$crowd" 2>/dev/null || true
+kill -0 "$gw_pid" 2>/dev/null || die "the gateway died under the crowd"
 
 # ---- SIGTERM in the middle ----
 start_wxgate gwt "$(login_config)"
