@@ -153,6 +153,11 @@ kill -0 "${PID[gwt]}" 2>/dev/null && die "the gateway did not stop on SIGTERM"
 wait "${PID[gwt]}"
 echo "$?" >"$tmp/sigterm.exit"
 
+# With the sanitizer build (WXGATE_BIN=build-asan/wxgate) nothing may be reported.
+if grep -l -E 'ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer' "$tmp"/*.log 2>/dev/null; then
+  die "a sanitizer reported an error (see the logs above)"
+fi
+
 {
   echo "## $BENCH_NAME: issue 11, chaos runs ($(date -u +%FT%TZ))"
   echo "# 50 browsers, ${SECS}s a run; one gateway worker; lost = no answer (refused, closed, timed out)"
