@@ -89,11 +89,14 @@ if command -v redis-server >/dev/null; then
   wait "$pauser" 2>/dev/null || true
 
   note "chaos: Redis killed, restarted 2 s later"
-  ( sleep 2; kill -KILL "$redis_pid"; sleep 2; start_redis ) &
+  # The restarted Redis is the subshell's child: its PID comes back in a file
+  # so that the exit trap stops it too.
+  ( sleep 2; kill -KILL "$redis_pid"; sleep 2; start_redis; echo "$redis_pid" >"$tmp/redis2.pid" ) &
   killer=$!
   loadgen redis-kill "$GWR" -c 50 -d "$SECS" -t 15 -p "${PID[gwr]}" -q
   runs+=(redis-kill)
   wait "$killer" 2>/dev/null || true
+  [ -s "$tmp/redis2.pid" ] && track_pid "$(cat "$tmp/redis2.pid")"
   kill -0 "${PID[gwr]}" 2>/dev/null || die "the Redis gateway died"
 else
   note "redis-server is missing: the Redis runs are skipped (scripts/setup installs it)"
