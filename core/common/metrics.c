@@ -151,6 +151,16 @@ void metrics_counter_add(struct metrics_counter *c, unsigned long long n)
         __atomic_fetch_add(&((struct series *)c)->fast, n, __ATOMIC_RELAXED);
 }
 
+void metrics_counter_add_to(struct metrics_counter **slot, const char *name, unsigned long long n)
+{
+    struct metrics_counter *c = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (!c) {
+        c = metrics_counter(name, NULL);
+        __atomic_store_n(slot, c, __ATOMIC_RELEASE);
+    }
+    metrics_counter_add(c, n);
+}
+
 void metrics_set(const char *name, double v, ...)
 {
     va_list ap;

@@ -16,6 +16,9 @@ void metrics_observe(const char *name, double v, ...); /* histogram (seconds) */
 struct metrics_counter;
 struct metrics_counter *metrics_counter(const char *name, ...);
 void metrics_counter_add(struct metrics_counter *c, unsigned long long n);
+/* metrics_counter_add on the label-less series `name`, looked up on first use
+ * and kept in *slot (a static of the caller), from any thread. */
+void metrics_counter_add_to(struct metrics_counter **slot, const char *name, unsigned long long n);
 
 /* Help text for a metric family (once, at start). */
 void metrics_describe(const char *name, const char *type, const char *help);

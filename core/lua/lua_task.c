@@ -74,22 +74,13 @@ void wxlua_task_free(struct wxlua_task *t)
 
 /* wxgate_lua_runs_total: shows that the protocol path runs no Lua unless a
  * hook or route is configured. */
-static struct metrics_counter *runs_counter(void)
-{
-    static struct metrics_counter *c;
-    struct metrics_counter *v = __atomic_load_n(&c, __ATOMIC_ACQUIRE);
-    if (!v) {
-        v = metrics_counter("wxgate_lua_runs_total", NULL);
-        __atomic_store_n(&c, v, __ATOMIC_RELEASE);
-    }
-    return v;
-}
+static struct metrics_counter *runs_series;
 
 /* Resumes t's coroutine with nargs values on it and handles how it stops. */
 void wxlua_task_run(struct wxlua_task *t, int nargs)
 {
     struct wxlua_vm *vm = t->vm;
-    metrics_counter_add(runs_counter(), 1);
+    metrics_counter_add_to(&runs_series, "wxgate_lua_runs_total", 1);
     vm->current = t;
     vm->killed = 0;
     vm->capped = 1;

@@ -632,16 +632,7 @@ static int queue_reply(store_conn_t *c, const struct store_reply *r, char *value
 }
 
 /* wxgate_store_evictions_total, looked up once. */
-static struct metrics_counter *evictions_counter(void)
-{
-    static struct metrics_counter *c;
-    struct metrics_counter *v = __atomic_load_n(&c, __ATOMIC_ACQUIRE);
-    if (!v) {
-        v = metrics_counter("wxgate_store_evictions_total", NULL);
-        __atomic_store_n(&c, v, __ATOMIC_RELEASE);
-    }
-    return v;
-}
+static struct metrics_counter *evictions_series;
 
 /* Evicts evictable entries, oldest first, until need more bytes fit under
  * the cap: from shard `first` on, one shard lock at a time. Returns how many
@@ -665,7 +656,7 @@ static size_t evict_oldest(struct mem_store *m, unsigned first, size_t need)
     }
     atomic_fetch_add(&m->evictions, evicted);
     if (evicted)
-        metrics_counter_add(evictions_counter(), evicted);
+        metrics_counter_add_to(&evictions_series, "wxgate_store_evictions_total", evicted);
     return evicted;
 }
 
