@@ -1,9 +1,12 @@
 /* Crypto helpers over OpenSSL's libcrypto: OS randomness (RAND_bytes),
- * HMAC-SHA256, SHA-1, SHA-256, lowercase hex, unpadded base64url and
- * constant-time comparison. Everything here is stateless and thread-safe. */
+ * HMAC-SHA256, SHA-1, SHA-256, lowercase hex, unpadded base64url,
+ * constant-time comparison and sealing values at rest (AES-256-GCM).
+ * Thread-safe: the only state is per thread (a randomness pool, keyed HMAC
+ * and cipher contexts), so no call takes a lock. */
 #include "crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,10 +33,26 @@ static void crypto_fatal(const char *what)
     abort();
 }
 
-int crypto_random_bytes(void *buf, size_t n)
-{
-    unsigned char *p = buf;
+/* Small requests (nonces, ids, tokens: every login takes four) are served
+ * from a per-thread pool filled 256 bytes at a time: RAND_bytes costs the
+ * same for 12 bytes as for 256 (a lock, a fork check and the DRBG's
+ * reseed bookkeeping). Bytes leave the pool once and are wiped as they go;
+ * a forked child starts with an empty pool so it never repeats the
+ * parent's bytes. */
+#define RAND_POOL  256
+#define RAND_SMALL 64
+static _Thread_local struct {
+    unsigned char buf[RAND_POOL];
+    size_t left; /* unused bytes at the end of buf */
+} rand_pool;
+static pthread_once_t rand_once = PTHREAD_ONCE_INIT;
 
+static void rand_pool_forget(void) { OPENSSL_cleanse(&rand_pool, sizeof(rand_pool)); }
+
+static void rand_pool_init(void) { pthread_atfork(NULL, NULL, rand_pool_forget); }
+
+static int rand_os(unsigned char *p, size_t n)
+{
     while (n > 0) {
         int chunk = n > INT32_MAX ? INT32_MAX : (int)n;
         if (RAND_bytes(p, chunk) != 1)
@@ -41,6 +60,23 @@ int crypto_random_bytes(void *buf, size_t n)
         p += chunk;
         n -= (size_t)chunk;
     }
+    return 0;
+}
+
+int crypto_random_bytes(void *buf, size_t n)
+{
+    if (n > RAND_SMALL)
+        return rand_os(buf, n);
+    pthread_once(&rand_once, rand_pool_init);
+    if (rand_pool.left < n) {
+        if (rand_os(rand_pool.buf, RAND_POOL) != 0)
+            return -1;
+        rand_pool.left = RAND_POOL;
+    }
+    unsigned char *from = rand_pool.buf + RAND_POOL - rand_pool.left;
+    memcpy(buf, from, n);
+    OPENSSL_cleanse(from, n);
+    rand_pool.left -= n;
     return 0;
 }
 
@@ -53,7 +89,7 @@ int crypto_random_base62(char *out, size_t n)
 
     while (i < n) {
         if (used == have) {
-            if (RAND_bytes(pool, sizeof(pool)) != 1) {
+            if (crypto_random_bytes(pool, sizeof(pool)) != 0) {
                 OPENSSL_cleanse(pool, sizeof(pool));
                 out[0] = '\0';
                 return -1;
@@ -151,23 +187,23 @@ void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t ml
     OPENSSL_cleanse(inner, sizeof(inner));
 }
 
-static void digest(const EVP_MD *md, const char *name, const void *msg, size_t len,
-                   unsigned char *out)
+/* The one-shot SHA functions, not EVP_Digest: EVP looks the algorithm up
+ * in the provider tables on every call, which costs more than hashing the
+ * short messages hashed here (secrets, signatures). */
+void crypto_sha1(const void *msg, size_t len, unsigned char out[20])
 {
     static const unsigned char empty;
 
-    if (EVP_Digest(msg ? msg : &empty, len, out, NULL, md, NULL) != 1)
-        crypto_fatal(name);
-}
-
-void crypto_sha1(const void *msg, size_t len, unsigned char out[20])
-{
-    digest(EVP_sha1(), "SHA-1", msg, len, out);
+    if (!SHA1(msg ? msg : &empty, len, out))
+        crypto_fatal("SHA-1");
 }
 
 void crypto_sha256(const void *msg, size_t len, unsigned char out[32])
 {
-    digest(EVP_sha256(), "SHA-256", msg, len, out);
+    static const unsigned char empty;
+
+    if (!SHA256(msg ? msg : &empty, len, out))
+        crypto_fatal("SHA-256");
 }
 
 size_t crypto_base64url_encode(const unsigned char *in, size_t n, char *out)
@@ -265,29 +301,84 @@ int crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
 #define SEAL_NONCE 12
 #define SEAL_TAG   16
 
-static void seal_key(const char *secret, unsigned char key[32])
+/* A keyed AES-256-GCM context per direction and secret, kept per thread:
+ * deriving the key (SHA-256), fetching the cipher and expanding the key
+ * schedule cost more than sealing a token record, and a worker seals with
+ * one or two secrets for its whole life. A later call sets only the nonce.
+ * The cache holds the secret's digest, never the secret itself. */
+#define SEAL_CACHE 4
+struct seal_ctx {
+    unsigned char id[32]; /* SHA-256(SHA-256(secret)): which secret */
+    EVP_CIPHER_CTX *enc, *dec;
+};
+static _Thread_local struct seal_ctx seal_cache[SEAL_CACHE];
+static _Thread_local unsigned seal_next;
+static pthread_key_t seal_key;
+static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
+
+/* At thread exit: free the thread's contexts (workers come and go). */
+static void seal_cache_free(void *cache)
 {
+    struct seal_ctx *c = cache;
+    for (int i = 0; i < SEAL_CACHE; i++) {
+        EVP_CIPHER_CTX_free(c[i].enc);
+        EVP_CIPHER_CTX_free(c[i].dec);
+        memset(&c[i], 0, sizeof(c[i]));
+    }
+}
+
+static void seal_once_init(void)
+{
+    pthread_key_create(&seal_key, seal_cache_free);
+}
+
+static struct seal_ctx *seal_ctx_for(const char *secret)
+{
+    unsigned char key[32], id[32];
     crypto_sha256(secret, strlen(secret), key);
+    crypto_sha256(key, sizeof(key), id);
+    struct seal_ctx *c = NULL;
+    for (int i = 0; i < SEAL_CACHE && !c; i++)
+        if (seal_cache[i].enc && memcmp(seal_cache[i].id, id, sizeof(id)) == 0)
+            c = &seal_cache[i];
+    if (!c) {
+        pthread_once(&seal_once, seal_once_init);
+        pthread_setspecific(seal_key, seal_cache);
+        c = &seal_cache[seal_next++ % SEAL_CACHE];
+        EVP_CIPHER_CTX_free(c->enc);
+        EVP_CIPHER_CTX_free(c->dec);
+        c->enc = EVP_CIPHER_CTX_new();
+        c->dec = EVP_CIPHER_CTX_new();
+        if (!c->enc || !c->dec ||
+            EVP_EncryptInit_ex(c->enc, EVP_aes_256_gcm(), NULL, key, NULL) != 1 ||
+            EVP_DecryptInit_ex(c->dec, EVP_aes_256_gcm(), NULL, key, NULL) != 1) {
+            EVP_CIPHER_CTX_free(c->enc);
+            EVP_CIPHER_CTX_free(c->dec);
+            c->enc = c->dec = NULL;
+            c = NULL;
+        } else {
+            memcpy(c->id, id, sizeof(id));
+        }
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return c;
 }
 
 char *crypto_seal(const char *secret, const void *ad, size_t adlen, const void *plain, size_t len)
 {
-    unsigned char key[32];
     size_t raw_len = SEAL_NONCE + len + SEAL_TAG;
     unsigned char *raw = malloc(raw_len);
     char *out = malloc(3 + 4 * ((raw_len + 2) / 3) + 1);
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    struct seal_ctx *sc = seal_ctx_for(secret);
+    EVP_CIPHER_CTX *ctx = sc ? sc->enc : NULL;
     int ok = raw && out && ctx && len <= INT_MAX && adlen <= INT_MAX &&
              crypto_random_bytes(raw, SEAL_NONCE) == 0;
     int n = 0;
-    seal_key(secret, key);
-    ok = ok && EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+    ok = ok && EVP_EncryptInit_ex(ctx, NULL, NULL, NULL, raw) == 1 &&
          EVP_EncryptUpdate(ctx, NULL, &n, ad, (int)adlen) == 1 &&
          EVP_EncryptUpdate(ctx, raw + SEAL_NONCE, &n, plain, (int)len) == 1 &&
          EVP_EncryptFinal_ex(ctx, raw + SEAL_NONCE + n, &n) == 1 &&
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG, raw + SEAL_NONCE + len) == 1;
-    OPENSSL_cleanse(key, sizeof(key));
-    EVP_CIPHER_CTX_free(ctx);
     if (ok) {
         memcpy(out, "v1.", 3);
         crypto_base64url_encode(raw, raw_len, out + 3);
@@ -315,19 +406,15 @@ char *crypto_open(const char *secret, const void *ad, size_t adlen, const char *
     }
     size_t ct_len = raw_len - SEAL_NONCE - SEAL_TAG;
     char *plain = malloc(ct_len + 1);
-    unsigned char key[32];
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    struct seal_ctx *sc = seal_ctx_for(secret);
+    EVP_CIPHER_CTX *ctx = sc ? sc->dec : NULL;
     int n = 0;
-    seal_key(secret, key);
     int ok =
-        plain && ctx && adlen <= INT_MAX &&
-        EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+        plain && ctx && adlen <= INT_MAX && EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, raw) == 1 &&
         EVP_DecryptUpdate(ctx, NULL, &n, ad, (int)adlen) == 1 &&
         EVP_DecryptUpdate(ctx, (unsigned char *)plain, &n, raw + SEAL_NONCE, (int)ct_len) == 1 &&
         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG, raw + SEAL_NONCE + ct_len) == 1 &&
         EVP_DecryptFinal_ex(ctx, (unsigned char *)plain + n, &n) == 1;
-    OPENSSL_cleanse(key, sizeof(key));
-    EVP_CIPHER_CTX_free(ctx);
     free(raw);
     if (!ok) {
         if (plain)

@@ -4,9 +4,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -223,6 +227,106 @@ static void test_random_bytes(void **state)
     assert_int_equal(crypto_random_bytes(a, 0), 0);
 }
 
+/* The per-thread pool must not hand a forked child the bytes its parent
+ * takes next. */
+static void test_random_bytes_after_fork(void **state)
+{
+    unsigned char warm[8], mine[16], childs[16];
+    int fds[2];
+
+    assert_int_equal(crypto_random_bytes(warm, sizeof(warm)), 0); /* the pool is filled */
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        unsigned char b[16];
+        _exit(crypto_random_bytes(b, sizeof(b)) == 0 && write(fds[1], b, sizeof(b)) == 16 ? 0 : 1);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(read(fds[0], childs, sizeof(childs)), sizeof(childs));
+    assert_int_equal(crypto_random_bytes(mine, sizeof(mine)), 0);
+    assert_memory_not_equal(mine, childs, sizeof(mine));
+    close(fds[0]);
+    close(fds[1]);
+}
+
+/* Opens a sealed value with OpenSSL directly: "v1." + base64url(nonce |
+ * ciphertext | tag), AES-256-GCM keyed with SHA-256(secret). */
+static int reference_open(const char *secret, const char *ad, const char *sealed, char *out)
+{
+    unsigned char key[32], raw[512];
+    size_t raw_len = 0;
+    int n = 0, ok;
+
+    crypto_sha256(secret, strlen(secret), key);
+    if (strncmp(sealed, "v1.", 3) != 0 ||
+        crypto_base64url_decode(sealed + 3, strlen(sealed) - 3, raw, &raw_len) != 0 || raw_len < 28)
+        return -1;
+    size_t ct = raw_len - 28;
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    ok = EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, key, raw) == 1 &&
+         EVP_DecryptUpdate(ctx, NULL, &n, (const unsigned char *)ad, (int)strlen(ad)) == 1 &&
+         EVP_DecryptUpdate(ctx, (unsigned char *)out, &n, raw + 12, (int)ct) == 1 &&
+         EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, raw + 12 + ct) == 1 &&
+         EVP_DecryptFinal_ex(ctx, (unsigned char *)out + n, &n) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    out[ct] = '\0';
+    return ok ? 0 : -1;
+}
+
+/* Sealing keeps keyed contexts per thread: with more secrets in turn than
+ * it keeps, every value still opens with its own secret only, and the
+ * format is the documented one. */
+static void test_seal_many_secrets(void **state)
+{
+    static const char *secrets[] = {"secret-one-0123456789",  "secret-two-0123456789",
+                                    "secret-three-01234567",  "secret-four-0123456789",
+                                    "secret-five-0123456789", "secret-six-0123456789"};
+    enum { NS = sizeof(secrets) / sizeof(secrets[0]) };
+    char *sealed[NS][3];
+
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < NS; i++) {
+            char plain[64];
+            snprintf(plain, sizeof(plain), "value %d of %d", round, i);
+            sealed[i][round] = crypto_seal(secrets[i], "ad", 2, plain, strlen(plain));
+            assert_non_null(sealed[i][round]);
+        }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < NS; i++) {
+            char want[64], ref[512];
+            size_t len = 0;
+            snprintf(want, sizeof(want), "value %d of %d", round, i);
+            char *plain =
+                crypto_open(secrets[i], "ad", 2, sealed[i][round], strlen(sealed[i][round]), &len);
+            assert_non_null(plain);
+            assert_int_equal(len, strlen(want));
+            assert_string_equal(plain, want);
+            free(plain);
+            assert_int_equal(reference_open(secrets[i], "ad", sealed[i][round], ref), 0);
+            assert_string_equal(ref, want);
+            /* another secret, other associated data, a flipped byte: refused */
+            assert_null(crypto_open(secrets[(i + 1) % NS], "ad", 2, sealed[i][round],
+                                    strlen(sealed[i][round]), &len));
+            assert_null(
+                crypto_open(secrets[i], "AD", 2, sealed[i][round], strlen(sealed[i][round]), &len));
+            char *bad = strdup(sealed[i][round]);
+            bad[10] = bad[10] == 'A' ? 'B' : 'A';
+            assert_null(crypto_open(secrets[i], "ad", 2, bad, strlen(bad), &len));
+            free(bad);
+            /* and the right one still opens after a refusal */
+            plain =
+                crypto_open(secrets[i], "ad", 2, sealed[i][round], strlen(sealed[i][round]), &len);
+            assert_non_null(plain);
+            free(plain);
+        }
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < NS; i++)
+            free(sealed[i][round]);
+}
+
 static void test_random_base62(void **state)
 {
     static const char charset[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -275,7 +379,9 @@ int main(void)
         cmocka_unit_test(test_base64url_invalid),
         cmocka_unit_test(test_base64url_round_trip),
         cmocka_unit_test(test_random_bytes),
+        cmocka_unit_test(test_random_bytes_after_fork),
         cmocka_unit_test(test_random_base62),
+        cmocka_unit_test(test_seal_many_secrets),
         cmocka_unit_test(test_equal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
