@@ -10,11 +10,11 @@
 #include "worker_harness.h"
 
 static int handled;
+static struct http_req *held; /* a request on /later, answered by the test */
 
 /* Echoes what the request looks like from a handler. */
-static void echo(struct worker *w, struct http_req *r)
+static void reply_echo(struct http_req *r)
 {
-    handled++;
     char body[1024];
     size_t blen = 0;
     const char *b = http_req_body(r, &blen);
@@ -24,6 +24,15 @@ static void echo(struct worker *w, struct http_req *r)
              b ? b : "");
     http_req_add_header(r, "X-Echo", "1");
     http_reply(r, 200, "text/plain", body, strlen(body));
+}
+
+static void echo(struct worker *w, struct http_req *r)
+{
+    handled++;
+    if (strcmp(http_req_path(r), "/later") == 0)
+        held = r; /* like a handler waiting on WeChat */
+    else
+        reply_echo(r);
 }
 
 static struct harness *h;
@@ -75,6 +84,49 @@ static void pipelined_requests_are_answered_in_order(void **state)
     assert_int_equal(replies, 3);
 }
 
+/* A request waiting in its handler gives its read buffer back (its head
+ * moves into its arena): another connection reuses that buffer meanwhile,
+ * and the waiting request still reads its own method, path, query and
+ * headers when it replies. */
+static void a_waiting_request_keeps_its_head_when_the_buffer_is_reused(void **state)
+{
+    const char *a = "GET /later?a=1 HTTP/1.1\r\nHost: x\r\nX-Test: alpha\r\n"
+                    "Connection: close\r\n\r\n";
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)h->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(c, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(write(c, a, strlen(a)), (ssize_t)strlen(a));
+    held = NULL;
+    for (int turns = 0; turns < 5000 && !held; turns++) {
+        event_base_loop(h->w.base, EVLOOP_NONBLOCK);
+        usleep(200);
+    }
+    assert_non_null(held);
+
+    const char *out = harness_exchange(h, "GET /now?a=2222222222 HTTP/1.1\r\nHost: yyyyyyyy\r\n"
+                                          "X-Test: bravo-bravo-bravo-bravo\r\n"
+                                          "Connection: close\r\n\r\n");
+    assert_non_null(strstr(out, "GET|/now|a=2222222222|2222222222|bravo-bravo-bravo-bravo|"));
+
+    reply_echo(held);
+    char got[4096];
+    size_t len = 0;
+    for (int turns = 0; turns < 20000; turns++) {
+        event_base_loop(h->w.base, EVLOOP_NONBLOCK);
+        ssize_t n = recv(c, got + len, sizeof(got) - 1 - len, MSG_DONTWAIT);
+        if (n > 0)
+            len += (size_t)n;
+        else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+        else
+            usleep(200);
+    }
+    close(c);
+    got[len] = '\0';
+    assert_non_null(strstr(got, "\r\n\r\nGET|/later|a=1|1|alpha|"));
+}
+
 static void malformed_requests_never_reach_the_handler(void **state)
 {
     const char *bad[] = {
@@ -99,6 +151,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_handler_sees_the_request_and_its_reply_is_framed),
         cmocka_unit_test(pipelined_requests_are_answered_in_order),
+        cmocka_unit_test(a_waiting_request_keeps_its_head_when_the_buffer_is_reused),
         cmocka_unit_test(malformed_requests_never_reach_the_handler),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
