@@ -8,6 +8,7 @@
 #include "fetch.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,7 @@ struct fetch {
     struct fetch_loop *fl;
     struct fetch *prev, *next;
     CURL *easy;
+    CURLU *url; /* parsed once, by parse_url(); curl reads it (CURLOPT_CURLU) */
     struct curl_slist *req_headers;
     fetch_cb cb;
     void *arg;
@@ -118,8 +120,17 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---- per-request state ------------------------------------------------ */
 
+/* Calls in progress in every worker (wxgate_upstream_in_flight). */
+static atomic_long fetches_in_flight;
+
+long fetch_in_flight(void)
+{
+    return atomic_load_explicit(&fetches_in_flight, memory_order_relaxed);
+}
+
 static void link_fetch(struct fetch *f)
 {
+    atomic_fetch_add_explicit(&fetches_in_flight, 1, memory_order_relaxed);
     f->next = f->fl->fetches;
     if (f->next)
         f->next->prev = f;
@@ -128,6 +139,7 @@ static void link_fetch(struct fetch *f)
 
 static void unlink_fetch(struct fetch *f)
 {
+    atomic_fetch_sub_explicit(&fetches_in_flight, 1, memory_order_relaxed);
     if (f->prev)
         f->prev->next = f->next;
     else
@@ -142,6 +154,7 @@ static void fetch_free(struct fetch *f)
 {
     if (f->easy)
         curl_easy_cleanup(f->easy);
+    curl_url_cleanup(f->url);
     curl_slist_free_all(f->req_headers);
     free(f->headers);
     free(f->body);
@@ -423,8 +436,9 @@ void fetch_cancel(struct fetch *f)
 }
 
 /* Only absolute http(s) URLs that curl itself can parse are accepted, so a
- * bad URL fails here rather than in a callback. */
-static int url_ok(const char *url)
+ * bad URL fails here rather than in a callback. The parsed URL is what curl
+ * is given (CURLOPT_CURLU): one parse per call, not two. NULL if refused. */
+static CURLU *parse_url(const char *url)
 {
     CURLU *u = curl_url();
     char *scheme = NULL;
@@ -434,8 +448,11 @@ static int url_ok(const char *url)
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK)
         ok = strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0;
     curl_free(scheme);
-    curl_url_cleanup(u);
-    return ok;
+    if (!ok) {
+        curl_url_cleanup(u);
+        return NULL;
+    }
+    return u;
 }
 
 static int token_ok(const char *s)
@@ -499,7 +516,7 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
             return -1;                                                                             \
     } while (0)
 
-    SETOPT(CURLOPT_URL, req->url);
+    SETOPT(CURLOPT_CURLU, f->url);
     SETOPT(CURLOPT_PRIVATE, f);
     SETOPT(CURLOPT_ERRORBUFFER, f->errbuf);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
@@ -515,10 +532,11 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
     SETOPT(CURLOPT_ACCEPT_ENCODING, "");
     /* Content-Length above the limit fails before the body is read. */
     SETOPT(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)f->max_body);
-    /* WeChat's replies are a few hundred bytes: a 4 KiB receive buffer (the
-     * default is 16 KiB, per transfer) keeps the memory of thousands of
-     * logins waiting on WeChat small; a larger reply takes more reads. */
-    SETOPT(CURLOPT_BUFFERSIZE, 4096L);
+    /* WeChat's replies are a few hundred bytes: curl's smallest receive
+     * buffer (1 KiB; the default is 16 KiB, per transfer) keeps the memory of
+     * thousands of logins waiting on WeChat small (tests/bench/bench_login.sh
+     * measures it); a larger reply takes more reads. */
+    SETOPT(CURLOPT_BUFFERSIZE, 1024L);
     SETOPT(CURLOPT_WRITEFUNCTION, write_cb);
     SETOPT(CURLOPT_WRITEDATA, f);
     SETOPT(CURLOPT_HTTPHEADER, f->req_headers);
@@ -540,12 +558,17 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
 struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req, fetch_cb cb,
                           void *arg)
 {
-    if (fl->closing || !req->url || !url_ok(req->url) || (req->method && !token_ok(req->method)))
+    if (fl->closing || !req->url || (req->method && !token_ok(req->method)))
         return NULL;
-
+    CURLU *url = parse_url(req->url);
+    if (!url)
+        return NULL;
     struct fetch *f = calloc(1, sizeof *f);
-    if (!f)
+    if (!f) {
+        curl_url_cleanup(url);
         return NULL;
+    }
+    f->url = url;
     f->fl = fl;
     f->cb = cb;
     f->arg = arg;

@@ -48,6 +48,9 @@ struct fetch_loop *fetch_loop_new(struct event_base *base);
 void fetch_loop_free(struct fetch_loop *fl); /* cancels what is in flight, no callbacks */
 
 /* Starts the request; NULL on immediate failure (bad URL, out of memory). */
+/* Upstream calls in progress, in every worker of the process. */
+long fetch_in_flight(void);
+
 struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req, fetch_cb cb,
                           void *arg);
 /* Stops a request in flight; its callback will not run. */

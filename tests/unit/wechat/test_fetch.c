@@ -429,9 +429,12 @@ static void test_concurrent(void **state)
     struct fetch_request req = {.url = url(e, "http", "/slow")};
     double t0 = now_ms();
 
+    long before = fetch_in_flight();
     for (int i = 0; i < 20; i++)
         start(e, i, &req);
+    assert_int_equal(fetch_in_flight(), before + 20); /* wxgate_upstream_in_flight */
     run(e, 20, SAFETY_MS);
+    assert_int_equal(fetch_in_flight(), before);
     double wall = now_ms() - t0;
     for (int i = 0; i < 20; i++) {
         assert_int_equal(e->res[i].called, 1);
@@ -560,6 +563,7 @@ static void test_cancel(void **state)
     assert_int_equal(e->res[0].called, 0);
     assert_int_equal(e->res[1].called, 0);
     assert_int_equal(e->got, 0);
+    assert_int_equal(fetch_in_flight(), 0); /* cancelled calls are not in flight */
 
     /* The loop still works afterwards. */
     struct result *r = start(e, 2, &hello);
