@@ -18,8 +18,9 @@
  * Reports completed logins/s, whole-login latency (p50/p99/max) and per step,
  * errors by kind and step, the gateway's CPU per completed login (utime+stime
  * from /proc/PID/stat, -p PID) and its RSS (VmRSS, sampled every 20 ms):
- * start, peak, end, and (peak - start) / N per in-flight login. Human
- * lines, then one JSON line (the last line of stdout).
+ * start, peak, end, and per in-flight login: (RSS - start) / W at the sample
+ * where the most browsers (W) waited on /callback together. Human lines,
+ * then one JSON line (the last line of stdout).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -124,6 +125,14 @@ static double timeout_s = 10;
 static double rate = 0;       /* -R: logins started per second (0: closed loop) */
 static double ramp = 0;       /* browsers start spread over this many seconds */
 static int inflight_mode = 0; /* -i */
+/* -H: every browser stops before /callback until all have got there, then
+ * all send it at once: N logins waiting on WeChat together, which a ramp
+ * cannot reach when starting N logins takes longer than the upstream. */
+static int hold_callbacks = 0;
+static struct browser **held;
+static long n_held, n_failed_before_release;
+static int released;
+static double first_held;
 static int gw_pid = 0;
 static int quiet = 0;
 static double upstream_ms = -1; /* -U: for the report only */
@@ -150,6 +159,9 @@ struct lat {
 static struct lat lat_login, lat_step[NSTEPS];
 
 static long rss_start, rss_peak, rss_end;
+/* The most browsers waiting on /callback at one RSS sample, and the RSS
+ * then: what a login waiting on WeChat costs the gateway. */
+static long cb_wait_max, rss_at_cb_wait_max;
 static double cpu_start, cpu_end;
 static double self_start, self_end; /* the load generator's own CPU */
 static struct event *sample_ev, *end_ev, *warm_ev;
@@ -286,8 +298,14 @@ static void login_over(struct browser *b)
     }
 }
 
+static void release_held(void);
+
 static void fail(struct browser *b, enum errkind k)
 {
+    if (hold_callbacks && !released) {
+        n_failed_before_release++;
+        release_held();
+    }
     if (measuring) {
         errs[k][b->step]++;
         failed++;
@@ -701,6 +719,13 @@ static void on_response(struct browser *b, struct conn *c)
             return;
         }
         b->step = ST_CALLBACK;
+        if (hold_callbacks && !released) {
+            if (!n_held)
+                first_held = now_s();
+            held[n_held++] = b;
+            release_held();
+            return;
+        }
         break;
     case ST_CALLBACK: {
         if (c->status != 302) {
@@ -744,6 +769,21 @@ static void on_response(struct browser *b, struct conn *c)
     default: return;
     }
     send_request(b);
+}
+
+/* -H: sends the held /callbacks once every browser is held or has failed
+ * (or 15 s after the first was held, so that a lost browser cannot stall
+ * the run). */
+static void release_held(void)
+{
+    if (released || !n_held ||
+        (n_held + n_failed_before_release < conc && now_s() - first_held < 15))
+        return;
+    released = 1;
+    for (long i = 0; i < n_held; i++) {
+        held[i]->t_step = now_s();
+        send_request(held[i]);
+    }
 }
 
 static void start_login(struct browser *b)
@@ -797,10 +837,17 @@ static void start_login(struct browser *b)
 static void sample(evutil_socket_t fd, short ev, void *arg)
 {
     if (gw_pid && measuring) {
-        long r = proc_rss_kb(gw_pid);
+        long r = proc_rss_kb(gw_pid), waiting = 0;
         if (r > rss_peak)
             rss_peak = r;
+        for (int i = 0; i < conc; i++)
+            waiting += browsers[i].in_login && browsers[i].step == ST_CALLBACK;
+        if (waiting > cb_wait_max || (waiting == cb_wait_max && r > rss_at_cb_wait_max)) {
+            cb_wait_max = waiting;
+            rss_at_cb_wait_max = r;
+        }
     }
+    release_held();
     if (count_max && !stopping) { /* -n: all done? */
         int all = 1;
         for (int i = 0; i < conc && all; i++)
@@ -866,7 +913,10 @@ static void report(void)
     double p50 = pct(&lat_login, 50) * 1e3, p99 = pct(&lat_login, 99) * 1e3,
            mx = lat_login.n ? lat_login.v[lat_login.n - 1] * 1e3 : 0;
     double cpu_us = (gw_pid && completed) ? (cpu_end - cpu_start) * 1e6 / completed : -1;
-    double rss_per = gw_pid && conc ? (double)(rss_peak - rss_start) / conc : -1;
+    /* Per login waiting on WeChat: the RSS when the most browsers waited on
+     * /callback together, over how many they were. */
+    double rss_per =
+        gw_pid && cb_wait_max ? (double)(rss_at_cb_wait_max - rss_start) / cb_wait_max : -1;
     if (!quiet) {
         printf("loadgen %s: %d browsers%s, %.1f s measured%s%s\n", label, conc,
                inflight_mode ? " (in-flight mode)" : "", el,
@@ -894,9 +944,9 @@ static void report(void)
         if (gw_pid) {
             printf("  gateway pid %d: CPU %.3f s, %.1f us per completed login\n", gw_pid,
                    cpu_end - cpu_start, cpu_us);
-            printf("  gateway RSS: start %ld KiB, peak %ld KiB, end %ld KiB; (peak - start) / %d = "
-                   "%.2f KiB per in-flight login\n",
-                   rss_start, rss_peak, rss_end, conc, rss_per);
+            printf("  gateway RSS: start %ld KiB, peak %ld KiB, end %ld KiB; %ld KiB with %ld "
+                   "logins waiting on /callback together: %.2f KiB per in-flight login\n",
+                   rss_start, rss_peak, rss_end, rss_at_cb_wait_max, cb_wait_max, rss_per);
         }
         if (upstream_ms >= 0)
             printf("  p99 minus upstream time (%.0f ms): %+.2f ms\n", upstream_ms,
@@ -925,8 +975,9 @@ static void report(void)
     if (gw_pid)
         printf(",\"gateway_pid\":%d,\"gateway_cpu_s\":%.3f,\"cpu_us_per_login\":%.1f,"
                "\"rss_start_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_inflight_"
-               "kb\":%.3f",
-               gw_pid, cpu_end - cpu_start, cpu_us, rss_start, rss_peak, rss_end, rss_per);
+               "kb\":%.3f,\"callback_waiting_max\":%ld",
+               gw_pid, cpu_end - cpu_start, cpu_us, rss_start, rss_peak, rss_end, rss_per,
+               cb_wait_max);
     if (upstream_ms >= 0)
         printf(",\"upstream_ms\":%.1f,\"p99_minus_upstream_ms\":%.3f", upstream_ms,
                p99 - upstream_ms);
@@ -953,6 +1004,7 @@ static void usage(void)
         "            intended start\n"
         "  -S SEC    spread the browsers' first logins over SEC seconds\n"
         "  -i        in-flight mode: one connection per browser at a time (fds for 10k browsers)\n"
+        "  -H        hold every /callback until all browsers are there, then send them at once\n"
         "  -p PID    the gateway's PID: CPU per login (/proc/PID/stat) and RSS (/proc/PID/status)\n"
         "  -U MS     upstream time of one login, to print p99 minus it\n"
         "  -L TEXT   label in the report           -q  only the JSON line\n");
@@ -963,7 +1015,7 @@ int main(int argc, char **argv)
 {
     const char *gw = NULL, *sb = NULL, *ul = "xiaoming";
     int opt;
-    while ((opt = getopt(argc, argv, "g:s:C:r:k:u:c:d:n:w:t:R:S:ip:U:L:qh")) != -1) {
+    while ((opt = getopt(argc, argv, "g:s:C:r:k:u:c:d:n:w:t:R:S:iHp:U:L:qh")) != -1) {
         switch (opt) {
         case 'g': gw = optarg; break;
         case 's': sb = optarg; break;
@@ -979,6 +1031,7 @@ int main(int argc, char **argv)
         case 'R': rate = atof(optarg); break;
         case 'S': ramp = atof(optarg); break;
         case 'i': inflight_mode = 1; break;
+        case 'H': hold_callbacks = 1; break;
         case 'p': gw_pid = atoi(optarg); break;
         case 'U': upstream_ms = atof(optarg); break;
         case 'L': label = optarg; break;
@@ -1023,6 +1076,7 @@ int main(int argc, char **argv)
 
     base = event_base_new();
     browsers = calloc(conc, sizeof *browsers);
+    held = calloc(conc, sizeof *held);
     t0 = now_s();
     next_slot = t0;
     for (int i = 0; i < conc; i++) {
