@@ -1,10 +1,20 @@
-/* fetch.c: the upstream HTTP client. Owns one curl multi handle per
- * fetch_loop, driven by the loop's libevent event_base after curl's
- * multi-event examples (ghiper.c, evhiperfifo.c, multi-event.c): one
- * `struct event` per socket curl asks us to watch, one timer per loop, and
- * every request in flight (easy handle, request headers, the response being
- * accumulated). The multi handle's connection cache gives reuse across the
- * requests of a loop; easy handles live for one request only. */
+/* fetch.c: the upstream HTTP client. A fetch_loop drives curl multi
+ * handles from the loop's libevent event_base after curl's multi-event
+ * examples (ghiper.c, evhiperfifo.c, multi-event.c): one `struct event` per
+ * socket curl asks us to watch, one timer per multi handle, and every
+ * request in flight (easy handle, request headers, the response being
+ * accumulated). A multi handle's connection cache gives reuse across the
+ * requests of a loop; easy handles live for one request only; TLS sessions
+ * and DNS answers are shared by all of them (one CURLSH per loop), so a new
+ * connection to WeChat resumes its TLS session.
+ *
+ * Why several multi handles ("shards"): libcurl 7.88 looks for a reusable
+ * connection by walking every connection to the host, in use or not, for
+ * each new transfer. With 10,000 logins waiting on a slow WeChat that walk
+ * is quadratic and stalled the worker's loop for over 5 s (the watchdog
+ * stopped the process). A shard takes SHARD_TRANSFERS transfers before the
+ * next one is used, so the walk stays short; under ordinary load every call
+ * goes to the first shard and finds its kept-alive connections there. */
 #include "fetch.h"
 
 #include <ctype.h>
@@ -18,15 +28,25 @@
 #include <curl/curl.h>
 #include <event2/event.h>
 
-#define UPSTREAM_CONNECTIONS_KEPT  512 /* idle keep-alive connections per worker */
+#define UPSTREAM_CONNECTIONS_KEPT  512 /* idle keep-alive connections, first shard */
+#define SHARD_TRANSFERS            256 /* transfers a shard takes before the next is used */
+#define MAX_SHARDS                 64  /* then the least busy one takes more */
 #define DEFAULT_CONNECT_TIMEOUT_MS 2000L
 #define DEFAULT_TIMEOUT_MS         5000L
 #define DEFAULT_MAX_BODY           ((size_t)4 << 20)
 
+struct shard {
+    struct fetch_loop *fl;
+    CURLM *multi;
+    struct event *timer; /* the multi handle's single timeout (CURLMOPT_TIMERFUNCTION) */
+    int running;         /* transfers added and not yet removed */
+};
+
 struct fetch_loop {
     struct event_base *base;
-    CURLM *multi;
-    struct event *timer;   /* curl's single timeout (CURLMOPT_TIMERFUNCTION) */
+    CURLSH *share; /* TLS sessions and DNS answers, for every shard */
+    struct shard *shards[MAX_SHARDS];
+    int n_shards;
     struct fetch *fetches; /* in flight, callback not yet called */
     int in_callback;       /* a fetch callback is running */
     int closing;           /* fetch_loop_free was called from that callback */
@@ -34,6 +54,7 @@ struct fetch_loop {
 
 struct fetch {
     struct fetch_loop *fl;
+    struct shard *sh; /* whose multi handle runs it */
     struct fetch *prev, *next;
     CURL *easy;
     CURLU *url; /* parsed once, by parse_url(); curl reads it (CURLOPT_CURLU) */
@@ -51,30 +72,30 @@ struct fetch {
     char errbuf[CURL_ERROR_SIZE];
 };
 
-static void check_multi_info(struct fetch_loop *fl);
+static void check_multi_info(struct shard *sh);
 
 /* ---- libevent <-> curl glue ------------------------------------------ */
 
 static void sock_event_cb(evutil_socket_t fd, short kind, void *arg)
 {
-    struct fetch_loop *fl = arg;
+    struct shard *sh = arg;
     int action =
         ((kind & EV_READ) ? CURL_CSELECT_IN : 0) | ((kind & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
 
     /* The socket callback may free this very event inside the action; only
-     * fl is used afterwards. */
-    curl_multi_socket_action(fl->multi, fd, action, &running);
-    check_multi_info(fl);
+     * sh is used afterwards. */
+    curl_multi_socket_action(sh->multi, fd, action, &running);
+    check_multi_info(sh);
 }
 
 static void timer_event_cb(evutil_socket_t fd, short kind, void *arg)
 {
-    struct fetch_loop *fl = arg;
+    struct shard *sh = arg;
     int running;
 
-    curl_multi_socket_action(fl->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-    check_multi_info(fl);
+    curl_multi_socket_action(sh->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_multi_info(sh);
 }
 
 /* CURLMOPT_SOCKETFUNCTION: the socket's `struct event` is its curl socketp
@@ -82,7 +103,7 @@ static void timer_event_cb(evutil_socket_t fd, short kind, void *arg)
  * freed on CURL_POLL_REMOVE. Returning -1 fails the transfers on the socket. */
 static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    struct fetch_loop *fl = userp;
+    struct shard *sh = userp;
     struct event *ev = socketp;
     short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
                  ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
@@ -93,13 +114,13 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
         return 0;
     }
     if (!ev) {
-        ev = event_new(fl->base, s, kind, sock_event_cb, fl);
+        ev = event_new(sh->fl->base, s, kind, sock_event_cb, sh);
         if (!ev)
             return -1;
-        curl_multi_assign(fl->multi, s, ev);
+        curl_multi_assign(sh->multi, s, ev);
     } else {
         event_del(ev);
-        event_assign(ev, fl->base, s, kind, sock_event_cb, fl);
+        event_assign(ev, sh->fl->base, s, kind, sock_event_cb, sh);
     }
     return event_add(ev, NULL) == 0 ? 0 : -1;
 }
@@ -108,14 +129,14 @@ static int sock_cb(CURL *easy, curl_socket_t s, int what, void *userp, void *soc
  * iteration (curl must not be called back from inside this function). */
 static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 {
-    struct fetch_loop *fl = userp;
+    struct shard *sh = userp;
     struct timeval tv;
 
     if (timeout_ms < 0)
-        return evtimer_del(fl->timer);
+        return evtimer_del(sh->timer);
     tv.tv_sec = timeout_ms / 1000;
     tv.tv_usec = (timeout_ms % 1000) * 1000;
-    return evtimer_add(fl->timer, &tv);
+    return evtimer_add(sh->timer, &tv);
 }
 
 /* ---- per-request state ------------------------------------------------ */
@@ -314,7 +335,8 @@ static void finish(struct fetch *f, CURLcode rc)
         rc = CURLE_OUT_OF_MEMORY;
         snprintf(f->errbuf, sizeof f->errbuf, "out of memory for the reply's headers");
     }
-    curl_multi_remove_handle(fl->multi, f->easy);
+    curl_multi_remove_handle(f->sh->multi, f->easy);
+    f->sh->running--;
 
     res.total_ms = ms_since(&f->started);
     if (rc == CURLE_OK) {
@@ -341,10 +363,22 @@ static void finish(struct fetch *f, CURLcode rc)
     fetch_free(f);
 }
 
+static void shard_free(struct shard *sh)
+{
+    if (sh->multi)
+        curl_multi_cleanup(sh->multi);
+    if (sh->timer)
+        event_free(sh->timer);
+    free(sh);
+}
+
+/* Every request is gone: the multi handles, then the share they used. */
 static void loop_destroy(struct fetch_loop *fl)
 {
-    curl_multi_cleanup(fl->multi);
-    event_free(fl->timer);
+    for (int i = 0; i < fl->n_shards; i++)
+        shard_free(fl->shards[i]);
+    if (fl->share)
+        curl_share_cleanup(fl->share);
     free(fl);
 }
 
@@ -352,12 +386,13 @@ static void loop_destroy(struct fetch_loop *fl)
  * request cancelled by an earlier callback are dropped by
  * curl_multi_remove_handle, so the loop never sees a freed request. If a
  * callback freed the loop, stop and finish the deferred free here. */
-static void check_multi_info(struct fetch_loop *fl)
+static void check_multi_info(struct shard *sh)
 {
+    struct fetch_loop *fl = sh->fl;
     CURLMsg *msg;
     int left;
 
-    while (!fl->closing && (msg = curl_multi_info_read(fl->multi, &left))) {
+    while (!fl->closing && (msg = curl_multi_info_read(sh->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct fetch *f;
@@ -381,6 +416,53 @@ void fetch_global_init(void)
     }
 }
 
+/* A new multi handle driven by the loop. The first keeps up to
+ * UPSTREAM_CONNECTIONS_KEPT idle connections: the default cache is 4x the
+ * transfers currently added, and each call is a transfer of its own that
+ * leaves when done, so under load most connections were closed after one
+ * use (about 1 new TCP connection per 14 calls in bench_login's setup, with
+ * 50 logins at once). The others, used only in bursts, keep as many as
+ * they take transfers. */
+static struct shard *shard_new(struct fetch_loop *fl)
+{
+    struct shard *sh = calloc(1, sizeof *sh);
+    if (!sh)
+        return NULL;
+    sh->fl = fl;
+    sh->multi = curl_multi_init();
+    sh->timer = evtimer_new(fl->base, timer_event_cb, sh);
+    if (!sh->multi || !sh->timer) {
+        shard_free(sh);
+        return NULL;
+    }
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(sh->multi, CURLMOPT_SOCKETDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(sh->multi, CURLMOPT_TIMERDATA, sh);
+    curl_multi_setopt(sh->multi, CURLMOPT_MAXCONNECTS,
+                      fl->n_shards == 0 ? (long)UPSTREAM_CONNECTIONS_KEPT : (long)SHARD_TRANSFERS);
+    return sh;
+}
+
+/* The first shard with room; a new one when all are full; past MAX_SHARDS
+ * the least busy. NULL only when out of memory. */
+static struct shard *pick_shard(struct fetch_loop *fl)
+{
+    struct shard *least = NULL;
+    for (int i = 0; i < fl->n_shards; i++) {
+        if (fl->shards[i]->running < SHARD_TRANSFERS)
+            return fl->shards[i];
+        if (!least || fl->shards[i]->running < least->running)
+            least = fl->shards[i];
+    }
+    if (fl->n_shards == MAX_SHARDS)
+        return least;
+    struct shard *sh = shard_new(fl);
+    if (sh)
+        fl->shards[fl->n_shards++] = sh;
+    return sh ? sh : least;
+}
+
 struct fetch_loop *fetch_loop_new(struct event_base *base)
 {
     struct fetch_loop *fl = calloc(1, sizeof *fl);
@@ -388,26 +470,15 @@ struct fetch_loop *fetch_loop_new(struct event_base *base)
     if (!fl)
         return NULL;
     fl->base = base;
-    fl->multi = curl_multi_init();
-    fl->timer = evtimer_new(base, timer_event_cb, fl);
-    if (!fl->multi || !fl->timer) {
-        if (fl->multi)
-            curl_multi_cleanup(fl->multi);
-        if (fl->timer)
-            event_free(fl->timer);
-        free(fl);
+    /* One thread uses the share (the loop's), so it needs no lock. */
+    fl->share = curl_share_init();
+    if (!fl->share ||
+        curl_share_setopt(fl->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+        curl_share_setopt(fl->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+        !pick_shard(fl)) {
+        loop_destroy(fl);
         return NULL;
     }
-    curl_multi_setopt(fl->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
-    curl_multi_setopt(fl->multi, CURLMOPT_SOCKETDATA, fl);
-    curl_multi_setopt(fl->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
-    curl_multi_setopt(fl->multi, CURLMOPT_TIMERDATA, fl);
-    /* Keep-alive connections to WeChat stay in the cache for the next calls.
-     * The default cache is 4x the transfers currently added, and each call
-     * is a transfer of its own that leaves when done, so under load most
-     * connections were closed after one use (about 1 new TCP connection per
-     * 14 calls in bench_login's setup, with 50 logins at once). */
-    curl_multi_setopt(fl->multi, CURLMOPT_MAXCONNECTS, (long)UPSTREAM_CONNECTIONS_KEPT);
     return fl;
 }
 
@@ -431,7 +502,8 @@ void fetch_cancel(struct fetch *f)
     if (!f || f->done)
         return;
     unlink_fetch(f);
-    curl_multi_remove_handle(f->fl->multi, f->easy);
+    curl_multi_remove_handle(f->sh->multi, f->easy);
+    f->sh->running--;
     fetch_free(f);
 }
 
@@ -517,6 +589,7 @@ static int set_options(struct fetch *f, const struct fetch_request *req)
     } while (0)
 
     SETOPT(CURLOPT_CURLU, f->url);
+    SETOPT(CURLOPT_SHARE, f->fl->share);
     SETOPT(CURLOPT_PRIVATE, f);
     SETOPT(CURLOPT_ERRORBUFFER, f->errbuf);
     SETOPT(CURLOPT_NOSIGNAL, 1L);
@@ -575,11 +648,13 @@ struct fetch *fetch_start(struct fetch_loop *fl, const struct fetch_request *req
     f->max_body = req->max_body ? req->max_body : DEFAULT_MAX_BODY;
     clock_gettime(CLOCK_MONOTONIC, &f->started);
     f->easy = curl_easy_init();
-    if (!f->easy || build_headers(f, req) != 0 || set_options(f, req) != 0 ||
-        curl_multi_add_handle(fl->multi, f->easy) != CURLM_OK) {
+    f->sh = pick_shard(fl);
+    if (!f->easy || !f->sh || build_headers(f, req) != 0 || set_options(f, req) != 0 ||
+        curl_multi_add_handle(f->sh->multi, f->easy) != CURLM_OK) {
         fetch_free(f);
         return NULL;
     }
+    f->sh->running++;
     link_fetch(f);
     return f;
 }

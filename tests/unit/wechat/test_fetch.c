@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,7 +24,11 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
+#include "config.h"
+#include "dev_ca.h"
 #include "fetch.h"
+#include "http.h"
+#include "tls.h"
 
 #define BIG_SIZE    (5u << 20)
 #define SAFETY_MS   5000
@@ -655,6 +660,107 @@ static void test_reuse(void **state)
     assert_int_equal(e->srv.accepted, 1);
 }
 
+struct burst {
+    struct env *e;
+    int done, ok, want;
+};
+
+static void burst_cb(const struct fetch_response *res, void *arg)
+{
+    struct burst *b = arg;
+    b->done++;
+    b->ok += res->ok && res->status == 200;
+    if (b->done == b->want)
+        event_base_loopexit(b->e->base, NULL);
+}
+
+/* More calls at once than one multi handle takes (fetch.c's shards): all
+ * run together, none waits for another, and afterwards a call still finds
+ * a kept-alive connection instead of opening one. */
+static void test_burst_over_shards(void **state)
+{
+    struct env *e = *state;
+    struct fetch_request slow = {.url = url(e, "http", "/slow")};
+    struct fetch_request hello = {.url = url(e, "http", "/hello")};
+    struct burst b = {.e = e, .want = 400};
+    long before = fetch_in_flight();
+    double t0 = now_ms();
+
+    for (int i = 0; i < b.want; i++)
+        assert_non_null(fetch_start(e->fl, &slow, burst_cb, &b));
+    assert_int_equal(fetch_in_flight(), before + b.want);
+    run(e, 0, SAFETY_MS);
+    assert_int_equal(b.done, b.want);
+    assert_int_equal(b.ok, b.want);
+    assert_true(now_ms() - t0 < 3000); /* /slow takes 300 ms: together, not in turns */
+    assert_int_equal(e->srv.accepted, b.want);
+
+    struct burst again = {.e = e};
+    for (int i = 0; i < 10; i++) {
+        again.want = i + 1; /* one at a time */
+        assert_non_null(fetch_start(e->fl, &hello, burst_cb, &again));
+        run(e, 0, SAFETY_MS);
+        assert_int_equal(again.done, i + 1);
+    }
+    assert_int_equal(again.ok, 10);
+    assert_int_equal(e->srv.accepted, b.want);
+}
+
+static void tls_hello(struct http_req *r, void *arg) { http_reply(r, 200, "text/plain", "tls", 3); }
+
+/* Every call on a new connection (the client asks for Connection: close):
+ * after the first full handshake, the next ones resume the TLS session
+ * (the loop's share keeps it), as the server's SSL_CTX counts. */
+static void test_tls_sessions_resumed(void **state)
+{
+    struct env *e = *state;
+    char dir[] = "/tmp/wxgate-fetch-tls-XXXXXX", err[512], cert[300], key[300], ca[300], u[128];
+    const char *hosts[] = {"127.0.0.1"};
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(dev_ca_issue(dir, hosts, 1, err, sizeof(err)), 0);
+    snprintf(cert, sizeof(cert), "%s/server.pem", dir);
+    snprintf(key, sizeof(key), "%s/server-key.pem", dir);
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    SSL_CTX *ctx = tls_server_ctx(cert, key, err, sizeof(err));
+    assert_non_null(ctx);
+    int port = 0, lfd = http_listen("127.0.0.1", 0, &port, err, sizeof(err));
+    assert_true(lfd >= 0);
+    struct config_limits limits = {.max_header_size = 8192,
+                                   .max_uri_length = 4096,
+                                   .max_body_size = 65536,
+                                   .max_connections = 64,
+                                   .header_timeout_ms = 5000,
+                                   .max_headers = 64,
+                                   .read_timeout_ms = 5000,
+                                   .write_timeout_ms = 5000,
+                                   .keepalive_timeout_ms = 5000,
+                                   .drain_timeout_ms = 1000};
+    struct http_server *srv = http_server_new(e->base, lfd, &limits, ctx, tls_hello, NULL);
+    assert_non_null(srv);
+    snprintf(u, sizeof(u), "https://127.0.0.1:%d/hello", port);
+    struct fetch_header close_hdr = {"Connection", "close"};
+    struct fetch_request req = {.url = u, .ca_file = ca, .headers = &close_hdr, .n_headers = 1};
+    struct burst b = {.e = e};
+    for (int i = 0; i < 4; i++) {
+        b.want = i + 1; /* one at a time */
+        assert_non_null(fetch_start(e->fl, &req, burst_cb, &b));
+        run(e, 0, SAFETY_MS);
+        assert_int_equal(b.done, i + 1);
+    }
+    assert_int_equal(b.ok, 4);
+    assert_int_equal(SSL_CTX_sess_accept_good(ctx), 4); /* four handshakes */
+    assert_int_equal(SSL_CTX_sess_hits(ctx), 3);        /* three resumed */
+    http_server_free(srv);
+    SSL_CTX_free(ctx);
+    for (const char *f = "ca.pem\0ca-key.pem\0server.pem\0server-key.pem\0"; *f;
+         f += strlen(f) + 1) {
+        char p[300];
+        snprintf(p, sizeof(p), "%s/%s", dir, f);
+        unlink(p);
+    }
+    rmdir(dir);
+}
+
 static void test_https_to_http(void **state)
 {
     struct env *e = *state;
@@ -803,6 +909,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cancel_from_callback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cancel_siblings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_over_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tls_sessions_resumed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_https_to_http, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reply_trailers, setup, teardown),
