@@ -4,9 +4,14 @@
 # (8), against `wxgate sandbox` as a separate process. For each run: logins
 # started, completed, failed cleanly (an error page or status: the gateway
 # answered), and lost (no answer: connection refused, closed or timed out),
-# and whether the gateway lived through it. Its RSS is shown before and after:
-# the memory store keeps every login's records (states, tickets, tokens) for
-# their TTLs, so it does not come back within a run.
+# and whether the gateway lived through it.
+#
+# Memory: the gateways keep their records in Redis (when redis-server is
+# installed; else in memory, whose records stay for their TTLs and the check
+# is skipped), so what a run leaves in a gateway is its own memory only. The
+# RSS is read after the warm-up and after the gateway's last run, each time
+# once it has settled (jemalloc gives freed pages back after 10 s): it must
+# be back within 10%. The worker threads must be as many as before.
 #
 #   faults-T   the sandbox fails 10% of all calls with fault T: 502, close,
 #              nonjson, errcode (-1), latency (2 s)
@@ -27,14 +32,50 @@ source "$(dirname "$0")/lib.sh"
 SECS=${BENCH_CHAOS_SECONDS:-8}
 start_login_sandbox
 grant_login_users
+
+redis_port=
+start_redis() {
+  "${CLIENT_PIN[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+    --appendonly no >"$tmp/redis.log" 2>&1 &
+  redis_pid=$!
+  track_pid "$redis_pid"
+  for ((i = 0; i < 50; i++)); do
+    redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.1
+  done
+  die "redis-server did not start"
+}
+if command -v redis-server >/dev/null; then
+  redis_port=$(free_port)
+  start_redis
+  export LOGIN_STORE="redis://127.0.0.1:$redis_port/0?timeout_ms=500"
+else
+  note "redis-server is missing: the Redis runs and memory checks are skipped (scripts/setup installs it)"
+fi
+
 start_wxgate gw "$(login_config)"
 GW=http://127.0.0.1:${PORT[gw]}
 gw_pid=${PID[gw]}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
-threads() { ls "/proc/$1/task" | wc -l; }
+# Worker threads: wxgate's own (the allocator's background threads aside).
+threads() { grep -L jemalloc "/proc/$1/task/"*/comm | wc -l; }
+# settled_rss PID: the RSS once it has not fallen for 5 s in a row (at most
+# 25 s): jemalloc's background thread returns freed pages in steps a few
+# seconds apart.
+settled_rss() {
+  local low now i still=0
+  low=$(rss_kb "$1")
+  for ((i = 0; i < 25 && still < 5; i++)); do
+    sleep 1
+    now=$(rss_kb "$1")
+    if [ "$now" -lt "$low" ]; then low=$now still=0; else still=$((still + 1)); fi
+  done
+  echo "$low"
+}
+mem=()   # "gateway before after" lines for the report
 
 loadgen warm "$GW" -c 50 -d 2 -p "$gw_pid" -q
-rss0=$(rss_kb "$gw_pid")
+rss0=$(settled_rss "$gw_pid")
 threads0=$(threads "$gw_pid")
 
 runs=()
@@ -59,27 +100,14 @@ chaos sighup
 wait "$hup" 2>/dev/null || true
 
 kill -0 "$gw_pid" 2>/dev/null || die "the gateway died"
-rss1=$(rss_kb "$gw_pid")
-threads1=$(threads "$gw_pid")
 
 # ---- Redis: paused, then killed and restarted, under load ----
-if command -v redis-server >/dev/null; then
-  redis_port=$(free_port)
-  start_redis() {
-    "${CLIENT_PIN[@]}" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
-      --appendonly no >"$tmp/redis.log" 2>&1 &
-    redis_pid=$!
-    track_pid "$redis_pid"
-    for ((i = 0; i < 50; i++)); do
-      redis-cli -p "$redis_port" ping 2>/dev/null | grep -q PONG && return 0
-      sleep 0.1
-    done
-    die "redis-server did not start"
-  }
-  start_redis
-  LOGIN_STORE="redis://127.0.0.1:$redis_port/0?timeout_ms=500" start_wxgate gwr "$(LOGIN_STORE="redis://127.0.0.1:$redis_port/0?timeout_ms=500" login_config)"
+if [ -n "$redis_port" ]; then
+  start_wxgate gwr "$(login_config)"
   GWR=http://127.0.0.1:${PORT[gwr]}
   loadgen warm-redis "$GWR" -c 50 -d 2 -q
+  rssr0=$(settled_rss "${PID[gwr]}")
+  threadsr0=$(threads "${PID[gwr]}")
 
   note "chaos: Redis stopped for 5 s"
   ( sleep 2; kill -STOP "$redis_pid"; sleep 5; kill -CONT "$redis_pid" ) &
@@ -98,8 +126,7 @@ if command -v redis-server >/dev/null; then
   wait "$killer" 2>/dev/null || true
   [ -s "$tmp/redis2.pid" ] && track_pid "$(cat "$tmp/redis2.pid")"
   kill -0 "${PID[gwr]}" 2>/dev/null || die "the Redis gateway died"
-else
-  note "redis-server is missing: the Redis runs are skipped (scripts/setup installs it)"
+  mem+=("redis-pause+kill $threadsr0 $(threads "${PID[gwr]}") $rssr0 $(settled_rss "${PID[gwr]}")")
 fi
 
 # ---- a crowd of idle and slowloris connections next to the load ----
@@ -140,6 +167,7 @@ loadgen crowd "$GW" -c 50 -d "$SECS" -t 15 -p "$gw_pid" -q
 runs+=(crowd)
 wait "$crowd" 2>/dev/null || true
 kill -0 "$gw_pid" 2>/dev/null || die "the gateway died under the crowd"
+mem+=("faults+sighup+crowd $threads0 $(threads "$gw_pid") $rss0 $(settled_rss "$gw_pid")")
 
 # ---- SIGTERM in the middle ----
 start_wxgate gwt "$(login_config)"
@@ -191,9 +219,18 @@ print("lost by the gateway in all runs: %d (must be 0): %s" % (
     total_lost, "PASS" if total_lost == 0 else "FAIL"))
 print("(lost:sandbox: the sandbox's own pages closed by the close fault, as WeChat failing the browser)")
 PY
-  awk -v a="$rss0" -v b="$rss1" -v t0="$threads0" -v t1="$threads1" 'BEGIN {
-    printf "gateway alive; threads %d -> %d; RSS %d -> %d KiB (the store holds the logins\x27 records)\n",
-      t0, t1, a, b }'
+  if [ -n "$redis_port" ]; then
+    for m in "${mem[@]}"; do
+      # shellcheck disable=SC2086
+      set -- $m
+      awk -v n="$1" -v t0="$2" -v t1="$3" -v a="$4" -v b="$5" 'BEGIN {
+        d = 100 * (b - a) / a
+        printf "%-22s threads %d -> %d, RSS settled %d -> %d KiB (%+.1f%%): %s\n", n, t0, t1, a, b, d,
+          (t0 == t1 && d <= 10) ? "PASS" : "FAIL" }'
+    done
+  else
+    echo "memory: not checked (memory store: its records stay for their TTLs)"
+  fi
   echo
 } >"$tmp/report.txt"
 cat "$tmp/report.txt"

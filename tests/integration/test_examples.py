@@ -10,12 +10,13 @@ import os
 import re
 import subprocess
 import threading
+import time
 import urllib.parse
 
 import pytest
 import requests
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, SLOW
 
 UA = "Mozilla/5.0 (iPhone) Mobile/15E148 MicroMessenger/8.0.50"
 EX = os.path.join(ROOT, "examples")
@@ -137,3 +138,22 @@ def test_readme_config_example_passes_check(tmp_path):
     p = subprocess.run([BIN, "check", "-c", str(tmp_path / "wxgate.lua")], capture_output=True,
                        text=True, env=env)
     assert p.returncode == 0, p.stderr
+
+
+def test_idle_rss_of_the_example_config_stays_under_20_mib(gateway):
+    """`wxgate run` with examples/wxgate.lua (a worker per core, its Lua
+    route): the resident memory of the whole process, idle after a request,
+    stays under 20 MiB (issue 11). Only the release build: the sanitizers
+    multiply memory by design."""
+    with open(os.path.join(EX, "wxgate.lua"), encoding="utf-8") as f:
+        cfg = f.read().replace("127.0.0.1:8080", "127.0.0.1:{PORT}")
+    with open(os.path.join(EX, "hello.lua"), encoding="utf-8") as f:
+        hello = f.read()
+    g = gateway(cfg, files={"hello.lua": hello})
+    assert g.get("/hello").status_code == 200
+    assert g.get("/healthz").status_code == 200
+    time.sleep(0.5)
+    with open("/proc/%d/status" % g.p.pid) as f:
+        rss_kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+    if SLOW == 1:
+        assert rss_kb < 20 * 1024, "idle RSS %d KiB" % rss_kb
