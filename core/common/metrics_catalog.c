@@ -17,6 +17,8 @@ void metrics_describe_catalog(void)
          "Callbacks without the state cookie "
          "(accepted)."},
         {"wxgate_upstream_seconds", "histogram", "WeChat API call latency, by endpoint."},
+        {"wxgate_upstream_connections_opened_total", "counter",
+         "New TCP connections to WeChat (and wx.http hosts); the rest reuse kept-alive ones."},
         {"wxgate_upstream_in_flight", "gauge",
          "Upstream calls (WeChat, wx.http) in progress, all workers."},
         {"wxgate_upstream_errors_total", "counter",

@@ -16,6 +16,7 @@
  * next one is used, so the walk stays short; under ordinary load every call
  * goes to the first shard and finds its kept-alive connections there. */
 #include "fetch.h"
+#include "metrics.h"
 
 #include <ctype.h>
 #include <stdatomic.h>
@@ -339,6 +340,12 @@ static void finish(struct fetch *f, CURLcode rc)
     f->sh->running--;
 
     res.total_ms = ms_since(&f->started);
+    long opened = 0;
+    if (curl_easy_getinfo(f->easy, CURLINFO_NUM_CONNECTS, &opened) == CURLE_OK && opened > 0) {
+        static struct metrics_counter *new_connections;
+        metrics_counter_add_to(&new_connections, "wxgate_upstream_connections_opened_total",
+                               (unsigned long long)opened);
+    }
     if (rc == CURLE_OK) {
         res.ok = 1;
         curl_easy_getinfo(f->easy, CURLINFO_RESPONSE_CODE, &res.status);

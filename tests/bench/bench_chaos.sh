@@ -59,13 +59,13 @@ gw_pid=${PID[gw]}
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 # Worker threads: wxgate's own (the allocator's background threads aside).
 threads() { grep -L jemalloc "/proc/$1/task/"*/comm | wc -l; }
-# settled_rss PID: the RSS once it has not fallen for 5 s in a row (at most
-# 25 s): jemalloc's background thread returns freed pages in steps a few
-# seconds apart.
+# settled_rss PID: the RSS once it has not fallen for 11 s in a row (at most
+# 40 s): jemalloc's background thread returns freed pages within its decay
+# time (10 s), in steps a few seconds apart.
 settled_rss() {
   local low now i still=0
   low=$(rss_kb "$1")
-  for ((i = 0; i < 25 && still < 5; i++)); do
+  for ((i = 0; i < 40 && still < 11; i++)); do
     sleep 1
     now=$(rss_kb "$1")
     if [ "$now" -lt "$low" ]; then low=$now still=0; else still=$((still + 1)); fi

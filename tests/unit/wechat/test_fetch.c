@@ -28,6 +28,7 @@
 #include "dev_ca.h"
 #include "fetch.h"
 #include "http.h"
+#include "metrics.h"
 #include "tls.h"
 
 #define BIG_SIZE    (5u << 20)
@@ -641,10 +642,25 @@ static void chain_cb(const struct fetch_response *res, void *arg)
     record(res, r);
 }
 
+/* A counter's value in the /metrics text (0 when it has no line yet). */
+static double metric(const char *name)
+{
+    size_t len = 0;
+    char *text = metrics_render(&len);
+    double v = 0;
+    size_t n = strlen(name);
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (strncmp(p, name, n) == 0 && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+    free(text);
+    return v;
+}
+
 static void test_reuse(void **state)
 {
     struct env *e = *state;
     struct fetch_request req = {.url = url(e, "http", "/hello")};
+    double opened = metric("wxgate_upstream_connections_opened_total");
 
     e->res[0].env = e;
     assert_non_null(fetch_start(e->fl, &req, chain_cb, &e->res[0]));
@@ -658,6 +674,8 @@ static void test_reuse(void **state)
     run(e, 3, SAFETY_MS);
     assert_true(r->ok);
     assert_int_equal(e->srv.accepted, 1);
+    /* Operators see it: one connection opened for the three calls. */
+    assert_true(metric("wxgate_upstream_connections_opened_total") == opened + 1);
 }
 
 struct burst {
