@@ -10,7 +10,7 @@
 #define WX_ARENA_H
 #include <stddef.h>
 
-#define ARENA_BLOCK_SIZE 4096
+#define ARENA_BLOCK_SIZE 4096 /* a standard block, its header included */
 
 struct arena_block;
 struct arena_cleanup;
