@@ -34,12 +34,11 @@ static void crypto_fatal(const char *what)
 }
 
 /* Small requests (nonces, ids, tokens: every login takes four) are served
- * from a per-thread pool filled 256 bytes at a time: RAND_bytes costs the
- * same for 12 bytes as for 256 (a lock, a fork check and the DRBG's
- * reseed bookkeeping). Bytes leave the pool once and are wiped as they go;
+ * from a per-thread pool filled 4 KiB at a time: each RAND_bytes call costs a
+ * lock, a fork check and the DRBG's reseed bookkeeping whatever its size. Bytes leave the pool once and are wiped as they go;
  * a forked child starts with an empty pool so it never repeats the
  * parent's bytes. */
-#define RAND_POOL  256
+#define RAND_POOL  4096
 #define RAND_SMALL 64
 static _Thread_local struct {
     unsigned char buf[RAND_POOL];
@@ -187,23 +186,26 @@ void crypto_hmac_sha256(const void *key, size_t klen, const void *msg, size_t ml
     OPENSSL_cleanse(inner, sizeof(inner));
 }
 
-/* The one-shot SHA functions, not EVP_Digest: EVP looks the algorithm up
- * in the provider tables on every call, which costs more than hashing the
- * short messages hashed here (secrets, signatures). */
+/* The low-level SHA functions: EVP_Digest and OpenSSL 3's one-shot SHA256()
+ * look the algorithm up in the provider tables on every call, which costs
+ * more than hashing the short messages hashed here (secrets, signatures). */
 void crypto_sha1(const void *msg, size_t len, unsigned char out[20])
 {
-    static const unsigned char empty;
+    SHA_CTX c;
 
-    if (!SHA1(msg ? msg : &empty, len, out))
+    if (SHA1_Init(&c) != 1 || SHA1_Update(&c, msg ? msg : "", len) != 1 || SHA1_Final(out, &c) != 1)
         crypto_fatal("SHA-1");
+    OPENSSL_cleanse(&c, sizeof(c));
 }
 
 void crypto_sha256(const void *msg, size_t len, unsigned char out[32])
 {
-    static const unsigned char empty;
+    SHA256_CTX c;
 
-    if (!SHA256(msg ? msg : &empty, len, out))
+    if (SHA256_Init(&c) != 1 || SHA256_Update(&c, msg ? msg : "", len) != 1 ||
+        SHA256_Final(out, &c) != 1)
         crypto_fatal("SHA-256");
+    OPENSSL_cleanse(&c, sizeof(c));
 }
 
 size_t crypto_base64url_encode(const unsigned char *in, size_t n, char *out)
@@ -304,11 +306,12 @@ int crypto_equal(const void *a, size_t alen, const void *b, size_t blen)
 /* A keyed AES-256-GCM context per direction and secret, kept per thread:
  * deriving the key (SHA-256), fetching the cipher and expanding the key
  * schedule cost more than sealing a token record, and a worker seals with
- * one or two secrets for its whole life. A later call sets only the nonce.
- * The cache holds the secret's digest, never the secret itself. */
+ * one or two secrets for its whole life. A later call compares the secret
+ * and sets only the nonce. */
 #define SEAL_CACHE 4
 struct seal_ctx {
-    unsigned char id[32]; /* SHA-256(SHA-256(secret)): which secret */
+    char *secret; /* a copy, wiped when the entry is dropped */
+    size_t secret_len;
     EVP_CIPHER_CTX *enc, *dec;
 };
 static _Thread_local struct seal_ctx seal_cache[SEAL_CACHE];
@@ -316,48 +319,52 @@ static _Thread_local unsigned seal_next;
 static pthread_key_t seal_key;
 static pthread_once_t seal_once = PTHREAD_ONCE_INIT;
 
+static void seal_cache_free_one(struct seal_ctx *c)
+{
+    EVP_CIPHER_CTX_free(c->enc);
+    EVP_CIPHER_CTX_free(c->dec);
+    if (c->secret)
+        OPENSSL_clear_free(c->secret, c->secret_len + 1);
+    memset(c, 0, sizeof(*c));
+}
+
 /* At thread exit: free the thread's contexts (workers come and go). */
 static void seal_cache_free(void *cache)
 {
     struct seal_ctx *c = cache;
-    for (int i = 0; i < SEAL_CACHE; i++) {
-        EVP_CIPHER_CTX_free(c[i].enc);
-        EVP_CIPHER_CTX_free(c[i].dec);
-        memset(&c[i], 0, sizeof(c[i]));
-    }
+    for (int i = 0; i < SEAL_CACHE; i++)
+        seal_cache_free_one(&c[i]);
 }
 
 static void seal_once_init(void) { pthread_key_create(&seal_key, seal_cache_free); }
 
 static struct seal_ctx *seal_ctx_for(const char *secret)
 {
-    unsigned char key[32], id[32];
-    crypto_sha256(secret, strlen(secret), key);
-    crypto_sha256(key, sizeof(key), id);
-    struct seal_ctx *c = NULL;
-    for (int i = 0; i < SEAL_CACHE && !c; i++)
-        if (seal_cache[i].enc && memcmp(seal_cache[i].id, id, sizeof(id)) == 0)
-            c = &seal_cache[i];
-    if (!c) {
-        pthread_once(&seal_once, seal_once_init);
-        pthread_setspecific(seal_key, seal_cache);
-        c = &seal_cache[seal_next++ % SEAL_CACHE];
-        EVP_CIPHER_CTX_free(c->enc);
-        EVP_CIPHER_CTX_free(c->dec);
-        c->enc = EVP_CIPHER_CTX_new();
-        c->dec = EVP_CIPHER_CTX_new();
-        if (!c->enc || !c->dec ||
-            EVP_EncryptInit_ex(c->enc, EVP_aes_256_gcm(), NULL, key, NULL) != 1 ||
-            EVP_DecryptInit_ex(c->dec, EVP_aes_256_gcm(), NULL, key, NULL) != 1) {
-            EVP_CIPHER_CTX_free(c->enc);
-            EVP_CIPHER_CTX_free(c->dec);
-            c->enc = c->dec = NULL;
-            c = NULL;
-        } else {
-            memcpy(c->id, id, sizeof(id));
-        }
-    }
+    size_t len = strlen(secret);
+    for (int i = 0; i < SEAL_CACHE; i++)
+        if (seal_cache[i].enc && seal_cache[i].secret_len == len &&
+            CRYPTO_memcmp(seal_cache[i].secret, secret, len) == 0)
+            return &seal_cache[i];
+
+    pthread_once(&seal_once, seal_once_init);
+    pthread_setspecific(seal_key, seal_cache);
+    struct seal_ctx *c = &seal_cache[seal_next++ % SEAL_CACHE];
+    seal_cache_free_one(c);
+    unsigned char key[32];
+    crypto_sha256(secret, len, key);
+    c->enc = EVP_CIPHER_CTX_new();
+    c->dec = EVP_CIPHER_CTX_new();
+    c->secret = malloc(len + 1);
+    int ok = c->enc && c->dec && c->secret &&
+             EVP_EncryptInit_ex(c->enc, EVP_aes_256_gcm(), NULL, key, NULL) == 1 &&
+             EVP_DecryptInit_ex(c->dec, EVP_aes_256_gcm(), NULL, key, NULL) == 1;
     OPENSSL_cleanse(key, sizeof(key));
+    if (!ok) {
+        seal_cache_free_one(c);
+        return NULL;
+    }
+    memcpy(c->secret, secret, len + 1);
+    c->secret_len = len;
     return c;
 }
 
