@@ -1,16 +1,20 @@
 /* sd_notify messages (see service_notify.h). Each is one datagram on
- * NOTIFY_SOCKET; sd_notify returns 0 without NOTIFY_SOCKET, and a failure to
+ * NOTIFY_SOCKET (unset or empty: nothing is sent), and a failure to
  * tell the manager is logged, never fatal: the server itself is fine. */
 #include "service_notify.h"
 
 #include "log.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
 static void notify(const char *state)
 {
+    const char *sock = getenv("NOTIFY_SOCKET");
+    if (!sock || !*sock) /* not under a service manager that listens */
+        return;
     int rc = sd_notify(0, state);
     if (rc < 0)
         log_warn("sd_notify: cannot tell the service manager \"%.*s\": %s",
