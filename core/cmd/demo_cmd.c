@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,8 @@ int demo_main(int argc, char **argv)
 
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
+    /* no JIT compiler anywhere: the service runs with MemoryDenyWriteExecute */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     char err[8192];
     struct config *c = NULL;
     if (wxlua_bundle_load(L, "wxgate.demo_config") != 0 || lua_pcall(L, 0, 1, 0) != 0) {

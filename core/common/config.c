@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdarg.h>
@@ -909,6 +910,8 @@ struct config *config_load(const char *path, char *err, size_t errsz)
         return NULL;
     }
     luaL_openlibs(L);
+    /* no JIT compiler anywhere: the service runs with MemoryDenyWriteExecute */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     struct config *c = NULL;
     if (luaL_loadfile(L, abs) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
         const char *msg = lua_tostring(L, -1);

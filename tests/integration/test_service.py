@@ -127,3 +127,55 @@ def test_no_notify_socket_no_message(gateway):
                 env={"NOTIFY_SOCKET": ""})
     assert g.get("/healthz").status_code == 200
     assert "sd_notify" not in g.log()
+
+
+def deny_write_execute():
+    """The kernel's W^X policy for this process and its children
+    (prctl PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): what the unit's
+    MemoryDenyWriteExecute=yes enforces, without systemd."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(65, 1, 0, 0, 0) != 0:
+        os._exit(99)
+
+
+HOT = "local s = 0\nfor i = 1, 200000 do s = s + i % 7 end\n"
+
+
+def test_runs_without_writable_executable_memory():
+    """LuaJIT's JIT compiler needs memory that becomes executable; the
+    config, the scripts and the demo run with it off, so the service works
+    under MemoryDenyWriteExecute (a hot loop in the config and in a route)."""
+    d = tempfile.mkdtemp(prefix="wxgate-test-")
+    port = free_port()
+    with open(os.path.join(d, "hot.lua"), "w") as f:
+        f.write(HOT + "return function(req)\n" + HOT + "return 200, tostring(s) end\n")
+    cfg = os.path.join(d, "wxgate.lua")
+    with open(cfg, "w") as f:
+        f.write(HOT + 'return { listen = "127.0.0.1:%d", workers = 1, '
+                'routes = { ["/hot"] = "hot.lua" } }\n' % port)
+    p = subprocess.run([BIN, "check", "-c", cfg], capture_output=True, text=True,
+                       preexec_fn=deny_write_execute, timeout=60 * SLOW)
+    if p.returncode == 99:
+        import pytest
+        pytest.skip("this kernel has no PR_SET_MDWE")
+    assert p.returncode == 0, p.stderr
+    log = open(os.path.join(d, "log"), "w+")
+    g = subprocess.Popen([BIN, "run", "-c", cfg], stderr=log, stdin=subprocess.DEVNULL,
+                         preexec_fn=deny_write_execute)
+    try:
+        url = "http://127.0.0.1:%d" % port
+
+        def up():
+            try:
+                return requests.get(url + "/healthz", timeout=2).status_code == 200
+            except requests.RequestException:
+                assert g.poll() is None, open(log.name).read()
+                return False
+        wait_until(up, what="the gateway")
+        r = requests.get(url + "/hot", timeout=10 * SLOW)
+        assert r.status_code == 200 and r.text == "599997", r.text
+    finally:
+        g.terminate()
+        assert g.wait(timeout=15 * SLOW) == 0, open(log.name).read()
+        log.close()
