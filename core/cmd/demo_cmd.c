@@ -64,16 +64,16 @@ static int demo_usage(FILE *out)
     size_t n = examples_search_path(dirs);
     fprintf(out, "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
                  "                   [--public-url URL] [--examples DIR] [--workers N]\n"
-                 "  -l ADDR          where the gateway listens (default 127.0.0.1:8080)\n"
-                 "  --store URL      memory (default) or redis://host:port/db\n"
-                 "  --sandbox URL    use a running `wxgate sandbox` instead of an embedded one\n"
-                 "  --ca-file PEM    the CA of that sandbox's HTTPS certificate\n"
-                 "  --public-url URL the URL users reach (a load balancer in front of several\n"
-                 "                   demos); default http://ADDR\n"
-                 "  --workers N      worker threads (default: one per core)\n"
-                 "  --examples DIR   the folder with demo/app.lua; without it, the first of:\n");
+                 "  -l, --listen ADDR  where the gateway listens (default 127.0.0.1:8080)\n"
+                 "  --store URL        memory (default) or redis://host:port/db\n"
+                 "  --sandbox URL      use a running `wxgate sandbox` instead of an embedded one\n"
+                 "  --ca-file PEM      the CA of that sandbox's HTTPS certificate\n"
+                 "  --public-url URL   the URL users reach (a load balancer in front of several\n"
+                 "                     demos); default http://ADDR\n"
+                 "  --workers N        worker threads (default: one per core)\n"
+                 "  --examples DIR     the folder with demo/app.lua; without it, the first of:\n");
     for (size_t i = 0; i < n; i++)
-        fprintf(out, "                     %s\n", dirs[i]);
+        fprintf(out, "                       %s\n", dirs[i]);
     free_search_path(dirs, n);
     return out == stderr ? 2 : 0;
 }

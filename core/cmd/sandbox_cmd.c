@@ -28,8 +28,8 @@ static int sandbox_usage(FILE *out)
 {
     fprintf(out, "usage: wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR] [--ca-dir DIR]\n"
                  "                      [--control-token TOKEN] [--workers N]\n"
-                 "  -l ADDR              plain HTTP listener (default 127.0.0.1:9000)\n"
-                 "  -c FILE              apps and users (default: the built-in test set)\n"
+                 "  -l, --listen ADDR    plain HTTP listener (default 127.0.0.1:9000)\n"
+                 "  -c, --config FILE    apps and users (default: the built-in test set)\n"
                  "  --tls ADDR           also serve HTTPS on ADDR with a local CA\n"
                  "  --ca-dir DIR         where the CA and certificate live (default "
                  "/tmp/wxgate-sandbox-ca)\n"
