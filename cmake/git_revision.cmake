@@ -8,7 +8,7 @@
 # "unknown".
 set(rev "${REVISION}")
 if(NOT rev)
-  execute_process(COMMAND git -C "${ROOT}" describe --always --dirty --abbrev=12
+  execute_process(COMMAND git -C "${ROOT}" describe --always --dirty --abbrev=12 --exclude=*
                   OUTPUT_VARIABLE rev OUTPUT_STRIP_TRAILING_WHITESPACE
                   ERROR_QUIET RESULT_VARIABLE failed)
   if(failed OR NOT rev)
