@@ -261,9 +261,12 @@ static void reload(struct server *s)
         log_error("reload refused, the old version keeps serving: %s", err);
         return;
     }
+    const char *admin = fresh->admin_listen ? fresh->admin_listen : "";
     if (strcmp(fresh->listen, s->cfg->listen) != 0 || fresh->workers != s->cfg->workers ||
-        strcmp(fresh->store, s->cfg->store) != 0)
-        log_warn("reload: listen, workers and store take effect only after a restart");
+        strcmp(fresh->store, s->cfg->store) != 0 ||
+        strcmp(admin, s->cfg->admin_listen ? s->cfg->admin_listen : "") != 0)
+        log_warn("reload: listen, admin_listen, workers and store take effect only after a "
+                 "restart");
     apply_secrets(fresh);
     apply_log_level(fresh);
     if (fresh->lua_trusted)

@@ -60,6 +60,13 @@ def test_every_long_option_of_the_parsers_is_in_the_help():
     assert not table - help_options(), sorted(table - help_options())
 
 
+def test_the_man_page_names_this_version():
+    version = subprocess.run([BIN, "version"], capture_output=True, text=True).stdout.split()[1]
+    with open(MAN, encoding="utf-8") as f:
+        th = next(l for l in f if l.startswith(".TH "))
+    assert '"wxgate %s"' % version in th, th
+
+
 def test_man_renders_without_warnings():
     if not shutil.which("man"):
         pytest.skip("man is not installed")

@@ -43,6 +43,18 @@ def test_admin_listener_takes_metrics_off_the_public_one(gateway):
     g.wait_log(r'"path":"/metrics"')
 
 
+def test_admin_listen_changes_at_restart_not_on_reload(gateway):
+    admin = free_port()
+    g = gateway(admin_config(admin, workers=1))
+    g.write("wxgate.lua", admin_config(free_port(), workers=1).replace("{PORT}", str(g.port)))
+    g.signal(signal.SIGHUP)
+    g.wait_log(r"worker 0: reloaded")
+    assert "admin_listen, workers and store take effect only after a restart" in g.log()
+    r = requests.get("http://127.0.0.1:%d/metrics" % admin, timeout=5 * SLOW)
+    assert r.status_code == 200
+    assert g.get("/metrics").status_code == 404
+
+
 def test_without_admin_listen_metrics_stay_on_the_public_listener(gateway):
     g = gateway('return { listen = "127.0.0.1:{PORT}", workers = 1 }\n')
     r = g.get("/metrics")
