@@ -12,7 +12,8 @@
 #      and NoNewPrivileges; a `wxgate sandbox` stands in for WeChat: the
 #      config is loaded through a small overlay that changes only the ports
 #      and the WeChat base URLs; one whole login and ticket redemption
-#   5. apt remove: the conffile and secrets stay; apt purge: nothing of the
+#   5. `wxgate demo` as installed serves the installed examples
+#   6. apt remove: the conffile and secrets stay; apt purge: nothing of the
 #      package is left but the wxgate user (Debian keeps system users)
 #
 # Needs root. Refuses to touch a wxgate that it did not install itself.
@@ -35,10 +36,13 @@ if dpkg-query -W -f='${Status}' wxgate 2>/dev/null | grep -q "installed\|config-
 fi
 
 tmp=$(mktemp -d /tmp/wxgate-deb-test-XXXXXX)
-pids=()
+# Stops what this script started and is still running (its own jobs only:
+# a PID already waited for may belong to someone else by now).
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  local running
+  running=$(jobs -p)
+  [ -z "$running" ] || kill $running 2>/dev/null || true
+  wait 2>/dev/null || true
   rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -87,7 +91,9 @@ grep -q "env_file: cannot read /etc/wxgate/secrets.env: Permission denied" "$tmp
   fail "unclear refusal: $(cat "$tmp/nobody.err")"
 
 step "systemd-analyze verify /lib/systemd/system/wxgate.service"
-systemd-analyze verify /lib/systemd/system/wxgate.service
+systemd-analyze verify /lib/systemd/system/wxgate.service >"$tmp/verify.log" 2>&1 ||
+  { cat "$tmp/verify.log"; fail "systemd-analyze verify"; }
+[ ! -s "$tmp/verify.log" ] || { cat "$tmp/verify.log"; fail "systemd-analyze verify warns"; }
 unit=/lib/systemd/system/wxgate.service
 for line in 'Type=notify' 'User=wxgate' 'Restart=on-failure' 'NoNewPrivileges=yes' \
             'ProtectSystem=strict' 'PrivateTmp=yes' 'CapabilityBoundingSet=' \
@@ -106,7 +112,7 @@ admin_port=$(free_port)
 chmod 755 "$tmp"
 setpriv --reuid=wxgate --regid=wxgate --init-groups --no-new-privs \
   /usr/bin/wxgate sandbox -l "127.0.0.1:$sb_port" --workers 1 >"$tmp/sandbox.out" 2>"$tmp/sandbox.log" &
-pids+=($!)
+sb_pid=$!
 sb=http://127.0.0.1:$sb_port
 gw=http://127.0.0.1:$gw_port
 cat >"$tmp/wxgate.lua" <<EOT
@@ -129,7 +135,6 @@ setpriv --reuid=wxgate --regid=wxgate --init-groups --no-new-privs \
 setpriv --reuid=wxgate --regid=wxgate --init-groups --no-new-privs \
   /usr/bin/wxgate run -c "$tmp/wxgate.lua" 2>"$tmp/gateway.log" &
 gw_pid=$!
-pids+=($gw_pid)
 wait_http "$sb/_sandbox/apps" || { cat "$tmp/sandbox.log"; fail "the sandbox did not start"; }
 wait_http "$gw/healthz" || { cat "$tmp/gateway.log"; fail "the gateway did not start"; }
 [ "$(ps -o user= -p "$gw_pid")" = wxgate ] || fail "the gateway does not run as wxgate"
@@ -148,6 +153,20 @@ wait "$gw_pid" || rc=$?
 [ $rc = 0 ] || fail "the gateway exited $rc after SIGTERM"
 grep -v '^{' "$tmp/gateway.log" && fail "log lines that are not JSON"
 ! grep -qF "$api_key" "$tmp/gateway.log" || fail "the API key is in the log"
+
+step "the installed demo finds the installed examples"
+/usr/bin/wxgate demo --help | grep -qF '/usr/bin/../share/wxgate/examples' ||
+  fail "demo --help does not name the data directory"
+demo_port=$(free_port)
+(cd / && exec setpriv --reuid=nobody --regid=nogroup --clear-groups --no-new-privs \
+   /usr/bin/wxgate demo -l "127.0.0.1:$demo_port" --workers 1 >"$tmp/demo.out" 2>"$tmp/demo.log") &
+demo_pid=$!
+wait_http "http://127.0.0.1:$demo_port/demo/" || { cat "$tmp/demo.log"; fail "wxgate demo"; }
+kill -TERM "$demo_pid"
+wait "$demo_pid" || fail "wxgate demo exited $? after SIGTERM"
+
+kill -TERM "$sb_pid"
+wait "$sb_pid" || fail "the sandbox exited $? after SIGTERM"
 
 step "apt remove: the configuration stays"
 apt-get remove -y -q wxgate >"$tmp/apt.log" 2>&1 || { cat "$tmp/apt.log"; fail "apt remove"; }
