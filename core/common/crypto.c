@@ -327,10 +327,7 @@ static void seal_cache_free(void *cache)
     }
 }
 
-static void seal_once_init(void)
-{
-    pthread_key_create(&seal_key, seal_cache_free);
-}
+static void seal_once_init(void) { pthread_key_create(&seal_key, seal_cache_free); }
 
 static struct seal_ctx *seal_ctx_for(const char *secret)
 {

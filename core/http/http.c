@@ -879,7 +879,7 @@ static void detach_head(struct conn *c)
     if (!to)
         return; /* keeps the buffer: correct, only larger */
     memcpy(to, from, c->head_end);
-#define REBASE(p) ((p) = ((p) >= from && (p) < end) ? to + ((p) - from) : (p))
+#define REBASE(p) ((p) = ((p) >= from && (p) < end) ? to + ((p)-from) : (p))
     REBASE(h->method);
     REBASE(h->target);
     REBASE(r->method);
