@@ -66,6 +66,11 @@ int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *
  * refusing writes), for /healthz; NULL when all is well. */
 const char *store_warning(store_conn_t *c);
 
+/* The Redis node(s) this worker's connection talks to ("host:port", or a
+ * comma-separated list of a cluster's primaries), written into buf, for
+ * /healthz; NULL for the memory store. */
+const char *store_node(store_conn_t *c, char *buf, size_t n);
+
 /* Claim, or wait for the first claimer's result: for work that must happen
  * once across workers and instances (a code exchanged once, a JS-SDK ticket
  * fetched once) while the others wait for what it produced.

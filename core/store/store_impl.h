@@ -25,6 +25,9 @@ struct store_ops {
     int (*healthy)(store_conn_t *c);
     /* What an operator should know (Redis refusing writes), or NULL. */
     const char *(*warning)(store_conn_t *c);
+    /* The node(s) this connection talks to, written into buf; NULL means
+     * none (memory). */
+    const char *(*node)(store_conn_t *c, char *buf, size_t n);
 };
 
 struct store {
