@@ -220,7 +220,7 @@ const char *redis_url_parse(struct redis_common *rc, const char *url, enum redis
             at = auth + i;
     const char *hosts = at ? at + 1 : auth;
     size_t hlen = (size_t)(auth + alen - hosts);
-    if (hlen == 0)
+    if (hlen == 0 || hosts[hlen - 1] == ',')
         return "redis url: missing host";
 
     /* The rest through the URL module, with one placeholder host. */

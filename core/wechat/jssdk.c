@@ -222,7 +222,7 @@ static void fetch_basic_token(struct jssdk_op *op)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(day, sizeof(day), "%Y%m%d", &tm);
-    snprintf(key, sizeof(key), KEY_JSSDK_QUOTA "%s:%s", op->app->appid, day);
+    snprintf(key, sizeof(key), KEY_JSSDK_QUOTA "{%s}:%s", op->app->appid, day);
     store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota, (void *)op->app);
     metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
     struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
@@ -365,10 +365,10 @@ static struct jssdk_op *op_new(struct worker *w, const struct config_app *app, j
     op->app = app;
     op->cb = cb;
     op->arg = arg;
-    snprintf(op->key_jt, sizeof(op->key_jt), KEY_JSAPI_TICKET "%s", app->appid);
-    snprintf(op->key_bt, sizeof(op->key_bt), KEY_BASIC_TOKEN "%s", app->appid);
-    snprintf(op->key_lk, sizeof(op->key_lk), KEY_JSSDK_LOCK "%s", app->appid);
-    snprintf(op->key_fence, sizeof(op->key_fence), KEY_JSSDK_FENCE "%s", app->appid);
+    snprintf(op->key_jt, sizeof(op->key_jt), KEY_JSAPI_TICKET "{%s}", app->appid);
+    snprintf(op->key_bt, sizeof(op->key_bt), KEY_BASIC_TOKEN "{%s}", app->appid);
+    snprintf(op->key_lk, sizeof(op->key_lk), KEY_JSSDK_LOCK "{%s}", app->appid);
+    snprintf(op->key_fence, sizeof(op->key_fence), KEY_JSSDK_FENCE "{%s}", app->appid);
     return op;
 }
 

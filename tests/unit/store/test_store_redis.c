@@ -27,6 +27,7 @@
 
 #include "store.h"
 #include "store_impl.h"
+#include "store_redis.h"
 
 #ifndef REDIS_SERVER
 #define REDIS_SERVER "/usr/bin/redis-server"
@@ -394,11 +395,24 @@ static void test_urls(void **state)
         "redis://:hunter2@127.0.0.1:6379?password_env=WXGATE_TEST_PW",
         "redis://127.0.0.1:6379?password_env=WXGATE_TEST_UNSET_VARIABLE",
         "redis://no-such-host.invalid:6379",
+        "redis://127.0.0.1:6379,127.0.0.1:6380/0",
+        "redis-sentinel://127.0.0.1:26379",
+        "redis-sentinel://127.0.0.1:26379/",
+        "redis-sentinel://127.0.0.1:26379,/mymaster",
+        "redis-sentinel://127.0.0.1:26379/mymaster/x",
+        "redis-sentinel://127.0.0.1:26379,127.0.0.1:70000/mymaster/0",
+        "redis-sentinel://hunter2@127.0.0.1:26379/mymaster",
+        "redis-cluster://",
+        "redis-cluster://127.0.0.1:7000/1",
+        "redis-cluster://127.0.0.1:7000/?prefix",
+        "redis-cluster://127.0.0.1:7000,no-such-host.invalid:7001/",
+        "redis-sentinels://127.0.0.1:26379/mymaster",
     };
     setenv("WXGATE_TEST_PW", "hunter2", 1);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err = NULL;
-        assert_null(store_open(bad[i], &err));
+        if (store_open(bad[i], &err))
+            fail_msg("accepted %s", bad[i]);
         assert_non_null(err);
         assert_null(strstr(err, "hunter2")); /* no secret in a message */
     }
@@ -413,6 +427,12 @@ static void test_urls(void **state)
         "redis://:pw@127.0.0.1:6379/0?prefix=app%3A&timeout_ms=100&connect_timeout_ms=50",
         "redis://user:pw@127.0.0.1:6379/0",
         "redis://127.0.0.1:6379/0?password_env=WXGATE_TEST_PW&prefix=",
+        "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380,[::1]:26381/mymaster/0",
+        "redis-sentinel://127.0.0.1/mymaster",
+        "redis-sentinel://:pw@127.0.0.1:26379/mymaster/2?prefix=a%3A&timeout_ms=100",
+        "redis-cluster://127.0.0.1:7000,127.0.0.1:7001/",
+        "redis-cluster://127.0.0.1:7000",
+        "redis-cluster://user:pw@localhost:7000/?prefix=x:&connect_timeout_ms=50",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         err = NULL;
@@ -422,6 +442,28 @@ static void test_urls(void **state)
         store_close(s);
     }
     unsetenv("WXGATE_TEST_PW");
+}
+
+/* Redis Cluster's own examples (cluster spec): CRC16 and hash tags. */
+static void test_key_slots(void **state)
+{
+    (void)state;
+#define SLOT(p, k) redis_key_slot(p, strlen(p), k, strlen(k))
+    assert_int_equal(SLOT("", "123456789"), 0x31C3 & 16383);
+    assert_int_equal(SLOT("", "foo"), 12182);
+    assert_int_equal(SLOT("", "{user1000}.following"), SLOT("", "user1000"));
+    assert_int_equal(SLOT("", "{user1000}.followers"), SLOT("", "user1000"));
+    assert_int_equal(SLOT("", "foo{}{bar}"), SLOT("", "foo{}{bar}")); /* the whole key */
+    assert_int_not_equal(SLOT("", "foo{}{bar}"), SLOT("", "bar"));
+    assert_int_equal(SLOT("", "foo{{bar}}zap"), SLOT("", "{bar"));
+    assert_int_equal(SLOT("", "foo{bar}{zap}"), SLOT("", "bar"));
+    /* The prefix and the key hash as one string, a tag across both too. */
+    assert_int_equal(SLOT("wxgate:", "st:{abc}"), SLOT("", "abc"));
+    assert_int_equal(SLOT("wxgate:", "su:{abc}"), SLOT("", "abc"));
+    assert_int_equal(SLOT("wx{", "ab}cd"), SLOT("", "ab"));
+    assert_int_equal(SLOT("wx", "gate:foo"), SLOT("", "wxgate:foo"));
+    assert_int_equal(SLOT("{app}:", "st:{abc}"), SLOT("", "app"));
+#undef SLOT
 }
 
 static void test_healthy(void **state)
@@ -900,6 +942,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_healthy),
+        cmocka_unit_test(test_key_slots),
         T(test_get_set_del, setup),
         T(test_add, setup),
         T(test_incr, setup),
