@@ -29,6 +29,7 @@ return {
   ticket_secret = "ticket-secret-0123456789abcdef",
   token_key = "token-key-0123456789abcdef",
   api_keys = { "%(key)s" },
+  limits = { auth_per_minute = 1000000 },
   wechat = { open_base = "%(sb)s", api_base = "%(sb)s", timeout_ms = 3000 },
   apps = { demo = { appid = "wx_sandbox_demo", secret = { env = "S_DEMO" } } },
   campaigns = {
@@ -142,8 +143,10 @@ class Cluster:
     create; cluster-node-timeout is short so that a failover is quick."""
 
     def __init__(self, node_timeout_ms=1000):
+        # The bus port is given: port + 10000 may be beyond 65535.
         self.nodes = [Node(["--cluster-enabled", "yes", "--cluster-node-timeout",
-                            str(node_timeout_ms), "--cluster-config-file", "nodes.conf"])
+                            str(node_timeout_ms), "--cluster-config-file", "nodes.conf",
+                            "--cluster-port", str(free_port())])
                       for _ in range(6)]
         subprocess.run(["redis-cli", "--cluster", "create"] +
                        ["127.0.0.1:%d" % n.port for n in self.nodes] +
@@ -159,22 +162,56 @@ class Cluster:
     def node(self, port):
         return next(n for n in self.nodes if n.port == port)
 
+    def live(self):
+        return next(n for n in self.nodes if n.p.poll() is None)
+
     def primaries(self):
-        """{port: node id} of the primaries that own slots, as a live node says."""
-        for n in self.nodes:
-            if n.p.poll() is not None:
-                continue
-            try:
-                text = n.command("CLUSTER", "NODES").decode()
-            except OSError:
-                continue
-            out = {}
-            for line in text.splitlines():
-                f = line.split()
-                if len(f) > 8 and "master" in f[2] and "fail" not in f[2]:
-                    out[int(f[1].split("@")[0].split(":")[1])] = f[0]
-            return out
-        return {}
+        """{port: (node id, [(first slot, last slot)...])} of the primaries
+        that own slots and are not failed, as a live node sees them."""
+        out = {}
+        for line in self.live().command("CLUSTER", "NODES").decode().splitlines():
+            f = line.split()
+            if len(f) > 8 and "master" in f[2] and "fail" not in f[2]:
+                ranges = [tuple(int(x) for x in r.split("-")) if "-" in r else (int(r), int(r))
+                          for r in f[8:] if not r.startswith("[")]
+                out[int(f[1].split("@")[0].split(":")[1])] = (f[0], ranges)
+        return out
+
+    def keyslot(self, key):
+        return int(self.live().command("CLUSTER", "KEYSLOT", key)[1:-2])
+
+    def owner(self, slot):
+        return next(p for p, (_, ranges) in self.primaries().items()
+                    if any(a <= slot <= b for a, b in ranges))
+
+    def migrate(self, src, dst, slots, hold_s, during=None):
+        """Moves slots from primary port src to dst as redis-cli --cluster
+        reshard does, but holds them half-moved (MIGRATING/IMPORTING) for
+        hold_s first, so that new keys meet ASK; every node learns the new
+        owner at the end (clients still on the old map meet MOVED)."""
+        ids = {p: i for p, (i, _) in self.primaries().items()}
+        s, d = self.node(src), self.node(dst)
+        for slot in slots:
+            d.command("CLUSTER", "SETSLOT", slot, "IMPORTING", ids[src])
+            s.command("CLUSTER", "SETSLOT", slot, "MIGRATING", ids[dst])
+        time.sleep(hold_s)
+        if during:
+            during()
+        for slot in slots:
+            while True:
+                keys = re.findall(rb"\$\d+\r\n([^\r\n]*)\r\n",
+                                  s.command("CLUSTER", "GETKEYSINSLOT", slot, 1000))
+                if not keys:
+                    break
+                r = s.command("MIGRATE", "127.0.0.1", dst, "", 0, 5000, "REPLACE", "KEYS", *keys)
+                assert r.startswith(b"+OK"), r
+        for slot in slots:
+            for n in (d, s):
+                n.command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
+        for p in ids:
+            if p not in (src, dst):
+                for slot in slots:
+                    self.node(p).command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
 
     def stop(self):
         for n in self.nodes:
@@ -224,12 +261,17 @@ class Logins:
             self.slowest = max(self.slowest, time.time() - t0)
             if out[0] == "ok":
                 self.ok += 1
-                self.tickets.append((g, out[1]))
+                self.tickets.append((g, out[1], time.time()))
             elif out[0] == "retry":
                 self.retry += 1
             else:
                 self.failed.append(out[1])
         return out
+
+    def tickets_before(self, t):
+        """(gateway, ticket) of the logins completed before time t."""
+        with self.lock:
+            return [(g, k) for g, k, done in self.tickets if done < t]
 
     def run(self, gateways, threads=4):
         """Logins in the background, round robin over gateways, until halt()."""
@@ -237,7 +279,9 @@ class Logins:
             s = self.phone()
             k = i
             while not self.stop.is_set():
-                self.one(s, gateways[k % len(gateways)])
+                # A user who is told to try again does so a little later.
+                if self.one(s, gateways[k % len(gateways)])[0] == "retry":
+                    time.sleep(0.05)
                 k += 1
         self.threads = [threading.Thread(target=loop, args=(i,), daemon=True)
                         for i in range(threads)]

@@ -64,7 +64,7 @@ def test_two_instances_follow_a_failover(gateway, sandbox, sentinel):
     assert logins.ok > len(kept)
 
     # Every ticket issued before the kill still redeems, on either instance.
-    for i, (g, t) in enumerate(kept):
+    for i, (g, t, _) in enumerate(kept):
         r = redeem(gs[(i + 1) % 2], t)
         assert r.status_code == 200, (r.status_code, r.text)
     # After recovery, every login completes.
