@@ -118,3 +118,26 @@ def test_reshard_and_failover_under_load(gateway, sandbox, cluster):
     assert calls(sb, "/cgi-bin/token") == 1
     for g in gs:
         assert metric(g, r"^wxgate_store_failovers_total") >= 1
+
+
+def test_demo_takes_a_cluster_store(sandbox, cluster):
+    from conftest import Proc, free_port
+    sb = sandbox()
+    port = free_port()
+    p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--store", cluster.url, "--sandbox", sb.url])
+    try:
+        p.wait_out(r"api_key: ")
+        p.url = "http://127.0.0.1:%d" % port
+        wait_for(lambda: health(p)[0] == 200 and
+                 sorted(health(p)[1].get("store_node", "").split(",")) ==
+                 sorted("127.0.0.1:%d" % q for q in cluster.primaries()),
+                 10 * SLOW, "the demo on the cluster's primaries")
+        r = requests.get(p.url + "/jssdk/config", params={"app": "demo", "url": p.url + "/demo/"},
+                         timeout=10 * SLOW)
+        assert r.status_code == 200, r.text
+        slot = cluster.keyslot("{wx_sandbox_demo}")
+        owner = cluster.node(cluster.owner(slot))
+        assert b"jt:{wx_sandbox_demo}" in owner.command("KEYS", "*")
+    finally:
+        p.stop()
+        p.check_sanitizers()

@@ -6,6 +6,8 @@ after it every login completes. Real redis-server, replica and three
 redis-sentinel processes on loopback."""
 import time
 
+import requests
+
 import pytest
 
 from conftest import SLOW
@@ -94,3 +96,24 @@ def test_nothing_is_written_to_a_replica(gateway, sandbox, sentinel):
     assert out[0] == "retry", out
     assert sentinel.replica.command("KEYS", "ro:*") == b"*0\r\n"
     assert metric(g, r'^wxgate_store_errors_total\{error="redis node is not the primary"\}') >= 1
+
+
+def test_demo_takes_a_sentinel_store(sandbox, sentinel):
+    from conftest import Proc, free_port
+    sb = sandbox()
+    port = free_port()
+    p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--store", sentinel.url, "--sandbox", sb.url])
+    try:
+        p.wait_out(r"api_key: ")
+        p.url = "http://127.0.0.1:%d" % port
+        want = "127.0.0.1:%d" % sentinel.primary.port
+        wait_for(lambda: health(p) == (200, health(p)[1]) and
+                 health(p)[1].get("store_node") == want, 10 * SLOW, "the demo on the primary")
+        assert sentinel.primary.command("DBSIZE") == b":0\r\n"
+        r = requests.get(p.url + "/jssdk/config", params={"app": "demo", "url": p.url + "/demo/"},
+                         timeout=10 * SLOW)
+        assert r.status_code == 200, r.text
+        assert sentinel.primary.command("DBSIZE") != b":0\r\n"  # the ticket, on the primary
+    finally:
+        p.stop()
+        p.check_sanitizers()
