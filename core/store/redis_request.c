@@ -151,6 +151,15 @@ struct rreq *rreq_del(struct redis_common *rc, const char *key, size_t klen, sto
              : NULL;
 }
 
+struct rreq *rreq_wait(struct redis_common *rc, const char *key, size_t klen, int replicas,
+                       int timeout_ms, store_cb cb, void *arg)
+{
+    struct rreq *q = rreq_new(rc, RREQ_WAIT, key, klen, cb, arg);
+    char *cmd = NULL;
+    return q ? rreq_with(q, cmd, redisFormatCommand(&cmd, "WAIT %d %d", replicas, timeout_ms))
+             : NULL;
+}
+
 void rreq_free(struct rreq *q)
 {
     if (q) {
@@ -214,6 +223,10 @@ static struct store_reply translate(enum rreq_kind kind, const redisReply *r, co
             if (r->type == REDIS_REPLY_INTEGER)
                 out = (struct store_reply){.status = r->integer > 0 ? STORE_OK : STORE_NOT_FOUND};
             break;
+        case RREQ_WAIT:
+            if (r->type == REDIS_REPLY_INTEGER)
+                out = (struct store_reply){.status = STORE_OK, .number = r->integer};
+            break;
         }
     }
     return out;
@@ -223,7 +236,7 @@ void rreq_finish(struct rreq *q, const redisReply *r, const char *why)
 {
     /* Redis at maxmemory with a policy that cannot make room refuses
      * writes; /healthz says so until a write goes through again. */
-    if (r && q->kind != RREQ_GET && q->kind != RREQ_DEL)
+    if (r && q->kind != RREQ_GET && q->kind != RREQ_DEL && q->kind != RREQ_WAIT)
         q->rc->refusing_writes =
             r->type == REDIS_REPLY_ERROR && r->str && strncmp(r->str, "OOM", 3) == 0;
     struct store_reply out = translate(q->kind, r, why);

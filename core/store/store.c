@@ -125,6 +125,13 @@ int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *
     return c->store->ops->del(c, key, klen, cb ? cb : ignore_reply, arg);
 }
 
+int store_sync(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    if (!c || fix_buf(&key, klen) < 0)
+        return -1;
+    return c->store->ops->sync(c, key, klen, cb ? cb : ignore_reply, arg);
+}
+
 /* Strict decimal: an optional '-', then digits only, within long long. */
 int store_parse_ll(const char *s, size_t len, long long *out)
 {

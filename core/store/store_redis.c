@@ -63,6 +63,12 @@ static int single_del(store_conn_t *sc, const char *key, size_t klen, store_cb c
     return send_req(sc, rreq_del(common(sc), key, klen, cb, arg));
 }
 
+/* One Redis: no replica to wait for (WAIT 0 0 answers at once). */
+static int single_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    return send_req(sc, rreq_wait(common(sc), key, klen, 0, 0, cb, arg));
+}
+
 static int single_healthy(store_conn_t *sc)
 {
     return rconn_healthy(((struct single_conn *)sc)->conn);
@@ -124,6 +130,7 @@ static const struct store_ops single_ops = {
     .add = single_add,
     .incr = single_incr,
     .del = single_del,
+    .sync = single_sync,
     .healthy = single_healthy,
     .warning = redis_warning,
     .node = single_node,

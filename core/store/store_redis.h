@@ -59,7 +59,7 @@ store_t *store_redis_cluster_open(const char *url, const char **err);
 
 /* ------------------------------------------------------------ requests */
 
-enum rreq_kind { RREQ_GET, RREQ_SET, RREQ_ADD, RREQ_INCR, RREQ_DEL };
+enum rreq_kind { RREQ_GET, RREQ_SET, RREQ_ADD, RREQ_INCR, RREQ_DEL, RREQ_WAIT };
 
 /* One store call on its way to Redis. */
 struct rreq {
@@ -87,6 +87,9 @@ struct rreq *rreq_incr(struct redis_common *rc, const char *key, size_t klen, lo
                        uint64_t ttl_ms, store_cb cb, void *arg);
 struct rreq *rreq_del(struct redis_common *rc, const char *key, size_t klen, store_cb cb,
                       void *arg);
+/* WAIT replicas timeout_ms, sent to the node of key (the key is not sent). */
+struct rreq *rreq_wait(struct redis_common *rc, const char *key, size_t klen, int replicas,
+                       int timeout_ms, store_cb cb, void *arg);
 /* Answers the caller (reply NULL: failed, why says why) and frees q. */
 void rreq_finish(struct rreq *q, const redisReply *reply, const char *why);
 void rreq_free(struct rreq *q);

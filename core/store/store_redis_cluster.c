@@ -404,6 +404,15 @@ static int cluster_del(store_conn_t *sc, const char *key, size_t klen, store_cb 
 }
 
 /* Every slot has a primary, and every primary's connection is up. */
+/* WAIT 1 on the key's primary, within half the command timeout (the
+ * command's own timer must not fire first). */
+static int cluster_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    struct redis_common *rc = common(sc);
+    int ms = rc->opts.timeout_ms / 2 > 0 ? rc->opts.timeout_ms / 2 : 1;
+    return send_req(sc, rreq_wait(rc, key, klen, 1, ms, cb, arg));
+}
+
 static int cluster_healthy(store_conn_t *sc)
 {
     struct cluster_conn *c = (struct cluster_conn *)sc;
@@ -495,6 +504,7 @@ static const struct store_ops cluster_ops = {
     .add = cluster_add,
     .incr = cluster_incr,
     .del = cluster_del,
+    .sync = cluster_sync,
     .healthy = cluster_healthy,
     .warning = redis_warning,
     .node = cluster_node,

@@ -322,6 +322,15 @@ static int sentinel_del(store_conn_t *sc, const char *key, size_t klen, store_cb
     return send_req(sc, rreq_del(common(sc), key, klen, cb, arg));
 }
 
+/* WAIT 1 on the key's primary, within half the command timeout (the
+ * command's own timer must not fire first). */
+static int sentinel_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    struct redis_common *rc = common(sc);
+    int ms = rc->opts.timeout_ms / 2 > 0 ? rc->opts.timeout_ms / 2 : 1;
+    return send_req(sc, rreq_wait(rc, key, klen, 1, ms, cb, arg));
+}
+
 static int sentinel_healthy(store_conn_t *sc)
 {
     return rconn_healthy(((struct sentinel_conn *)sc)->data);
@@ -400,6 +409,7 @@ static const struct store_ops sentinel_ops = {
     .add = sentinel_add,
     .incr = sentinel_incr,
     .del = sentinel_del,
+    .sync = sentinel_sync,
     .healthy = sentinel_healthy,
     .warning = redis_warning,
     .node = sentinel_node,

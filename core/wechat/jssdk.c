@@ -38,7 +38,7 @@ struct jssdk_op {
     void *arg;
     int background;
     int *finished; /* set when done inside jssdk_ticket */
-    char key_jt[160], key_bt[160], key_lk[160], key_fence[160];
+    char key_jt[160], key_bt[160], key_lk[160], key_fence[160], key_q[200];
     long long fence;
     int owner;   /* holds the lock */
     int retried; /* re-fetched the basic token after 40001 */
@@ -96,6 +96,18 @@ struct unlock {
     char fence[32];
 };
 
+static void on_unlock_read(const struct store_reply *rep, void *arg);
+
+/* The tickets and token written before are on a replica now (or the wait
+ * is over): let the next owner in. */
+static void on_unlock_synced(const struct store_reply *rep, void *arg)
+{
+    struct unlock *u = arg;
+    (void)rep;
+    if (store_get(u->store, u->key, strlen(u->key), on_unlock_read, u) != 0)
+        free(u);
+}
+
 static void on_unlock_read(const struct store_reply *rep, void *arg)
 {
     struct unlock *u = arg;
@@ -106,7 +118,10 @@ static void on_unlock_read(const struct store_reply *rep, void *arg)
 }
 
 /* Releases the lock only if it is still ours (our fencing number): an owner
- * that outlived the lock's TTL must not remove the next owner's lock. */
+ * that outlived the lock's TTL must not remove the next owner's lock. First
+ * it waits for a replica to have what the owner stored (same slot as the
+ * lock): a failover after the unlock must not forget the token and ticket,
+ * or the next owner would fetch them again. */
 static void unlock(struct jssdk_op *op)
 {
     struct unlock *u = calloc(1, sizeof(*u));
@@ -115,7 +130,7 @@ static void unlock(struct jssdk_op *op)
     u->store = op->w->store;
     snprintf(u->key, sizeof(u->key), "%s", op->key_lk);
     snprintf(u->fence, sizeof(u->fence), "%lld", op->fence);
-    if (store_get(u->store, u->key, strlen(u->key), on_unlock_read, u) != 0)
+    if (store_sync(u->store, u->key, strlen(u->key), on_unlock_synced, u) != 0)
         free(u);
 }
 
@@ -181,12 +196,35 @@ static void get_ticket(struct jssdk_op *op)
         deliver(op, NULL, "network");
 }
 
+static void on_token_reply(const struct wechat_reply *rep, void *arg);
+
+static void start_fetch(struct jssdk_op *op)
+{
+    metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
+    struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
+    op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
+    if (!op->call)
+        deliver(op, NULL, "network");
+}
+
+static void on_quota_synced(const struct store_reply *rep, void *arg)
+{
+    (void)rep;
+    start_fetch(arg);
+}
+
+/* The fetch is counted first. The lock, its fencing number and this count
+ * share one slot (login.h): once a replica has them, a failover can neither
+ * hand the lock to a second owner nor forget the fetch. A store that fails
+ * or a replica that lags only delays the fetch by the wait, never stops it. */
 static void on_quota(const struct store_reply *rep, void *arg)
 {
-    const struct config_app *app = arg;
+    struct jssdk_op *op = arg;
     if (rep->status == STORE_OK)
         metrics_set("wxgate_basic_token_quota_left", (double)(DAILY_QUOTA - rep->number), "app",
-                    app->name, NULL);
+                    op->app->name, NULL);
+    if (store_sync(op->w->store, op->key_q, strlen(op->key_q), on_quota_synced, op) != 0)
+        start_fetch(op);
 }
 
 static void on_token_reply(const struct wechat_reply *rep, void *arg)
@@ -217,18 +255,15 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
 
 static void fetch_basic_token(struct jssdk_op *op)
 {
-    char day[16], key[200];
+    char day[16];
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(day, sizeof(day), "%Y%m%d", &tm);
-    snprintf(key, sizeof(key), KEY_JSSDK_QUOTA "{%s}:%s", op->app->appid, day);
-    store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota, (void *)op->app);
-    metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
-    struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
-    op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
-    if (!op->call)
-        deliver(op, NULL, "network");
+    snprintf(op->key_q, sizeof(op->key_q), KEY_JSSDK_QUOTA "{%s}:%s", op->app->appid, day);
+    if (store_incr(op->w->store, op->key_q, strlen(op->key_q), 1, 2 * 86400 * 1000ULL, on_quota,
+                   op) != 0)
+        start_fetch(op);
 }
 
 static void on_basic_token(const struct store_reply *rep, void *arg)

@@ -114,6 +114,12 @@ def test_demo_takes_a_sentinel_store(sandbox, sentinel):
                          timeout=10 * SLOW)
         assert r.status_code == 200, r.text
         assert sentinel.primary.command("DBSIZE") != b":0\r\n"  # the ticket, on the primary
+        # The JS-SDK owner waited for the replica twice: for its lock and count
+        # before the fetch, for the token and ticket before it let go.
+        stats = sentinel.primary.command("INFO", "commandstats").decode()
+        assert "cmdstat_wait:calls=2," in stats, stats
+        q = sentinel.replica.command("KEYS", "*q:{wx_sandbox_demo}:*")
+        assert b"q:{wx_sandbox_demo}:" in q
     finally:
         p.stop()
         p.check_sanitizers()

@@ -509,6 +509,31 @@ static void test_get_set_del(void **state)
     assert_non_null(strstr(res.err, "WRONGTYPE"));
 }
 
+/* One Redis has no replica to wait for: WAIT 0 0 answers at once, as the
+ * memory store does (on a later loop turn, never inside the call). */
+static void test_sync(void **state)
+{
+    struct fix *f = fixture(state);
+    assert_int_equal(set(f, S("k"), S("v"), 0).status, STORE_OK);
+    struct result res = {0};
+    uint64_t t0 = now_ms();
+    assert_int_equal(store_sync(f->c, S("k"), record, &res), 0);
+    struct result r = wait_result(f, &res);
+    assert_int_equal(r.status, STORE_OK);
+    assert_int_equal(r.number, 0);
+    assert_true(r.at_ms - t0 < 200);
+
+    store_t *s = store_open("memory", NULL);
+    store_conn_t *c = store_attach(s, f->base);
+    struct result mres = {0};
+    assert_int_equal(store_sync(c, S("k"), record, &mres), 0);
+    assert_int_equal(mres.calls, 0);
+    WAIT_UNTIL(f->base, mres.calls, 1000);
+    assert_int_equal(mres.status, STORE_OK);
+    store_detach(c);
+    store_close(s);
+}
+
 static void test_add(void **state)
 {
     struct fix *f = fixture(state);
@@ -944,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_healthy),
         cmocka_unit_test(test_key_slots),
         T(test_get_set_del, setup),
+        T(test_sync, setup),
         T(test_add, setup),
         T(test_incr, setup),
         T(test_ttl, setup),
