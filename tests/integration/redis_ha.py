@@ -67,6 +67,8 @@ class Node(Redis):
             except OSError:
                 pass
             time.sleep(0.05)
+        self.p.kill()
+        self.p.wait()
         raise AssertionError("redis did not start: %s" % args)
 
     def kill9(self):
@@ -94,6 +96,14 @@ class Sentinel:
     def __init__(self, name="mymaster", down_after_ms=1000):
         self.name = name
         self.nodes = []
+        try:
+            self._start(down_after_ms)
+        except BaseException:
+            self.stop()  # nothing started is left running
+            raise
+
+    def _start(self, down_after_ms):
+        name = self.name
         self.primary = self._node()
         self.replica = self._node(["--replicaof", "127.0.0.1", str(self.primary.port)])
         conf = ("sentinel monitor %s 127.0.0.1 %d 2\n"
@@ -143,11 +153,19 @@ class Cluster:
     create; cluster-node-timeout is short so that a failover is quick."""
 
     def __init__(self, node_timeout_ms=1000):
+        self.nodes = []
+        try:
+            self._start(node_timeout_ms)
+        except BaseException:
+            self.stop()  # nothing started is left running
+            raise
+
+    def _start(self, node_timeout_ms):
         # The bus port is given: port + 10000 may be beyond 65535.
-        self.nodes = [Node(["--cluster-enabled", "yes", "--cluster-node-timeout",
-                            str(node_timeout_ms), "--cluster-config-file", "nodes.conf",
-                            "--cluster-port", str(free_port())])
-                      for _ in range(6)]
+        for _ in range(6):
+            self.nodes.append(Node(["--cluster-enabled", "yes", "--cluster-node-timeout",
+                                    str(node_timeout_ms), "--cluster-config-file", "nodes.conf",
+                                    "--cluster-port", str(free_port())]))
         subprocess.run(["redis-cli", "--cluster", "create"] +
                        ["127.0.0.1:%d" % n.port for n in self.nodes] +
                        ["--cluster-replicas", "1", "--cluster-yes"],
