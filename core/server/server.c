@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "http.h"
+#include "jssdk.h"
 #include "log.h"
 #include "lua_runtime.h"
 #include "metrics.h"
@@ -100,7 +101,8 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    int active = http_server_busy(w->http) + (w->https ? http_server_busy(w->https) : 0);
+    int active =
+        http_server_busy(w->http) + (w->https ? http_server_busy(w->https) : 0) + jssdk_pending();
     if (active == 0 || http_now_ms() > w->drain_deadline) {
         if (active)
             log_warn("worker %d: drain timeout with %d requests in flight", w->id, active);

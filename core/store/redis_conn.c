@@ -30,6 +30,7 @@ const char rconn_err_unavailable[] = "redis unavailable";
 const char rconn_err_timeout[] = "timeout";
 const char rconn_err_overloaded[] = "redis overloaded";
 const char rconn_err_not_primary[] = "redis node is not the primary";
+const char rconn_err_detached[] = "detached";
 static const char err_auth[] = "redis auth failed";
 static const char err_noauth[] = "redis needs a password (NOAUTH)";
 static const char err_select[] = "redis select failed (no such database?)";
@@ -455,6 +456,8 @@ void rconn_free(struct rconn *c)
         next = cmd->next;
         event_del(&cmd->timer);
         cmd->conn = NULL;
+        if (!cmd->done)
+            cmd->done_cb(NULL, rconn_err_detached, cmd->arg);
         cmd->done = 1;
         if (!cmd->in_redis)
             free(cmd);

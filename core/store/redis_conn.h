@@ -43,12 +43,14 @@ struct rconn_events {
 };
 
 /* A command's answer: the reply, or NULL and why it failed. Runs exactly
- * once, on the loop, never inside rconn_send. */
+ * once, on the loop, never inside rconn_send. When the connection is freed
+ * first, it runs from rconn_free with why == rconn_err_detached: the owner
+ * then frees arg and answers nobody. */
 typedef void (*rconn_done)(const redisReply *reply, const char *why, void *arg);
 
 /* Reasons a command fails (static strings; compare by pointer or text). */
 extern const char rconn_err_unavailable[], rconn_err_timeout[], rconn_err_overloaded[],
-    rconn_err_not_primary[];
+    rconn_err_not_primary[], rconn_err_detached[];
 
 /* A connection with no target yet (it connects on rconn_target). NULL when
  * out of memory. */
@@ -68,8 +70,8 @@ void rconn_drop(struct rconn *c, const char *why);
 int rconn_healthy(const struct rconn *c);
 /* "host:port" of the target ("" before rconn_target). */
 const char *rconn_addr(const struct rconn *c);
-/* No callback runs after this: commands in flight are cut loose from their
- * owners. Not from inside a callback of this connection. */
+/* Commands not answered yet hear rconn_err_detached (inside this call);
+ * nothing runs after it. Not from inside a callback of this connection. */
 void rconn_free(struct rconn *c);
 
 #endif

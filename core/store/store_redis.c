@@ -15,7 +15,10 @@ struct single_conn {
 
 static void on_done(const redisReply *reply, const char *why, void *arg)
 {
-    rreq_finish(arg, reply, why);
+    if (why == rconn_err_detached)
+        rreq_free(arg);
+    else
+        rreq_finish(arg, reply, why);
 }
 
 /* Sends q, which then answers its caller exactly once. */

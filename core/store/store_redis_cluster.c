@@ -185,7 +185,8 @@ static void take_map(struct cluster_conn *c, const redisReply *r, const char *as
 static void on_slots(const redisReply *r, const char *why, void *arg)
 {
     struct cluster_conn *c = arg;
-    (void)why;
+    if (why == rconn_err_detached)
+        return;
     c->refreshing = 0;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements > 0) {
         take_map(c, r, c->nodes[c->refresh_idx].host);
@@ -327,6 +328,10 @@ static void on_done(const redisReply *reply, const char *why, void *arg)
 {
     struct rreq *q = arg;
     struct cluster_conn *c = q->owner;
+    if (why == rconn_err_detached) {
+        rreq_free(q);
+        return;
+    }
     int moved = redis_reply_is(reply, "MOVED"), ask = redis_reply_is(reply, "ASK");
     if (moved || ask) {
         char host[RCONN_HOST_MAX];

@@ -105,7 +105,8 @@ static void ask(struct sentinel_conn *c);
 static void on_master_addr(const redisReply *r, const char *why, void *arg)
 {
     struct sentinel_conn *c = arg;
-    (void)why;
+    if (why == rconn_err_detached)
+        return;
     c->asking = 0;
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING) {
@@ -270,6 +271,10 @@ static void on_done(const redisReply *reply, const char *why, void *arg)
 {
     struct rreq *q = arg;
     struct sentinel_conn *c = q->owner;
+    if (why == rconn_err_detached) {
+        rreq_free(q);
+        return;
+    }
     if (redis_reply_is(reply, "READONLY") || redis_reply_is(reply, "MASTERDOWN")) {
         rreq_finish(q, NULL, redis_err_failover);
         rconn_drop(c->data, redis_err_failover);

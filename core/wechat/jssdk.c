@@ -78,8 +78,15 @@ static struct cached *cache_for(const char *appid, int create)
     return c;
 }
 
+/* This worker's ops and unlocks still under way: a worker that stops waits
+ * for them (jssdk_pending), so that no store call is left unanswered. */
+static _Thread_local int pending;
+
+int jssdk_pending(void) { return pending; }
+
 static void op_free(struct jssdk_op *op)
 {
+    pending--;
     if (op->call)
         wechat_cancel(op->call);
     if (op->token) {
@@ -96,6 +103,12 @@ struct unlock {
     char fence[32];
 };
 
+static void unlock_free(struct unlock *u)
+{
+    pending--;
+    free(u);
+}
+
 static void on_unlock_read(const struct store_reply *rep, void *arg);
 
 /* The tickets and token written before are on a replica now (or the wait
@@ -105,7 +118,7 @@ static void on_unlock_synced(const struct store_reply *rep, void *arg)
     struct unlock *u = arg;
     (void)rep;
     if (store_get(u->store, u->key, strlen(u->key), on_unlock_read, u) != 0)
-        free(u);
+        unlock_free(u);
 }
 
 static void on_unlock_read(const struct store_reply *rep, void *arg)
@@ -114,7 +127,7 @@ static void on_unlock_read(const struct store_reply *rep, void *arg)
     if (rep->status == STORE_OK && rep->len == strlen(u->fence) &&
         memcmp(rep->value, u->fence, rep->len) == 0)
         store_del(u->store, u->key, strlen(u->key), NULL, NULL);
-    free(u);
+    unlock_free(u);
 }
 
 /* Releases the lock only if it is still ours (our fencing number): an owner
@@ -127,11 +140,12 @@ static void unlock(struct jssdk_op *op)
     struct unlock *u = calloc(1, sizeof(*u));
     if (!u)
         return;
+    pending++;
     u->store = op->w->store;
     snprintf(u->key, sizeof(u->key), "%s", op->key_lk);
     snprintf(u->fence, sizeof(u->fence), "%lld", op->fence);
     if (store_sync(u->store, u->key, strlen(u->key), on_unlock_synced, u) != 0)
-        free(u);
+        unlock_free(u);
 }
 
 static void deliver(struct jssdk_op *op, const char *ticket, const char *err)
@@ -395,6 +409,7 @@ static struct jssdk_op *op_new(struct worker *w, const struct config_app *app, j
     struct jssdk_op *op = calloc(1, sizeof(*op));
     if (!op)
         return NULL;
+    pending++;
     op->w = w;
     op->cfg = config_retain(w->cfg);
     op->app = app;
