@@ -86,7 +86,8 @@ static struct rreq *rreq_new(struct redis_common *rc, enum rreq_kind kind, const
     q->kind = kind;
     q->cb = cb;
     q->arg = arg;
-    q->slot = redis_key_slot(rc->prefix, rc->plen, key, klen);
+    if (rc->kind == REDIS_CLUSTER) /* the others send every call to one node */
+        q->slot = redis_key_slot(rc->prefix, rc->plen, key, klen);
     return q;
 }
 

@@ -69,7 +69,7 @@ struct rreq {
     void *arg;
     char *cmd; /* RESP */
     size_t len;
-    unsigned slot; /* the key's hash slot */
+    unsigned slot; /* cluster: the key's hash slot */
     int redirects; /* cluster: MOVED/ASK followed so far */
     int asking;    /* cluster: the next send goes after ASKING */
     void *owner;   /* the back end's connection */
