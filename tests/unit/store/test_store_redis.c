@@ -444,6 +444,46 @@ static void test_urls(void **state)
     unsetenv("WXGATE_TEST_PW");
 }
 
+/* What the Sentinel and Cluster urls say, as the back ends see it. */
+static void test_ha_urls(void **state)
+{
+    (void)state;
+    const char *err = NULL;
+    store_t *s = store_open("redis-sentinel://:pw@127.0.0.1,127.0.0.1:26380,[::1]:26381/"
+                            "mymaster/2?prefix=a%3A&timeout_ms=100",
+                            &err);
+    if (!s)
+        fail_msg("%s", err);
+    struct redis_common *rc = (struct redis_common *)s;
+    assert_int_equal(rc->kind, REDIS_SENTINEL);
+    assert_string_equal(rc->master, "mymaster");
+    assert_int_equal(rc->opts.db, 2);
+    assert_int_equal(rc->opts.check_primary, 1);
+    assert_string_equal(rc->opts.password, "pw");
+    assert_null(rc->opts.user);
+    assert_string_equal(rc->prefix, "a:");
+    assert_int_equal(rc->opts.timeout_ms, 100);
+    assert_int_equal(rc->nhosts, 3);
+    assert_int_equal(rc->hosts[0].port, 26379); /* the sentinels' default port */
+    assert_int_equal(rc->hosts[1].port, 26380);
+    assert_string_equal(rc->hosts[2].addrs[0], "::1");
+    store_close(s);
+
+    s = store_open("redis-cluster://u:pw@127.0.0.1:7000,127.0.0.1/", &err);
+    if (!s)
+        fail_msg("%s", err);
+    rc = (struct redis_common *)s;
+    assert_int_equal(rc->kind, REDIS_CLUSTER);
+    assert_null(rc->master);
+    assert_int_equal(rc->opts.check_primary, 0);
+    assert_string_equal(rc->opts.user, "u");
+    assert_string_equal(rc->prefix, "wxgate:");
+    assert_int_equal(rc->nhosts, 2);
+    assert_int_equal(rc->hosts[0].port, 7000);
+    assert_int_equal(rc->hosts[1].port, 6379);
+    store_close(s);
+}
+
 /* Redis Cluster's own examples (cluster spec): CRC16 and hash tags. */
 static void test_key_slots(void **state)
 {
@@ -968,6 +1008,7 @@ int main(void)
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_healthy),
         cmocka_unit_test(test_key_slots),
+        cmocka_unit_test(test_ha_urls),
         T(test_get_set_del, setup),
         T(test_sync, setup),
         T(test_add, setup),
