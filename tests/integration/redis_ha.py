@@ -76,6 +76,15 @@ class Node(Redis):
         self.p.wait(timeout=10)
 
 
+def stop_all(nodes):
+    """Terminates every node first, then waits for each: they stop together."""
+    for n in nodes:
+        if n.p.poll() is None:
+            n.p.terminate()
+    for n in nodes:
+        n.p.wait(timeout=10)
+
+
 def wait_for(cond, timeout, what):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -144,8 +153,7 @@ class Sentinel:
         return best if ports.count(best) >= 2 else None
 
     def stop(self):
-        for n in self.nodes:
-            n.stop()
+        stop_all(self.nodes)
 
 
 class Cluster:
@@ -232,18 +240,19 @@ class Cluster:
                     self.node(p).command("CLUSTER", "SETSLOT", slot, "NODE", ids[dst])
 
     def stop(self):
-        for n in self.nodes:
-            n.stop()
+        stop_all(self.nodes)
 
 
 class Logins:
     """Logins driven through one or more gateways, every outcome recorded:
-    ok (a ticket), retry (a clean "try again" page: 502/503 saying so), or
-    failed (anything else, with what it was), and the slowest one."""
+    ok (a ticket), retry (a clean "try again" page: 502/503 saying so),
+    expired (the clean "login expired, open the page again" page: its state
+    was written on one side of a failover and read on the other), or failed
+    (anything else, with what it was), and the slowest one."""
 
     def __init__(self, sb):
         self.sb = sb
-        self.ok, self.retry, self.failed, self.tickets = 0, 0, [], []
+        self.ok, self.retry, self.expired, self.failed, self.tickets = 0, 0, 0, [], []
         self.slowest = 0.0
         self.lock = threading.Lock()
         self.stop = threading.Event()
@@ -271,6 +280,8 @@ class Logins:
                 out = ("ok", m.group(1))
             elif r.status_code in (502, 503) and "try again" in r.text.lower():
                 out = ("retry", r.status_code)
+            elif r.status_code == 400 and "登录已过期" in r.text:
+                out = ("expired", r.status_code)
             else:
                 out = ("failed", "%d %s %s" % (r.status_code, loc, r.text[:200]))
         except requests.RequestException as e:
@@ -282,6 +293,8 @@ class Logins:
                 self.tickets.append((g, out[1], time.time()))
             elif out[0] == "retry":
                 self.retry += 1
+            elif out[0] == "expired":
+                self.expired += 1
             else:
                 self.failed.append(out[1])
         return out

@@ -78,27 +78,41 @@ def test_two_instances_follow_a_failover(gateway, sandbox, sentinel):
         assert metric(g, r'^wxgate_store_connections\{node="%s"\}' % old) == 0
 
 
-def test_nothing_is_written_to_a_replica(gateway, sandbox, sentinel):
-    """A url naming the replica's name is refused by ROLE: the instance never
-    becomes healthy on it, and no key is written there."""
+def test_switchover_moves_writes_off_the_demoted_primary(gateway, sandbox, sentinel):
+    """SENTINEL FAILOVER: the old primary stays up and becomes a replica. The
+    instances move to the new primary and logins go on. Until the old primary
+    is demoted, both primaries take writes and workers switch one by one: a
+    login whose state went to one and whose callback read the other gets the
+    clean "expired, open the page again" page (README); nothing else fails."""
     sb = sandbox()
-    # Sentinels that name the replica as primary: point them at it.
-    for s in sentinel.sentinels:
-        s.command("SENTINEL", "MONITOR", "wrong", "127.0.0.1", str(sentinel.replica.port), "2")
-    url = sentinel.url.replace("/mymaster/", "/wrong/")
-    cfg = CONFIG % {"store": url + "?prefix=ro:", "key": API_KEY, "sb": sb.url}
-    g = gateway(cfg, env=ENV)
-    time.sleep(1)
-    code, body = health(g)
-    assert code == 503 and body["store"] == "unavailable"
+    cfg = CONFIG % {"store": sentinel.url + "?prefix=sw:", "key": API_KEY, "sb": sb.url}
+    gs = [gateway(cfg, env=ENV) for _ in range(2)]
+    old, new = ("127.0.0.1:%d" % n.port for n in (sentinel.primary, sentinel.replica))
+    wait_for(lambda: all(health(g)[1].get("store_node") == old for g in gs), 10 * SLOW,
+             "both instances on the primary")
     logins = Logins(sb)
-    out = logins.one(logins.phone(), g)
-    assert out[0] == "retry", out
-    assert sentinel.replica.command("KEYS", "ro:*") == b"*0\r\n"
-    assert metric(g, r'^wxgate_store_errors_total\{error="redis node is not the primary"\}') >= 1
+    logins.run(gs, threads=2)
+    time.sleep(0.5)
+    assert sentinel.sentinels[0].command("SENTINEL", "FAILOVER", "mymaster").startswith(b"+OK")
+    wait_for(lambda: all(health(g)[0] == 200 and health(g)[1].get("store_node") == new
+                         for g in gs), 15 * SLOW, "both instances on the new primary")
+    # The sentinels demote the old primary only seconds later (when they
+    # next look at it); meanwhile no write of ours goes there, while the
+    # new primary takes the logins.
+    before = (sentinel.primary.command("DBSIZE"), sentinel.replica.command("DBSIZE"))
+    done = logins.ok
+    wait_for(lambda: logins.ok > done + 20, 10 * SLOW, "logins on the new primary")
+    assert sentinel.primary.command("DBSIZE") == before[0]
+    assert sentinel.replica.command("DBSIZE") != before[1]
+    logins.halt()
+    assert logins.failed == [], logins.failed[:5]
+    assert logins.slowest < 5 * SLOW
 
 
-def test_demo_takes_a_sentinel_store(sandbox, sentinel):
+def test_demo_takes_a_sentinel_store_and_nothing_goes_to_a_replica(gateway, sandbox, sentinel):
+    """wxgate demo --store redis-sentinel://...; and a master name the
+    sentinels give a replica for is refused by ROLE: that instance never
+    becomes healthy, and writes nothing there."""
     from conftest import Proc, free_port
     sb = sandbox()
     port = free_port()
@@ -123,3 +137,18 @@ def test_demo_takes_a_sentinel_store(sandbox, sentinel):
     finally:
         p.stop()
         p.check_sanitizers()
+
+    # Sentinels that name the replica as a primary: ROLE says no.
+    for s in sentinel.sentinels:
+        s.command("SENTINEL", "MONITOR", "wrong", "127.0.0.1", str(sentinel.replica.port), "2")
+    url = sentinel.url.replace("/mymaster/", "/wrong/")
+    cfg = CONFIG % {"store": url + "?prefix=ro:", "key": API_KEY, "sb": sb.url}
+    g = gateway(cfg, env=ENV)
+    time.sleep(1)
+    code, body = health(g)
+    assert code == 503 and body["store"] == "unavailable"
+    logins = Logins(sb)
+    out = logins.one(logins.phone(), g)
+    assert out[0] == "retry", out
+    assert sentinel.replica.command("KEYS", "ro:*") == b"*0\r\n"
+    assert metric(g, r'^wxgate_store_errors_total\{error="redis node is not the primary"\}') >= 1
