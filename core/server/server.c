@@ -301,7 +301,8 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     const char *store_err = NULL;
     s.store = store_open(cfg->store, &store_err);
     if (!s.store) {
-        log_error("store %s: %s", cfg->store, store_err ? store_err : "cannot open");
+        /* Not the url: it may hold the Redis password. */
+        log_error("store: %s", store_err ? store_err : "cannot open");
         goto out;
     }
 

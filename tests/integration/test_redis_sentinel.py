@@ -152,3 +152,27 @@ def test_demo_takes_a_sentinel_store_and_nothing_goes_to_a_replica(gateway, sand
     assert out[0] == "retry", out
     assert sentinel.replica.command("KEYS", "ro:*") == b"*0\r\n"
     assert metric(g, r'^wxgate_store_errors_total\{error="redis node is not the primary"\}') >= 1
+
+
+def test_check_and_run_refuse_a_bad_store_url_without_its_password(tmp_path):
+    from conftest import BIN
+    import subprocess
+    secrets = ('token_key = "token-key-0123456789abcdef", '
+               'cookie_secret = "cookie-secret-0123456789abcdef", '
+               'ticket_secret = "ticket-secret-0123456789abcdef"')
+    bad = ["redis-sentinel://:hunter2@127.0.0.1:26379,127.0.0.1:26380/",
+           "redis-cluster://:hunter2@127.0.0.1:7000/3",
+           "redis://:hunter2@127.0.0.1:6379,127.0.0.1:6380/0"]
+    for url in bad:
+        cfg = tmp_path / "wx.lua"
+        cfg.write_text('return { listen = "127.0.0.1:1", store = "%s", %s }' % (url, secrets))
+        for cmd in ("check", "run"):
+            p = subprocess.run([BIN, cmd, "-c", str(cfg)], capture_output=True, text=True,
+                               timeout=30)
+            assert p.returncode == 1, (cmd, url, p.stdout, p.stderr)
+            assert "store: redis url: " in p.stderr, (cmd, p.stderr)
+            assert "hunter2" not in p.stdout + p.stderr
+    good = "redis-cluster://:hunter2@127.0.0.1:7000,127.0.0.1:7001/?prefix=x:"
+    cfg.write_text('return { listen = "127.0.0.1:1", store = "%s", %s }' % (good, secrets))
+    p = subprocess.run([BIN, "check", "-c", str(cfg)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0 and "hunter2" not in p.stdout + p.stderr, p.stderr
