@@ -5,6 +5,7 @@
 #include "log.h"
 #include "lua_runtime.h"
 #include "server.h"
+#include "store.h"
 
 int sandbox_main(int argc, char **argv); /* sandbox_cmd.c */
 int demo_main(int argc, char **argv);    /* demo_cmd.c */
@@ -23,13 +24,12 @@ const char *malloc_conf = "background_thread:true";
 
 static int usage(FILE *out)
 {
-    fprintf(out,
-            "usage: wxgate run -c FILE      serve with the config in FILE (-c, --config)\n"
-            "       wxgate check -c FILE    validate FILE and load every script, start nothing\n"
-            "       wxgate sandbox [...]    the offline WeChat (wxgate sandbox --help)\n"
-            "       wxgate demo [...]       gateway + sandbox + example campaign "
-            "(wxgate demo --help)\n"
-            "       wxgate version          version, git revision, library versions\n");
+    fprintf(out, "usage: wxgate run -c FILE      serve with the config in FILE (-c, --config)\n"
+                 "       wxgate check -c FILE    validate FILE, its store url and scripts\n"
+                 "       wxgate sandbox [...]    the offline WeChat (wxgate sandbox --help)\n"
+                 "       wxgate demo [...]       gateway + sandbox + example campaign "
+                 "(wxgate demo --help)\n"
+                 "       wxgate version          version, git revision, library versions\n");
     return out == stderr ? 2 : 0;
 }
 
@@ -76,6 +76,15 @@ int main(int argc, char **argv)
         if (!c)
             return 1;
         if (strcmp(cmd, "check") == 0) {
+            /* The store url too (read and resolved; nothing connects). */
+            const char *why = "cannot open";
+            store_t *s = store_open(c->store, &why);
+            if (!s) {
+                fprintf(stderr, "%s: store: %s\n", path, why);
+                config_release(c);
+                return 1;
+            }
+            store_close(s);
             if (c->lua_trusted)
                 fprintf(stderr, "WARNING: %s\n", config_trusted_warning);
             printf("%s: ok (%zu apps, %zu campaigns, %zu routes)\n", path, c->n_apps,

@@ -736,11 +736,17 @@ static void load_top(struct check *k, int top)
         fail(k, "public_url", "must start with http:// or https://");
     get_int(k, top, "", "workers", &c->workers, 1, 256);
     get_bool(k, top, "", "require_wechat_browser", &c->require_wechat_browser);
-    if (get_string(k, top, "", "store", &c->store) == 1 && strcmp(c->store, "memory") &&
-        strncmp(c->store, "memory?", 7) && strncmp(c->store, "redis://", 8))
-        fail(k, "store",
-             "must be \"memory\" (or \"memory?max_mb=N\") or "
-             "\"redis://host:port/db\"");
+    int redis_store = 0;
+    if (get_string(k, top, "", "store", &c->store) == 1) {
+        redis_store = strncmp(c->store, "redis://", 8) == 0 ||
+                      strncmp(c->store, "redis-sentinel://", 17) == 0 ||
+                      strncmp(c->store, "redis-cluster://", 16) == 0;
+        if (!redis_store && strcmp(c->store, "memory") && strncmp(c->store, "memory?", 7))
+            fail(k, "store",
+                 "must be \"memory\" (or \"memory?max_mb=N\"), \"redis://host:port/db\", "
+                 "\"redis-sentinel://h1:port,h2:port/MASTER/db\" or "
+                 "\"redis-cluster://h1:port,h2:port/\"");
+    }
     if (get_string(k, top, "", "log_level", &c->log_level) == 1 && strcmp(c->log_level, "debug") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
         strcmp(c->log_level, "error"))
@@ -750,7 +756,7 @@ static void load_top(struct check *k, int top)
     get_secret(k, top, "", "token_key", &c->token_key, 1);
     if (c->token_key && strlen(c->token_key) < 16)
         fail(k, "token_key", "too short: use at least 16 random characters");
-    if (strncmp(c->store, "redis://", 8) == 0 && !c->token_key)
+    if (redis_store && !c->token_key)
         fail(k, "token_key", "required with a Redis store: users' tokens are encrypted at rest");
     if (c->cookie_secret && strlen(c->cookie_secret) < 16)
         fail(k, "cookie_secret", "too short: use at least 16 random characters");

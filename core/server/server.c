@@ -11,6 +11,7 @@
 #include "config.h"
 #include "fetch.h"
 #include "http.h"
+#include "jssdk.h"
 #include "log.h"
 #include "lua_runtime.h"
 #include "metrics.h"
@@ -133,7 +134,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
     int active = http_server_busy(w->http) + (w->https ? http_server_busy(w->https) : 0) +
-                 (w->admin ? http_server_busy(w->admin) : 0);
+                 (w->admin ? http_server_busy(w->admin) : 0) + jssdk_pending();
     if (active == 0 || http_now_ms() > w->drain_deadline) {
         if (active)
             log_warn("worker %d: drain timeout with %d requests in flight", w->id, active);
@@ -347,7 +348,8 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     const char *store_err = NULL;
     s.store = store_open(cfg->store, &store_err);
     if (!s.store) {
-        log_error("store %s: %s", cfg->store, store_err ? store_err : "cannot open");
+        /* Not the url: it may hold the Redis password. */
+        log_error("store: %s", store_err ? store_err : "cannot open");
         goto out;
     }
 

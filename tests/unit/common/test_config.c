@@ -311,7 +311,10 @@ static void test_wrong_types(void **state)
             "config: wechat.timeout_ms: must be a whole number from 10 to 120000");
     refused(
         t, "return { store = 'mysql://x' }\n",
-        "config: store: must be \"memory\" (or \"memory?max_mb=N\") or \"redis://host:port/db\"");
+        "config: store: must be \"memory\" (or \"memory?max_mb=N\"), \"redis://host:port/db\", "
+        "\"redis-sentinel://h1:port,h2:port/MASTER/db\" or \"redis-cluster://h1:port,h2:port/\"");
+    refused(t, "return { store = 'redis-cluster://127.0.0.1:7000/' }\n",
+            "config: token_key: required with a Redis store: users' tokens are encrypted at rest");
     refused(t, "return { log_level = 'verbose' }\n",
             "config: log_level: must be debug, info, warn or error");
     refused(t, "return { public_url = 'login.example.com' }\n",
