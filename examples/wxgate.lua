@@ -5,7 +5,9 @@ return {
   listen = "127.0.0.1:8080",
   -- workers = 2,                       -- default: one per core
   -- public_url = "https://login.example.com",
-  -- store = "memory",                  -- or "redis://127.0.0.1:6379/0"
+  -- store = "memory",                  -- or "redis://127.0.0.1:6379/0",
+  --   "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0",
+  --   "redis-cluster://127.0.0.1:7000,127.0.0.1:7001/"
   log_level = "info",
 
   limits = {

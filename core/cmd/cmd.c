@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define CMD_MAX_OPTS 16
 
@@ -50,6 +51,14 @@ int cmd_parse(int argc, char **argv, const struct cmd_opt *opts, size_t n_opts)
             *opts[i].num = atoi(optarg);
     }
     return optind < sub_argc ? CMD_BAD : CMD_OK;
+}
+
+int cmd_wants_help(int argc, char **argv)
+{
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return 1;
+    return 0;
 }
 
 void cmd_set_str(lua_State *L, const char *key, const char *val)

@@ -26,6 +26,10 @@ enum {
  * caller prints its usage. Returns CMD_OK, CMD_BAD or CMD_NO_VALUE. */
 int cmd_parse(int argc, char **argv, const struct cmd_opt *opts, size_t n_opts);
 
+/* Whether argv[2..] asks for help (-h or --help): the command then prints
+ * its usage on stdout and exits 0. */
+int cmd_wants_help(int argc, char **argv);
+
 /* On the table on top of L: t[key] = val, unless val is NULL (not given). */
 void cmd_set_str(lua_State *L, const char *key, const char *val);
 /* On the table on top of L: t[key] = n, unless n <= 0 (not given). */

@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lualib.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,34 +21,98 @@ struct demo_opts {
     char api_key[128];
 };
 
-static int demo_usage(void)
-{
-    fprintf(stderr, "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
-                    "                   [--public-url URL] [--examples DIR] [--workers N]\n"
-                    "  -l ADDR          where the gateway listens (default 127.0.0.1:8080)\n"
-                    "  --store URL      memory (default) or redis://host:port/db\n"
-                    "  --sandbox URL    use a running `wxgate sandbox` instead of an embedded one\n"
-                    "  --public-url URL the URL users reach (a load balancer in front of several\n"
-                    "                   demos); default http://ADDR\n"
-                    "  --examples DIR   where examples/demo lives (default: beside the binary)\n");
-    return 2;
-}
-
-/* examples/ of the source tree the binary was built in: build/wxgate → ../examples */
-static char *default_examples(void)
+/* Where the demo looks for its examples (the folder with demo/app.lua),
+ * after --examples, first match wins:
+ *  1. the source tree's examples/, when this binary runs from the build
+ *     folder it was built in (whatever folder `cmake -B` named);
+ *  2. the data directory beside the binary (BIN/../share/wxgate/examples):
+ *     an installation under any prefix;
+ *  3. the data directory the build was configured with (WXGATE_DATADIR).
+ * Fills dirs with malloc'd strings and returns how many. */
+#define DEMO_SEARCH_MAX 3
+static size_t examples_search_path(char *dirs[DEMO_SEARCH_MAX])
 {
     char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0)
-        return strdup("examples");
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (slash)
-        *slash = '\0';
+    size_t n = 0;
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        char *built = realpath(WXGATE_BUILD_DIR, NULL);
+        if (built && strcmp(built, exe) == 0 && (dirs[n] = strdup(WXGATE_SOURCE_DIR "/examples")))
+            n++;
+        free(built);
+        if (asprintf(&dirs[n], "%s/%s/examples", exe, WXGATE_DATADIR_FROM_BIN) > 0)
+            n++;
+    }
+    if ((dirs[n] = strdup(WXGATE_DATADIR "/examples")))
+        n++;
+    return n;
+}
+
+static void free_search_path(char *dirs[], size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(dirs[i]);
+}
+
+static int demo_usage(FILE *out)
+{
+    char *dirs[DEMO_SEARCH_MAX];
+    size_t n = examples_search_path(dirs);
+    fprintf(out, "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
+                 "                   [--public-url URL] [--examples DIR] [--workers N]\n"
+                 "  -l, --listen ADDR  where the gateway listens (default 127.0.0.1:8080)\n"
+                 "  --store URL        memory (default), redis://host:port/db,\n"
+                 "                     redis-sentinel://h1:port,h2:port/MASTER/db or\n"
+                 "                     redis-cluster://h1:port,h2:port/\n"
+                 "  --sandbox URL      use a running `wxgate sandbox` instead of an embedded one\n"
+                 "  --ca-file PEM      the CA of that sandbox's HTTPS certificate\n"
+                 "  --public-url URL   the URL users reach (a load balancer in front of several\n"
+                 "                     demos); default http://ADDR\n"
+                 "  --workers N        worker threads (default: one per core)\n"
+                 "  --examples DIR     the folder with demo/app.lua; without it, the first of:\n");
+    for (size_t i = 0; i < n; i++)
+        fprintf(out, "                       %s\n", dirs[i]);
+    free_search_path(dirs, n);
+    return out == stderr ? 2 : 0;
+}
+
+static int has_demo(const char *dir)
+{
     char path[4200];
-    snprintf(path, sizeof(path), "%s/../examples", exe);
-    char *real = realpath(path, NULL);
-    return real ? real : strdup("examples");
+    snprintf(path, sizeof(path), "%s/demo/app.lua", dir);
+    return access(path, R_OK) == 0;
+}
+
+/* The examples folder as an absolute path (the demo config's routes are
+ * relative to it), or NULL after saying where it looked. */
+static char *find_examples(const char *given)
+{
+    if (given) {
+        char *abs = realpath(given, NULL);
+        if (abs && has_demo(abs))
+            return abs;
+        free(abs);
+        fprintf(stderr, "wxgate demo: --examples %s: no demo/app.lua there\n", given);
+        return NULL;
+    }
+    char *dirs[DEMO_SEARCH_MAX];
+    size_t n = examples_search_path(dirs);
+    char *found = NULL;
+    for (size_t i = 0; i < n && !found; i++)
+        if (has_demo(dirs[i]))
+            found = realpath(dirs[i], NULL);
+    if (!found) {
+        fprintf(stderr, "wxgate demo: cannot find the examples (demo/app.lua); looked in:\n");
+        for (size_t i = 0; i < n; i++)
+            fprintf(stderr, "  %s\n", dirs[i]);
+        fprintf(stderr, "give the folder with --examples DIR\n");
+    }
+    free_search_path(dirs, n);
+    return found;
 }
 
 static void print_ready(const struct server *s, void *arg)
@@ -70,8 +135,10 @@ int demo_main(int argc, char **argv)
         {"sandbox", 0, &o.sandbox, NULL}, {"ca-file", 0, &o.ca_file, NULL},
         {"workers", 0, NULL, &o.workers},
     };
+    if (cmd_wants_help(argc, argv))
+        return demo_usage(stdout);
     if (cmd_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0])) != CMD_OK)
-        return demo_usage();
+        return demo_usage(stderr);
     char *host = NULL;
     int port;
     if (config_parse_listen(o.listen, &host, &port) != 0 || port == 0) {
@@ -89,10 +156,14 @@ int demo_main(int argc, char **argv)
             n--;
         snprintf(public_url, sizeof(public_url), "%.*s", (int)n, o.public_url);
     }
-    char *examples = o.examples ? strdup(o.examples) : default_examples();
+    char *examples = find_examples(o.examples);
+    if (!examples)
+        return 1;
 
     lua_State *L = luaL_newstate();
     luaL_openlibs(L);
+    /* no JIT compiler anywhere: the service runs with MemoryDenyWriteExecute */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     char err[8192];
     struct config *c = NULL;
     if (wxlua_bundle_load(L, "wxgate.demo_config") != 0 || lua_pcall(L, 0, 1, 0) != 0) {

@@ -5,9 +5,11 @@
 #include "log.h"
 #include "lua_runtime.h"
 #include "server.h"
+#include "store.h"
 
 int sandbox_main(int argc, char **argv); /* sandbox_cmd.c */
 int demo_main(int argc, char **argv);    /* demo_cmd.c */
+int version_main(void);                  /* version_cmd.c */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,18 +22,14 @@ int demo_main(int argc, char **argv);    /* demo_cmd.c */
  * (tests/bench/bench_chaos.sh checks it). Unused without jemalloc. */
 const char *malloc_conf = "background_thread:true";
 
-#ifndef WXGATE_VERSION
-#define WXGATE_VERSION "0.1.0"
-#endif
-
 static int usage(FILE *out)
 {
-    fprintf(out, "usage: wxgate run -c FILE      serve with the config in FILE\n"
-                 "       wxgate check -c FILE    validate FILE and load every script\n"
-                 "       wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR]   the offline WeChat\n"
-                 "       wxgate demo [-l ADDR] [--store URL] [--sandbox URL]  gateway + sandbox + "
-                 "example campaign\n"
-                 "       wxgate version\n");
+    fprintf(out, "usage: wxgate run -c FILE      serve with the config in FILE (-c, --config)\n"
+                 "       wxgate check -c FILE    validate FILE, its store url and scripts\n"
+                 "       wxgate sandbox [...]    the offline WeChat (wxgate sandbox --help)\n"
+                 "       wxgate demo [...]       gateway + sandbox + example campaign "
+                 "(wxgate demo --help)\n"
+                 "       wxgate version          version, git revision, library versions\n");
     return out == stderr ? 2 : 0;
 }
 
@@ -54,10 +52,8 @@ int main(int argc, char **argv)
     if (argc < 2)
         return usage(stderr);
     const char *cmd = argv[1];
-    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
-        printf("wxgate %s\n", WXGATE_VERSION);
-        return 0;
-    }
+    if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0)
+        return version_main();
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
         return usage(stdout);
     if (strcmp(cmd, "sandbox") == 0)
@@ -67,6 +63,8 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "check") == 0 || strcmp(cmd, "run") == 0) {
         const char *path = NULL;
         const struct cmd_opt opts[] = {{"config", 'c', &path, NULL}};
+        if (cmd_wants_help(argc, argv))
+            return usage(stdout);
         int rc = cmd_parse(argc, argv, opts, 1);
         if (rc == CMD_BAD)
             return usage(stderr);
@@ -78,6 +76,15 @@ int main(int argc, char **argv)
         if (!c)
             return 1;
         if (strcmp(cmd, "check") == 0) {
+            /* The store url too (read and resolved; nothing connects). */
+            const char *why = "cannot open";
+            store_t *s = store_open(c->store, &why);
+            if (!s) {
+                fprintf(stderr, "%s: store: %s\n", path, why);
+                config_release(c);
+                return 1;
+            }
+            store_close(s);
             if (c->lua_trusted)
                 fprintf(stderr, "WARNING: %s\n", config_trusted_warning);
             printf("%s: ok (%zu apps, %zu campaigns, %zu routes)\n", path, c->n_apps,

@@ -24,18 +24,18 @@ struct sandbox_opts {
     int workers;
 };
 
-static int sandbox_usage(void)
+static int sandbox_usage(FILE *out)
 {
-    fprintf(stderr,
-            "usage: wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR] [--ca-dir DIR]\n"
-            "                      [--control-token TOKEN] [--workers N]\n"
-            "  -l ADDR              plain HTTP listener (default 127.0.0.1:9000)\n"
-            "  -c FILE              apps and users (default: the built-in test set)\n"
-            "  --tls ADDR           also serve HTTPS on ADDR with a local CA\n"
-            "  --ca-dir DIR         where the CA and certificate live (default "
-            "/tmp/wxgate-sandbox-ca)\n"
-            "  --control-token T    required for /_sandbox/ unless listening on loopback\n");
-    return 2;
+    fprintf(out, "usage: wxgate sandbox [-l ADDR] [-c FILE] [--tls ADDR] [--ca-dir DIR]\n"
+                 "                      [--control-token TOKEN] [--workers N]\n"
+                 "  -l, --listen ADDR    plain HTTP listener (default 127.0.0.1:9000)\n"
+                 "  -c, --config FILE    apps and users (default: the built-in test set)\n"
+                 "  --tls ADDR           also serve HTTPS on ADDR with a local CA\n"
+                 "  --ca-dir DIR         where the CA and certificate live (default "
+                 "/tmp/wxgate-sandbox-ca)\n"
+                 "  --control-token T    required for /_sandbox/ unless listening on loopback\n"
+                 "  --workers N          worker threads (default: one per core)\n");
+    return out == stderr ? 2 : 0;
 }
 
 static void print_ready(const struct server *s, void *arg)
@@ -63,8 +63,10 @@ int sandbox_main(int argc, char **argv)
         {"control-token", 0, &o.control_token, NULL},
         {"workers", 0, NULL, &o.workers},
     };
+    if (cmd_wants_help(argc, argv))
+        return sandbox_usage(stdout);
     if (cmd_parse(argc, argv, opts, sizeof(opts) / sizeof(opts[0])) != CMD_OK)
-        return sandbox_usage();
+        return sandbox_usage(stderr);
 
     char err[4096];
     char *config_abs = NULL;

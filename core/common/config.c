@@ -6,11 +6,13 @@
  * ("apps.demo.secret") and the reason. Nothing starts unless there are none. */
 #include "config.h"
 
+#include "env_file.h"
 #include "url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <lauxlib.h>
+#include <luajit.h>
 #include <lua.h>
 #include <lualib.h>
 #include <stdarg.h>
@@ -27,6 +29,7 @@ struct check {
     char *err;
     size_t errsz, errlen;
     int n_errors;
+    struct env_file *env_file; /* the config's env_file, or NULL */
 };
 
 static void fail(struct check *k, const char *path, const char *fmt, ...)
@@ -258,8 +261,11 @@ static int get_secret(struct check *k, int idx, const char *path, const char *ke
         get_string(k, tidx, p, "file", &file);
         if (env) {
             const char *v = getenv(env);
+            if (!v || !*v)
+                v = env_file_get(k->env_file, env);
             if (!v || !*v) {
-                fail(k, p, "environment variable %s is not set", env);
+                fail(k, p, "environment variable %s is not set%s", env,
+                     k->env_file ? " (nor in env_file)" : "");
                 r = -1;
             } else {
                 free(*out);
@@ -652,9 +658,42 @@ static void load_lua_env(struct check *k, int t)
     lua_pop(L, 1);
 }
 
+/* admin_listen: a second plain-HTTP listener for the operators' endpoints
+ * (/metrics); with it, the public listener no longer serves them. */
+static void load_admin_listen(struct check *k, int top)
+{
+    struct config *c = k->c;
+    if (get_string(k, top, "", "admin_listen", &c->admin_listen) != 1)
+        return;
+    if (config_parse_listen(c->admin_listen, &c->admin_host, &c->admin_port) != 0)
+        fail(k, "admin_listen", "bad listen address \"%s\" (expected host:port)", c->admin_listen);
+    else if (c->admin_port == 0)
+        fail(k, "admin_listen", "needs a port: operators and scrapers must know where it is");
+    else if (c->admin_port == c->listen_port && c->listen_host &&
+             strcmp(c->admin_host, c->listen_host) == 0)
+        fail(k, "admin_listen", "must differ from listen (%s)", c->listen);
+}
+
+/* env_file: KEY=VALUE lines that { env = "NAME" } secrets are read from when
+ * the process environment does not set NAME (env_file.h). Read before any
+ * secret, and only for the load: the values stay in the secrets they fill. */
+static void load_env_file(struct check *k, int top)
+{
+    char *file = NULL, why[512];
+    if (get_string(k, top, "", "env_file", &file) != 1)
+        return;
+    char *full = resolve_path(k->c, file);
+    if (!(k->env_file = env_file_read(full, why, sizeof(why))))
+        fail(k, "env_file", "%s", why);
+    free(full);
+    free(file);
+}
+
 static void load_top(struct check *k, int top)
 {
     static const char *const keys[] = {"listen",
+                                       "admin_listen",
+                                       "env_file",
                                        "public_url",
                                        "workers",
                                        "store",
@@ -690,16 +729,24 @@ static void load_top(struct check *k, int top)
     if (get_string(k, top, "", "listen", &c->listen) >= 0 &&
         config_parse_listen(c->listen, &c->listen_host, &c->listen_port) != 0)
         fail(k, "listen", "bad listen address \"%s\" (expected host:port)", c->listen);
+    load_admin_listen(k, top);
+    load_env_file(k, top);
     if (get_string(k, top, "", "public_url", &c->public_url) == 1 &&
         strncmp(c->public_url, "http://", 7) && strncmp(c->public_url, "https://", 8))
         fail(k, "public_url", "must start with http:// or https://");
     get_int(k, top, "", "workers", &c->workers, 1, 256);
     get_bool(k, top, "", "require_wechat_browser", &c->require_wechat_browser);
-    if (get_string(k, top, "", "store", &c->store) == 1 && strcmp(c->store, "memory") &&
-        strncmp(c->store, "memory?", 7) && strncmp(c->store, "redis://", 8))
-        fail(k, "store",
-             "must be \"memory\" (or \"memory?max_mb=N\") or "
-             "\"redis://host:port/db\"");
+    int redis_store = 0;
+    if (get_string(k, top, "", "store", &c->store) == 1) {
+        redis_store = strncmp(c->store, "redis://", 8) == 0 ||
+                      strncmp(c->store, "redis-sentinel://", 17) == 0 ||
+                      strncmp(c->store, "redis-cluster://", 16) == 0;
+        if (!redis_store && strcmp(c->store, "memory") && strncmp(c->store, "memory?", 7))
+            fail(k, "store",
+                 "must be \"memory\" (or \"memory?max_mb=N\"), \"redis://host:port/db\", "
+                 "\"redis-sentinel://h1:port,h2:port/MASTER/db\" or "
+                 "\"redis-cluster://h1:port,h2:port/\"");
+    }
     if (get_string(k, top, "", "log_level", &c->log_level) == 1 && strcmp(c->log_level, "debug") &&
         strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
         strcmp(c->log_level, "error"))
@@ -709,7 +756,7 @@ static void load_top(struct check *k, int top)
     get_secret(k, top, "", "token_key", &c->token_key, 1);
     if (c->token_key && strlen(c->token_key) < 16)
         fail(k, "token_key", "too short: use at least 16 random characters");
-    if (strncmp(c->store, "redis://", 8) == 0 && !c->token_key)
+    if (redis_store && !c->token_key)
         fail(k, "token_key", "required with a Redis store: users' tokens are encrypted at rest");
     if (c->cookie_secret && strlen(c->cookie_secret) < 16)
         fail(k, "cookie_secret", "too short: use at least 16 random characters");
@@ -837,6 +884,7 @@ static struct config *validate(lua_State *L, const char *path, char *err, size_t
     }
     set_defaults(c);
     load_top(&k, lua_gettop(L));
+    env_file_free(k.env_file);
     if (k.n_errors) {
         config_release(c);
         return NULL;
@@ -868,6 +916,8 @@ struct config *config_load(const char *path, char *err, size_t errsz)
         return NULL;
     }
     luaL_openlibs(L);
+    /* no JIT compiler anywhere: the service runs with MemoryDenyWriteExecute */
+    luaJIT_setmode(L, 0, LUAJIT_MODE_ENGINE | LUAJIT_MODE_OFF);
     struct config *c = NULL;
     if (luaL_loadfile(L, abs) != 0 || lua_pcall(L, 0, 1, 0) != 0) {
         const char *msg = lua_tostring(L, -1);
@@ -935,6 +985,8 @@ void config_release(struct config *c)
     free(c->dir);
     free(c->listen);
     free(c->listen_host);
+    free(c->admin_listen);
+    free(c->admin_host);
     free(c->tls_listen);
     free(c->tls_host);
     free(c->tls_cert);

@@ -66,6 +66,9 @@ struct config {
     char *listen; /* "host:port" as written */
     char *listen_host;
     int listen_port;
+    char *admin_listen; /* optional operators' listener (/metrics): "host:port" */
+    char *admin_host;
+    int admin_port;
     char *tls_listen; /* optional HTTPS listener: "host:port" */
     char *tls_host;
     int tls_port;

@@ -24,7 +24,14 @@ void metrics_describe_catalog(void)
         {"wxgate_upstream_errors_total", "counter",
          "WeChat API failures, by endpoint and "
          "error."},
-        {"wxgate_store_errors_total", "counter", "Store (Redis) errors."},
+        {"wxgate_store_errors_total", "counter", "Store (Redis) calls that failed, by cause."},
+        {"wxgate_store_connections", "gauge",
+         "Worker connections ready to each Redis node (node=\"host:port\")."},
+        {"wxgate_store_failovers_total", "counter",
+         "Redis primary changes followed: a worker moving to a new Sentinel primary, or a "
+         "cluster slot map with a newly promoted primary."},
+        {"wxgate_store_redirects_total", "counter",
+         "Redis Cluster redirects followed, by kind (moved, ask)."},
         {"wxgate_auth_rate_limited_total", "counter",
          "/auth requests refused by limits.auth_per_minute (429)."},
         {"wxgate_store_evictions_total", "counter",

@@ -88,8 +88,9 @@ void auth_start_login(struct worker *w, struct http_req *r, const struct config 
     str_copy(st.campaign, sizeof(st.campaign), c->name);
     str_copy(st.return_url, sizeof(st.return_url), return_url);
     int n = login_state_encode(&st, rec, sizeof(rec));
-    memcpy(key, KEY_STATE, 3);
-    memcpy(key + 3, s->state, LOGIN_STATE_LEN + 1);
+    memcpy(key, KEY_STATE "{", 4); /* st:{STATE}: the login's hash tag (login.h) */
+    memcpy(key + 4, s->state, LOGIN_STATE_LEN);
+    memcpy(key + 4 + LOGIN_STATE_LEN, "}", 2);
     if (n < 0 || store_add_evictable(w->store, key, strlen(key), rec, (size_t)n,
                                      LOGIN_STATE_TTL * 1000ULL, on_state_stored, s) != 0)
         start_finish(s, 0);

@@ -46,7 +46,7 @@ struct flow {
     const struct config_campaign *c;
     char state[129];
     char code[256];
-    char code_key[300];
+    char code_key[400];
     struct login_state ls;
     json_t *user; /* the user record, in WeChat's field order */
     int snapshot;
@@ -547,7 +547,7 @@ static void on_state_claimed(const struct store_reply *rep, void *arg)
 static void claim_state(struct flow *f)
 {
     char key[160];
-    snprintf(key, sizeof(key), KEY_STATE_USED "%s", f->state);
+    snprintf(key, sizeof(key), KEY_STATE_USED "{%s}", f->state);
     const char *v = f->code[0] ? f->code : "-";
     if (store_add(f->w->store, key, strlen(key), v, strlen(v), LOGIN_STATE_TTL * 1000ULL,
                   on_state_claimed, f) != 0)
@@ -617,7 +617,8 @@ static void on_state(const struct store_reply *rep, void *arg)
         claim_state(f);
         return;
     }
-    snprintf(f->code_key, sizeof(f->code_key), KEY_CODE "%s:%s", f->c->app->appid, f->code);
+    snprintf(f->code_key, sizeof(f->code_key), KEY_CODE "{%s}:%s:%s", f->state, f->c->app->appid,
+             f->code);
     /* "P" (pending) until the owner records the outcome in its place. */
     struct store_claim_spec claim = {
         .claim_key = f->code_key,
@@ -667,7 +668,7 @@ void handle_callback(struct worker *w, struct http_req *r)
     snprintf(f->state, sizeof(f->state), "%s", state);
     snprintf(f->code, sizeof(f->code), "%s", code ? code : "");
     char key[160];
-    snprintf(key, sizeof(key), KEY_STATE "%s", state);
+    snprintf(key, sizeof(key), KEY_STATE "{%s}", state);
     if (store_get(w->store, key, strlen(key), on_state, f) != 0) {
         page_busy(r);
         flow_free(f);

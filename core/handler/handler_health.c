@@ -11,7 +11,7 @@
 /* Load balancers poll this often: the body is built without printf. */
 void handle_health(struct worker *w, struct http_req *r)
 {
-    char body[400];
+    char body[800], node[256];
     int ok = store_healthy(w->store);
     struct strbuf b = strbuf_init(body, sizeof(body));
     strbuf_put(&b, ok ? "{\"status\":\"ok\",\"worker\":" : "{\"status\":\"degraded\",\"worker\":");
@@ -19,6 +19,13 @@ void handle_health(struct worker *w, struct http_req *r)
     strbuf_put(&b, ok ? ",\"store\":\"ok\",\"connections\":"
                       : ",\"store\":\"unavailable\",\"connections\":");
     strbuf_num(&b, http_server_connections(w->http));
+    /* Which Redis node(s) this worker talks to: numeric addresses only. */
+    const char *where = store_node(w->store, node, sizeof(node));
+    if (where) {
+        strbuf_put(&b, ",\"store_node\":\"");
+        strbuf_put(&b, where);
+        strbuf_put(&b, "\"");
+    }
     const char *warning = store_warning(w->store); /* a fixed text: no escaping needed */
     if (warning) {
         strbuf_put(&b, ",\"warning\":\"");

@@ -20,16 +20,21 @@ struct worker;
 
 /* Every record the gateway keeps in the store, by key prefix: the one place
  * that names them (Redis adds its own prefix, "wxgate:", in front).
- *   st:STATE           a login state (struct login_state), LOGIN_STATE_TTL
- *   su:STATE           how a used state's callback ended (handler_callback.c)
- *   cx:APPID:CODE      a code's exchange: the claim, then its outcome
- *   ut:APPID:OPENID    a user's sealed tokens (login_tokens_seal)
- *   tk:HMAC            a ticket's user record (login_ticket_key)
- *   q:APPID:DAY        cgi-bin/token calls made today (jssdk.c)
- *   jt:APPID, bt:APPID the sealed jsapi ticket and basic access_token (jssdk.c)
- *   lk:APPID, fence:APPID  the JS-SDK owner's lock and fencing token (jssdk.c)
+ *   st:{STATE}               a login state (struct login_state), LOGIN_STATE_TTL
+ *   su:{STATE}               how a used state's callback ended (handler_callback.c)
+ *   cx:{STATE}:APPID:CODE    a code's exchange: the claim, then its outcome
+ *   ut:APPID:OPENID          a user's sealed tokens (login_tokens_seal)
+ *   tk:HMAC                  a ticket's user record (login_ticket_key)
+ *   q:{APPID}:DAY            cgi-bin/token calls made today (jssdk.c)
+ *   jt:{APPID}, bt:{APPID}   the sealed jsapi ticket and basic access_token (jssdk.c)
+ *   lk:{APPID}, fence:{APPID}  the JS-SDK owner's lock and fencing token (jssdk.c)
  *   rl:CLIENT:MINUTE   /auth requests of a client in a minute (handler_auth.c)
- *   lua:KEY            wx.store's keys: scripts see nothing else (lua_store.c) */
+ *   lua:KEY            wx.store's keys: scripts see nothing else (lua_store.c)
+ * The {braces} are Redis Cluster hash tags: the records of one login (state,
+ * used mark, code claim) live in one slot, and so on one primary, as do the
+ * JS-SDK records of one app; a failover then takes all of them or none
+ * (the lock and fencing number never disagree), and no call needs two
+ * slots. */
 #define KEY_STATE        "st:"
 #define KEY_STATE_USED   "su:"
 #define KEY_CODE         "cx:"

@@ -11,10 +11,12 @@
 #include "config.h"
 #include "fetch.h"
 #include "http.h"
+#include "jssdk.h"
 #include "log.h"
 #include "lua_runtime.h"
 #include "metrics.h"
 #include "page.h"
+#include "service_notify.h"
 #include "tls.h"
 #include "watchdog.h"
 
@@ -30,6 +32,17 @@
 #include <string.h>
 #include <unistd.h>
 
+typedef void (*route_handler)(struct worker *, struct http_req *);
+
+/* The operators' endpoints: on the admin listener when admin_listen is set,
+ * else on the public one. /healthz is everywhere (load balancers). */
+static route_handler operator_route(const char *path)
+{
+    if (strcmp(path, "/metrics") == 0)
+        return handle_metrics;
+    return NULL;
+}
+
 static void on_request(struct http_req *r, void *arg)
 {
     struct worker *w = arg;
@@ -37,12 +50,11 @@ static void on_request(struct http_req *r, void *arg)
     watchdog_note_request(w->wd, http_req_id(r), http_req_method(r), path);
     static const struct {
         const char *path;
-        void (*handle)(struct worker *, struct http_req *);
+        route_handler handle;
     } routes[] = {
         {"/healthz", handle_health},        {"/auth", handle_auth},
         {"/callback", handle_callback},     {"/api/ticket", handle_api_ticket},
-        {"/api/user", handle_api_user},     {"/metrics", handle_metrics},
-        {"/jssdk/config", handle_jssdk},
+        {"/api/user", handle_api_user},     {"/jssdk/config", handle_jssdk},
 #ifdef WXGATE_TEST_HOOKS
         {"/__test/hang", handle_test_hang},
 #endif
@@ -53,9 +65,28 @@ static void on_request(struct http_req *r, void *arg)
             return;
         }
     }
+    route_handler op = w->admin ? NULL : operator_route(path);
+    if (op) {
+        op(w, r);
+        return;
+    }
     if (wxlua_vm_route(w->vm, r))
         return;
     page_error(r, 404, "页面不存在", "Page not found.", NULL);
+}
+
+/* The admin listener: the operators' endpoints and /healthz, nothing else
+ * (no logins, no Lua routes). */
+static void on_admin_request(struct http_req *r, void *arg)
+{
+    struct worker *w = arg;
+    const char *path = http_req_path(r);
+    watchdog_note_request(w->wd, http_req_id(r), http_req_method(r), path);
+    route_handler op = strcmp(path, "/healthz") == 0 ? handle_health : operator_route(path);
+    if (op)
+        op(w, r);
+    else
+        page_error(r, 404, "页面不存在", "Page not found.", NULL);
 }
 
 static void apply_secrets(const struct config *c)
@@ -94,13 +125,16 @@ static void on_reload(evutil_socket_t fd, short what, void *arg)
     http_server_set_limits(w->http, &fresh->limits);
     if (w->https)
         http_server_set_limits(w->https, &fresh->limits);
+    if (w->admin)
+        http_server_set_limits(w->admin, &fresh->limits);
     log_info("worker %d: reloaded", w->id);
 }
 
 static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct worker *w = arg;
-    int active = http_server_busy(w->http) + (w->https ? http_server_busy(w->https) : 0);
+    int active = http_server_busy(w->http) + (w->https ? http_server_busy(w->https) : 0) +
+                 (w->admin ? http_server_busy(w->admin) : 0) + jssdk_pending();
     if (active == 0 || http_now_ms() > w->drain_deadline) {
         if (active)
             log_warn("worker %d: drain timeout with %d requests in flight", w->id, active);
@@ -117,6 +151,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     http_server_stop_accepting(w->http);
     if (w->https)
         http_server_stop_accepting(w->https);
+    if (w->admin)
+        http_server_stop_accepting(w->admin);
     w->drain_deadline = http_now_ms() + w->cfg->limits.drain_timeout_ms;
     on_drain_tick(-1, 0, w);
 }
@@ -135,9 +171,11 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct server *s, struct worker *w, int id, int fd, int tls_fd, char *err,
+/* fds[]: the worker's listening sockets (public, TLS, admin; -1 for none). */
+static int worker_init(struct server *s, struct worker *w, int id, const int fds[3], char *err,
                        size_t errsz)
 {
+    int fd = fds[0], tls_fd = fds[1], admin_fd = fds[2];
     w->id = id;
     w->server = s;
     w->listen_fd = fd;
@@ -162,7 +200,10 @@ static int worker_init(struct server *s, struct worker *w, int id, int fd, int t
     w->http = http_server_new(w->base, fd, &w->cfg->limits, NULL, on_request, w);
     if (tls_fd >= 0)
         w->https = http_server_new(w->base, tls_fd, &w->cfg->limits, s->tls, on_request, w);
-    if (!w->fetch || !w->store || !w->http || (tls_fd >= 0 && !w->https)) {
+    if (admin_fd >= 0)
+        w->admin = http_server_new(w->base, admin_fd, &w->cfg->limits, NULL, on_admin_request, w);
+    if (!w->fetch || !w->store || !w->http || (tls_fd >= 0 && !w->https) ||
+        (admin_fd >= 0 && !w->admin)) {
         snprintf(err, errsz, "cannot start worker %d", id);
         return -1;
     }
@@ -181,6 +222,8 @@ static void worker_free(struct worker *w)
         http_server_free(w->http); /* aborts what is left: may finish Lua tasks */
     if (w->https)
         http_server_free(w->https);
+    if (w->admin)
+        http_server_free(w->admin);
     wxlua_vm_retire(w->vm);
     if (w->store)
         store_detach(w->store);
@@ -219,9 +262,12 @@ static void reload(struct server *s)
         log_error("reload refused, the old version keeps serving: %s", err);
         return;
     }
+    const char *admin = fresh->admin_listen ? fresh->admin_listen : "";
     if (strcmp(fresh->listen, s->cfg->listen) != 0 || fresh->workers != s->cfg->workers ||
-        strcmp(fresh->store, s->cfg->store) != 0)
-        log_warn("reload: listen, workers and store take effect only after a restart");
+        strcmp(fresh->store, s->cfg->store) != 0 ||
+        strcmp(admin, s->cfg->admin_listen ? s->cfg->admin_listen : "") != 0)
+        log_warn("reload: listen, admin_listen, workers and store take effect only after a "
+                 "restart");
     apply_secrets(fresh);
     apply_log_level(fresh);
     if (fresh->lua_trusted)
@@ -239,9 +285,12 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *s = arg;
     if (sig == SIGHUP) {
+        service_notify_reloading();
         reload(s);
+        service_notify_ready(s->n_workers);
         return;
     }
+    service_notify_stopping();
     log_info("%s: draining and stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     /* However the workers fare, the process ends within the drain timeout
      * and a second. */
@@ -299,7 +348,8 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     const char *store_err = NULL;
     s.store = store_open(cfg->store, &store_err);
     if (!s.store) {
-        log_error("store %s: %s", cfg->store, store_err ? store_err : "cannot open");
+        /* Not the url: it may hold the Redis password. */
+        log_error("store: %s", store_err ? store_err : "cannot open");
         goto out;
     }
 
@@ -319,27 +369,33 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
 
     s.n_workers = cfg->workers;
     s.workers = calloc((size_t)s.n_workers, sizeof(*s.workers));
-    int port = cfg->listen_port, tls_port = cfg->tls_port;
+    int port = cfg->listen_port, tls_port = cfg->tls_port, admin_port = cfg->admin_port;
     for (int i = 0; i < s.n_workers; i++) {
         /* The first worker's sockets check that no other process serves the
          * address; the others join it. */
-        int fd = http_listen_shared(cfg->listen_host, port, i > 0, &port, err, sizeof(err));
-        int tls_fd = -1;
-        if (fd >= 0 && cfg->tls_listen)
-            tls_fd =
+        int fds[3] = {-1, -1, -1}; /* public, TLS, admin */
+        fds[0] = http_listen_shared(cfg->listen_host, port, i > 0, &port, err, sizeof(err));
+        if (fds[0] >= 0 && cfg->tls_listen)
+            fds[1] =
                 http_listen_shared(cfg->tls_host, tls_port, i > 0, &tls_port, err, sizeof(err));
-        if (fd < 0 || (cfg->tls_listen && tls_fd < 0) ||
-            worker_init(&s, &s.workers[i], i, fd, tls_fd, err, sizeof(err)) != 0) {
+        if (fds[0] >= 0 && (!cfg->tls_listen || fds[1] >= 0) && cfg->admin_listen)
+            fds[2] = http_listen_shared(cfg->admin_host, admin_port, i > 0, &admin_port, err,
+                                        sizeof(err));
+        if (fds[0] < 0 || (cfg->tls_listen && fds[1] < 0) || (cfg->admin_listen && fds[2] < 0) ||
+            worker_init(&s, &s.workers[i], i, fds, err, sizeof(err)) != 0) {
             log_error("%s", err);
-            if (fd >= 0 && !s.workers[i].http)
-                close(fd);
-            if (tls_fd >= 0 && !s.workers[i].https)
-                close(tls_fd);
+            if (fds[0] >= 0 && !s.workers[i].http)
+                close(fds[0]);
+            if (fds[1] >= 0 && !s.workers[i].https)
+                close(fds[1]);
+            if (fds[2] >= 0 && !s.workers[i].admin)
+                close(fds[2]);
             goto stop;
         }
     }
     s.port = port;
     s.tls_port = tls_port;
+    s.admin_port = admin_port;
     for (int i = 0; i < s.n_workers; i++) {
         if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
             log_error("cannot start worker thread %d", i);
@@ -357,13 +413,16 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
         sigs[i] = evsignal_new(s.base, signos[i], on_signal, &s);
         event_add(sigs[i], NULL);
     }
+    char https[300] = "", admin[300] = "";
     if (cfg->tls_listen)
-        log_info("wxgate listening on %s:%d (https %s:%d) with %d workers", cfg->listen_host, port,
-                 cfg->tls_host, tls_port, s.n_workers);
-    else
-        log_info("wxgate listening on %s:%d with %d workers", cfg->listen_host, port, s.n_workers);
+        snprintf(https, sizeof(https), " (https %s:%d)", cfg->tls_host, tls_port);
+    if (cfg->admin_listen)
+        snprintf(admin, sizeof(admin), " (admin %s:%d)", cfg->admin_host, admin_port);
+    log_info("wxgate listening on %s:%d%s%s with %d workers", cfg->listen_host, port, https, admin,
+             s.n_workers);
     if (ready)
         ready(&s, arg);
+    service_notify_ready(s.n_workers);
     event_base_dispatch(s.base);
     for (int i = 0; i < 3; i++)
         event_free(sigs[i]);

@@ -28,6 +28,7 @@ struct worker {
     struct http_server *http;
     int tls_fd;
     struct http_server *https; /* when the config has a tls listener */
+    struct http_server *admin; /* when the config has an admin_listen */
     struct fetch_loop *fetch;
     store_conn_t *store;
     struct config *cfg;     /* the config this worker serves with */
@@ -49,6 +50,7 @@ struct server {
     char *config_path;       /* NULL: nothing to reload on SIGHUP */
     int port;                /* the ports actually bound */
     int tls_port;
+    int admin_port;
     void *tls; /* SSL_CTX shared by the workers */
 };
 

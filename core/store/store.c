@@ -4,16 +4,23 @@
 #include <string.h>
 
 #include "store_impl.h"
+#include "store_redis.h"
 
 store_t *store_open(const char *url, const char **err)
 {
-    const char *why = "unknown store url (expected memory or redis://host:port/db)";
+    const char *why =
+        "unknown store url (expected memory, redis://host:port/db, "
+        "redis-sentinel://h1:port,h2:port/MASTER/db or redis-cluster://h1:port,h2:port/)";
     store_t *s = NULL;
 
     if (!url || strcmp(url, "memory") == 0 || strncmp(url, "memory?", 7) == 0)
         s = store_memory_open(url ? url + strlen("memory") : "", &why);
     else if (strncmp(url, "redis://", 8) == 0)
         s = store_redis_open(url, &why);
+    else if (strncmp(url, "redis-sentinel://", 17) == 0)
+        s = store_redis_sentinel_open(url, &why);
+    else if (strncmp(url, "redis-cluster://", 16) == 0)
+        s = store_redis_cluster_open(url, &why);
     if (!s && err)
         *err = why;
     return s;
@@ -46,6 +53,11 @@ int store_healthy(store_conn_t *c)
 const char *store_warning(store_conn_t *c)
 {
     return c && c->store->ops->warning ? c->store->ops->warning(c) : NULL;
+}
+
+const char *store_node(store_conn_t *c, char *buf, size_t n)
+{
+    return c && c->store->ops->node ? c->store->ops->node(c, buf, n) : NULL;
 }
 
 /* A NULL callback means the caller does not want the reply. */
@@ -111,6 +123,13 @@ int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *
     if (!c || fix_buf(&key, klen) < 0)
         return -1;
     return c->store->ops->del(c, key, klen, cb ? cb : ignore_reply, arg);
+}
+
+int store_sync(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    if (!c || fix_buf(&key, klen) < 0)
+        return -1;
+    return c->store->ops->sync(c, key, klen, cb ? cb : ignore_reply, arg);
 }
 
 /* Strict decimal: an optional '-', then digits only, within long long. */

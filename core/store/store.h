@@ -62,9 +62,22 @@ int store_incr(store_conn_t *c, const char *key, size_t klen, long long delta, u
 /* STORE_OK when a key was removed, STORE_NOT_FOUND otherwise. */
 int store_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
 
+/* Waits until the writes this connection has made so far on key's Redis
+ * node are on a replica (Redis WAIT), so that a failover cannot undo them:
+ * with the Sentinel and Cluster stores, up to half the command timeout.
+ * STORE_OK with number = the replicas that have them (0: none in time).
+ * The memory store and one Redis answer at once (number 0). For the rare
+ * writes that must outlive a failover (the JS-SDK owner's lock and quota). */
+int store_sync(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
+
 /* What an operator should know about the store now (Redis at maxmemory
  * refusing writes), for /healthz; NULL when all is well. */
 const char *store_warning(store_conn_t *c);
+
+/* The Redis node(s) this worker's connection talks to ("host:port", or a
+ * comma-separated list of a cluster's primaries), written into buf, for
+ * /healthz; NULL for the memory store. */
+const char *store_node(store_conn_t *c, char *buf, size_t n);
 
 /* Claim, or wait for the first claimer's result: for work that must happen
  * once across workers and instances (a code exchanged once, a JS-SDK ticket

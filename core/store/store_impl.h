@@ -21,10 +21,14 @@ struct store_ops {
     int (*incr)(store_conn_t *c, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
                 store_cb cb, void *arg);
     int (*del)(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
+    int (*sync)(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg);
     /* 1 when calls can be served now; NULL means always (memory). */
     int (*healthy)(store_conn_t *c);
     /* What an operator should know (Redis refusing writes), or NULL. */
     const char *(*warning)(store_conn_t *c);
+    /* The node(s) this connection talks to, written into buf; NULL means
+     * none (memory). */
+    const char *(*node)(store_conn_t *c, char *buf, size_t n);
 };
 
 struct store {

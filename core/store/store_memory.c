@@ -759,6 +759,15 @@ static int mem_del(store_conn_t *c, const char *key, size_t klen, store_cb cb, v
 
 /* A connection to the memory store: every thread works on the shared
  * table directly; the connection only queues the replies for its loop. */
+/* Nothing to replicate: answers at once (on the next loop turn). */
+static int mem_sync(store_conn_t *c, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    (void)key;
+    (void)klen;
+    struct store_reply r = {.status = STORE_OK};
+    return queue_reply(c, &r, NULL, cb, arg);
+}
+
 static store_conn_t *mem_attach(store_t *s, struct event_base *base)
 {
     if (!base)
@@ -804,6 +813,7 @@ static const struct store_ops memory_ops = {
     .add = mem_add,
     .incr = mem_incr,
     .del = mem_del,
+    .sync = mem_sync,
 };
 
 /* ------------------------------------------------------------ public API */

@@ -38,7 +38,7 @@ struct jssdk_op {
     void *arg;
     int background;
     int *finished; /* set when done inside jssdk_ticket */
-    char key_jt[160], key_bt[160], key_lk[160], key_fence[160];
+    char key_jt[160], key_bt[160], key_lk[160], key_fence[160], key_q[200];
     long long fence;
     int owner;   /* holds the lock */
     int retried; /* re-fetched the basic token after 40001 */
@@ -78,8 +78,15 @@ static struct cached *cache_for(const char *appid, int create)
     return c;
 }
 
+/* This worker's ops and unlocks still under way: a worker that stops waits
+ * for them (jssdk_pending), so that no store call is left unanswered. */
+static _Thread_local int pending;
+
+int jssdk_pending(void) { return pending; }
+
 static void op_free(struct jssdk_op *op)
 {
+    pending--;
     if (op->call)
         wechat_cancel(op->call);
     if (op->token) {
@@ -96,27 +103,49 @@ struct unlock {
     char fence[32];
 };
 
+static void unlock_free(struct unlock *u)
+{
+    pending--;
+    free(u);
+}
+
+static void on_unlock_read(const struct store_reply *rep, void *arg);
+
+/* The tickets and token written before are on a replica now (or the wait
+ * is over): let the next owner in. */
+static void on_unlock_synced(const struct store_reply *rep, void *arg)
+{
+    struct unlock *u = arg;
+    (void)rep;
+    if (store_get(u->store, u->key, strlen(u->key), on_unlock_read, u) != 0)
+        unlock_free(u);
+}
+
 static void on_unlock_read(const struct store_reply *rep, void *arg)
 {
     struct unlock *u = arg;
     if (rep->status == STORE_OK && rep->len == strlen(u->fence) &&
         memcmp(rep->value, u->fence, rep->len) == 0)
         store_del(u->store, u->key, strlen(u->key), NULL, NULL);
-    free(u);
+    unlock_free(u);
 }
 
 /* Releases the lock only if it is still ours (our fencing number): an owner
- * that outlived the lock's TTL must not remove the next owner's lock. */
+ * that outlived the lock's TTL must not remove the next owner's lock. First
+ * it waits for a replica to have what the owner stored (same slot as the
+ * lock): a failover after the unlock must not forget the token and ticket,
+ * or the next owner would fetch them again. */
 static void unlock(struct jssdk_op *op)
 {
     struct unlock *u = calloc(1, sizeof(*u));
     if (!u)
         return;
+    pending++;
     u->store = op->w->store;
     snprintf(u->key, sizeof(u->key), "%s", op->key_lk);
     snprintf(u->fence, sizeof(u->fence), "%lld", op->fence);
-    if (store_get(u->store, u->key, strlen(u->key), on_unlock_read, u) != 0)
-        free(u);
+    if (store_sync(u->store, u->key, strlen(u->key), on_unlock_synced, u) != 0)
+        unlock_free(u);
 }
 
 static void deliver(struct jssdk_op *op, const char *ticket, const char *err)
@@ -181,12 +210,35 @@ static void get_ticket(struct jssdk_op *op)
         deliver(op, NULL, "network");
 }
 
+static void on_token_reply(const struct wechat_reply *rep, void *arg);
+
+static void start_fetch(struct jssdk_op *op)
+{
+    metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
+    struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
+    op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
+    if (!op->call)
+        deliver(op, NULL, "network");
+}
+
+static void on_quota_synced(const struct store_reply *rep, void *arg)
+{
+    (void)rep;
+    start_fetch(arg);
+}
+
+/* The fetch is counted first. The lock, its fencing number and this count
+ * share one slot (login.h): once a replica has them, a failover can neither
+ * hand the lock to a second owner nor forget the fetch. A store that fails
+ * or a replica that lags only delays the fetch by the wait, never stops it. */
 static void on_quota(const struct store_reply *rep, void *arg)
 {
-    const struct config_app *app = arg;
+    struct jssdk_op *op = arg;
     if (rep->status == STORE_OK)
         metrics_set("wxgate_basic_token_quota_left", (double)(DAILY_QUOTA - rep->number), "app",
-                    app->name, NULL);
+                    op->app->name, NULL);
+    if (store_sync(op->w->store, op->key_q, strlen(op->key_q), on_quota_synced, op) != 0)
+        start_fetch(op);
 }
 
 static void on_token_reply(const struct wechat_reply *rep, void *arg)
@@ -217,18 +269,15 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
 
 static void fetch_basic_token(struct jssdk_op *op)
 {
-    char day[16], key[200];
+    char day[16];
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(day, sizeof(day), "%Y%m%d", &tm);
-    snprintf(key, sizeof(key), KEY_JSSDK_QUOTA "%s:%s", op->app->appid, day);
-    store_incr(op->w->store, key, strlen(key), 1, 2 * 86400 * 1000ULL, on_quota, (void *)op->app);
-    metrics_inc("wxgate_basic_token_refreshes_total", "app", op->app->name, NULL);
-    struct wechat_client wc = wechat_client(op->w->fetch, op->cfg);
-    op->call = wechat_basic_token(&wc, op->app, on_token_reply, op);
-    if (!op->call)
-        deliver(op, NULL, "network");
+    snprintf(op->key_q, sizeof(op->key_q), KEY_JSSDK_QUOTA "{%s}:%s", op->app->appid, day);
+    if (store_incr(op->w->store, op->key_q, strlen(op->key_q), 1, 2 * 86400 * 1000ULL, on_quota,
+                   op) != 0)
+        start_fetch(op);
 }
 
 static void on_basic_token(const struct store_reply *rep, void *arg)
@@ -360,15 +409,16 @@ static struct jssdk_op *op_new(struct worker *w, const struct config_app *app, j
     struct jssdk_op *op = calloc(1, sizeof(*op));
     if (!op)
         return NULL;
+    pending++;
     op->w = w;
     op->cfg = config_retain(w->cfg);
     op->app = app;
     op->cb = cb;
     op->arg = arg;
-    snprintf(op->key_jt, sizeof(op->key_jt), KEY_JSAPI_TICKET "%s", app->appid);
-    snprintf(op->key_bt, sizeof(op->key_bt), KEY_BASIC_TOKEN "%s", app->appid);
-    snprintf(op->key_lk, sizeof(op->key_lk), KEY_JSSDK_LOCK "%s", app->appid);
-    snprintf(op->key_fence, sizeof(op->key_fence), KEY_JSSDK_FENCE "%s", app->appid);
+    snprintf(op->key_jt, sizeof(op->key_jt), KEY_JSAPI_TICKET "{%s}", app->appid);
+    snprintf(op->key_bt, sizeof(op->key_bt), KEY_BASIC_TOKEN "{%s}", app->appid);
+    snprintf(op->key_lk, sizeof(op->key_lk), KEY_JSSDK_LOCK "{%s}", app->appid);
+    snprintf(op->key_fence, sizeof(op->key_fence), KEY_JSSDK_FENCE "{%s}", app->appid);
     return op;
 }
 

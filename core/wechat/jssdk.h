@@ -21,6 +21,9 @@ typedef void (*jssdk_cb)(const char *ticket, const char *err, void *arg);
 struct jssdk_op *jssdk_ticket(struct worker *w, const struct config_app *app, jssdk_cb cb,
                               void *arg);
 void jssdk_cancel(struct jssdk_op *op);
+/* Ops and lock releases of this worker's thread still under way (they go on
+ * after their request is answered): a stopping worker drains them too. */
+int jssdk_pending(void);
 
 /* Fills {appId, timestamp, nonceStr, signature} fields for url. */
 struct jssdk_sig {

@@ -52,14 +52,14 @@ def free_port():
 
 
 class Proc:
-    """A running wxgate process with its stderr captured to a file."""
+    """A running wxgate process (BIN, or exe) with its stderr captured to a file."""
 
-    def __init__(self, args, env=None, cwd=None):
+    def __init__(self, args, env=None, cwd=None, exe=None):
         self.logfile = tempfile.NamedTemporaryFile(prefix="wxgate-", suffix=".log", delete=False)
         self.outfile = tempfile.NamedTemporaryFile(prefix="wxgate-", suffix=".out", delete=False)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        self.p = subprocess.Popen([BIN] + args, stdout=self.outfile, stderr=self.logfile,
+        self.p = subprocess.Popen([exe or BIN] + args, stdout=self.outfile, stderr=self.logfile,
                                   env=full_env, cwd=cwd, stdin=subprocess.DEVNULL)
 
     def log(self):

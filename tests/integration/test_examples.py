@@ -133,8 +133,12 @@ def test_readme_config_example_passes_check(tmp_path):
     (tmp_path / "campaigns" / "spring.lua").write_text("return {}\n")
     (tmp_path / "hello.lua").write_text("return function() return 200, 'hi' end\n")
     (tmp_path / "wxgate.lua").write_text(block)
+    # env_file: the app secret comes from the file, the rest from the environment
+    (tmp_path / "secrets.env").write_text("WX_MAIN_SECRET=%s\n" % ("s" * 32))
+    (tmp_path / "secrets.env").chmod(0o600)
     env = dict(os.environ, WXGATE_COOKIE_SECRET="c" * 32, WXGATE_TICKET_SECRET="t" * 32,
-               WXGATE_TOKEN_KEY="k" * 32, WXGATE_API_KEY="a" * 32, WX_MAIN_SECRET="s" * 32)
+               WXGATE_TOKEN_KEY="k" * 32, WXGATE_API_KEY="a" * 32)
+    env.pop("WX_MAIN_SECRET", None)
     p = subprocess.run([BIN, "check", "-c", str(tmp_path / "wxgate.lua")], capture_output=True,
                        text=True, env=env)
     assert p.returncode == 0, p.stderr

@@ -1,6 +1,7 @@
 """The server core (core/server/server.c, core/http/http.c, core/common/config.c, core/common/log.c):
 health, limits, config validation, SIGHUP reload under traffic, SIGTERM drain."""
 import json
+import re
 import os
 import select
 import signal
@@ -12,7 +13,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, SLOW, Gateway, Proc, free_port, wait_until
+from conftest import BIN, ROOT, SLOW, Gateway, Proc, free_port, wait_until
 
 MINIMAL = 'return { listen = "127.0.0.1:{PORT}", workers = 2 }\n'
 
@@ -201,7 +202,6 @@ def test_bad_configs_are_refused_with_key_path(tmp_path, text, expected):
 @pytest.mark.parametrize("args,expected", [
     (["demo", "--bogus", "x"], "usage: wxgate demo [-l ADDR]"),
     (["demo", "-l"], "usage: wxgate demo [-l ADDR]"),
-    (["demo", "--help"], "usage: wxgate demo [-l ADDR]"),
     (["sandbox", "--tls"], "usage: wxgate sandbox [-l ADDR]"),
     (["sandbox", "-l", "127.0.0.1:1", "stray"], "usage: wxgate sandbox [-l ADDR]"),
     (["run"], "wxgate run: missing -c FILE"),
@@ -213,6 +213,42 @@ def test_command_line_errors_print_the_usage(args, expected):
     p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=20)
     assert p.returncode == 2, (p.stdout, p.stderr)
     assert expected in p.stderr, p.stderr
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--help"], "usage: wxgate run -c FILE"),
+    (["run", "--help"], "usage: wxgate run -c FILE"),
+    (["check", "-h"], "usage: wxgate run -c FILE"),
+    (["sandbox", "--help"], "usage: wxgate sandbox [-l ADDR]"),
+    (["demo", "-l", "127.0.0.1:1", "--help"], "usage: wxgate demo [-l ADDR]"),
+])
+def test_help_goes_to_stdout_and_exits_0(args, expected):
+    p = subprocess.run([BIN] + args, capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert p.stdout.startswith(expected) and not p.stderr, (p.stdout, p.stderr)
+
+
+def test_version_names_the_revision_and_the_libraries():
+    p = subprocess.run([BIN, "version"], capture_output=True, text=True, timeout=20)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert re.fullmatch(r"wxgate \d+\.\d+\.\d+", lines[0]), lines
+    fields = dict(l.split(": ", 1) for l in lines[1:])
+    assert set(fields) == {"git revision", "libevent", "LuaJIT", "libcurl", "OpenSSL", "hiredis"}
+    assert re.fullmatch(r"[0-9a-f]{7,40}(-dirty)?|unknown", fields["git revision"]), fields
+    rev = fields["git revision"].split("-")[0]
+    if rev != "unknown" and os.path.exists(os.path.join(ROOT, ".git")):
+        # a commit of this repository (not necessarily HEAD: one may commit after building)
+        known = subprocess.run(["git", "-C", ROOT, "cat-file", "-e", rev + "^{commit}"],
+                               capture_output=True)
+        assert known.returncode == 0, "%s is no commit of %s" % (rev, ROOT)
+    assert fields["LuaJIT"].startswith("LuaJIT 2.")
+    assert fields["OpenSSL"].startswith("OpenSSL 3.")
+    assert re.match(r"\d+\.\d+\.\d+", fields["libcurl"]), fields
+    assert re.match(r"\d+\.\d+\.\d+", fields["libevent"]), fields
+    assert re.fullmatch(r"\d+\.\d+\.\d+", fields["hiredis"]), fields
+    assert p.stdout == subprocess.run([BIN, "--version"], capture_output=True, text=True,
+                                      timeout=20).stdout
 
 
 def test_long_options_take_their_value_after_an_equals_sign(tmp_path):

@@ -311,7 +311,10 @@ static void test_wrong_types(void **state)
             "config: wechat.timeout_ms: must be a whole number from 10 to 120000");
     refused(
         t, "return { store = 'mysql://x' }\n",
-        "config: store: must be \"memory\" (or \"memory?max_mb=N\") or \"redis://host:port/db\"");
+        "config: store: must be \"memory\" (or \"memory?max_mb=N\"), \"redis://host:port/db\", "
+        "\"redis-sentinel://h1:port,h2:port/MASTER/db\" or \"redis-cluster://h1:port,h2:port/\"");
+    refused(t, "return { store = 'redis-cluster://127.0.0.1:7000/' }\n",
+            "config: token_key: required with a Redis store: users' tokens are encrypted at rest");
     refused(t, "return { log_level = 'verbose' }\n",
             "config: log_level: must be debug, info, warn or error");
     refused(t, "return { public_url = 'login.example.com' }\n",
@@ -788,6 +791,60 @@ static void test_tls(void **state)
     refused(t, "return { tls = 'on' }\n", "config: tls: must be a table, found a string");
 }
 
+/* ---- admin_listen ---- */
+
+static void test_admin_listen(void **state)
+{
+    struct tmp *t = *state;
+    struct config *c = accepted(t, "return { admin_listen = '127.0.0.1:9145' }\n");
+    assert_string_equal(c->admin_listen, "127.0.0.1:9145");
+    assert_string_equal(c->admin_host, "127.0.0.1");
+    assert_int_equal(c->admin_port, 9145);
+    config_release(c);
+    c = accepted(t, "return { listen = '0.0.0.0:80' }\n");
+    assert_null(c->admin_listen);
+    config_release(c);
+
+    refused(t, "return { admin_listen = 'nope' }\n",
+            "config: admin_listen: bad listen address \"nope\" (expected host:port)");
+    refused(t, "return { admin_listen = '127.0.0.1:0' }\n", "config: admin_listen: needs a port");
+    refused(t, "return { listen = '127.0.0.1:8080', admin_listen = '127.0.0.1:8080' }\n",
+            "config: admin_listen: must differ from listen (127.0.0.1:8080)");
+}
+
+/* ---- env_file: { env = NAME } secrets from a file ---- */
+
+static void test_env_file(void **state)
+{
+    struct tmp *t = *state;
+    char p[600];
+    put(t, "secrets.env", "# comment\nWXCFG_FILE_SECRET=from-the-file-0123456789\n");
+    snprintf(p, sizeof(p), "%s/secrets.env", t->dir);
+    chmod(p, 0640);
+    unsetenv("WXCFG_FILE_SECRET");
+    struct config *c = accepted(t, "return { env_file = 'secrets.env', cookie_secret = { env = "
+                                   "'WXCFG_FILE_SECRET' } }\n");
+    assert_string_equal(c->cookie_secret, "from-the-file-0123456789");
+    config_release(c);
+
+    /* the process environment wins over the file */
+    setenv("WXCFG_FILE_SECRET", "from-the-environment-0123", 1);
+    c = accepted(t, "return { env_file = 'secrets.env', cookie_secret = { env = "
+                    "'WXCFG_FILE_SECRET' } }\n");
+    assert_string_equal(c->cookie_secret, "from-the-environment-0123");
+    config_release(c);
+    unsetenv("WXCFG_FILE_SECRET");
+
+    refused(t, "return { env_file = 'secrets.env', cookie_secret = { env = 'WXCFG_NOT_SET' } }\n",
+            "config: cookie_secret: environment variable WXCFG_NOT_SET is not set (nor in "
+            "env_file)");
+    refused(t, "return { env_file = 'missing.env' }\n", "config: env_file: cannot read ");
+    chmod(p, 0644);
+    refused(t, "return { env_file = 'secrets.env' }\n", "config: env_file: ");
+    assert_non_null(strstr(t->err, "open to every user"));
+    assert_null(strstr(t->err, "from-the-file"));
+}
+
 /* ---- the shipped example ---- */
 
 /* examples/wxgate.lua validates, and its scripts resolve next to it. */
@@ -953,6 +1010,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_types, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_addresses, setup, teardown),
         cmocka_unit_test(test_parse_listen),
+        cmocka_unit_test_setup_teardown(test_admin_listen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_secret_from_env, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_secret_from_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_app_secret_missing_or_literal, setup, teardown),

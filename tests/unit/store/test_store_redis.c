@@ -27,6 +27,7 @@
 
 #include "store.h"
 #include "store_impl.h"
+#include "store_redis.h"
 
 #ifndef REDIS_SERVER
 #define REDIS_SERVER "/usr/bin/redis-server"
@@ -394,11 +395,24 @@ static void test_urls(void **state)
         "redis://:hunter2@127.0.0.1:6379?password_env=WXGATE_TEST_PW",
         "redis://127.0.0.1:6379?password_env=WXGATE_TEST_UNSET_VARIABLE",
         "redis://no-such-host.invalid:6379",
+        "redis://127.0.0.1:6379,127.0.0.1:6380/0",
+        "redis-sentinel://127.0.0.1:26379",
+        "redis-sentinel://127.0.0.1:26379/",
+        "redis-sentinel://127.0.0.1:26379,/mymaster",
+        "redis-sentinel://127.0.0.1:26379/mymaster/x",
+        "redis-sentinel://127.0.0.1:26379,127.0.0.1:70000/mymaster/0",
+        "redis-sentinel://hunter2@127.0.0.1:26379/mymaster",
+        "redis-cluster://",
+        "redis-cluster://127.0.0.1:7000/1",
+        "redis-cluster://127.0.0.1:7000/?prefix",
+        "redis-cluster://127.0.0.1:7000,no-such-host.invalid:7001/",
+        "redis-sentinels://127.0.0.1:26379/mymaster",
     };
     setenv("WXGATE_TEST_PW", "hunter2", 1);
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         err = NULL;
-        assert_null(store_open(bad[i], &err));
+        if (store_open(bad[i], &err))
+            fail_msg("accepted %s", bad[i]);
         assert_non_null(err);
         assert_null(strstr(err, "hunter2")); /* no secret in a message */
     }
@@ -413,6 +427,12 @@ static void test_urls(void **state)
         "redis://:pw@127.0.0.1:6379/0?prefix=app%3A&timeout_ms=100&connect_timeout_ms=50",
         "redis://user:pw@127.0.0.1:6379/0",
         "redis://127.0.0.1:6379/0?password_env=WXGATE_TEST_PW&prefix=",
+        "redis-sentinel://127.0.0.1:26379,127.0.0.1:26380,[::1]:26381/mymaster/0",
+        "redis-sentinel://127.0.0.1/mymaster",
+        "redis-sentinel://:pw@127.0.0.1:26379/mymaster/2?prefix=a%3A&timeout_ms=100",
+        "redis-cluster://127.0.0.1:7000,127.0.0.1:7001/",
+        "redis-cluster://127.0.0.1:7000",
+        "redis-cluster://user:pw@localhost:7000/?prefix=x:&connect_timeout_ms=50",
     };
     for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
         err = NULL;
@@ -422,6 +442,68 @@ static void test_urls(void **state)
         store_close(s);
     }
     unsetenv("WXGATE_TEST_PW");
+}
+
+/* What the Sentinel and Cluster urls say, as the back ends see it. */
+static void test_ha_urls(void **state)
+{
+    (void)state;
+    const char *err = NULL;
+    store_t *s = store_open("redis-sentinel://:pw@127.0.0.1,127.0.0.1:26380,[::1]:26381/"
+                            "mymaster/2?prefix=a%3A&timeout_ms=100",
+                            &err);
+    if (!s)
+        fail_msg("%s", err);
+    struct redis_common *rc = (struct redis_common *)s;
+    assert_int_equal(rc->kind, REDIS_SENTINEL);
+    assert_string_equal(rc->master, "mymaster");
+    assert_int_equal(rc->opts.db, 2);
+    assert_int_equal(rc->opts.check_primary, 1);
+    assert_string_equal(rc->opts.password, "pw");
+    assert_null(rc->opts.user);
+    assert_string_equal(rc->prefix, "a:");
+    assert_int_equal(rc->opts.timeout_ms, 100);
+    assert_int_equal(rc->nhosts, 3);
+    assert_int_equal(rc->hosts[0].port, 26379); /* the sentinels' default port */
+    assert_int_equal(rc->hosts[1].port, 26380);
+    assert_string_equal(rc->hosts[2].addrs[0], "::1");
+    store_close(s);
+
+    s = store_open("redis-cluster://u:pw@127.0.0.1:7000,127.0.0.1/", &err);
+    if (!s)
+        fail_msg("%s", err);
+    rc = (struct redis_common *)s;
+    assert_int_equal(rc->kind, REDIS_CLUSTER);
+    assert_null(rc->master);
+    assert_int_equal(rc->opts.check_primary, 0);
+    assert_string_equal(rc->opts.user, "u");
+    assert_string_equal(rc->prefix, "wxgate:");
+    assert_int_equal(rc->nhosts, 2);
+    assert_int_equal(rc->hosts[0].port, 7000);
+    assert_int_equal(rc->hosts[1].port, 6379);
+    store_close(s);
+}
+
+/* Redis Cluster's own examples (cluster spec): CRC16 and hash tags. */
+static void test_key_slots(void **state)
+{
+    (void)state;
+#define SLOT(p, k) redis_key_slot(p, strlen(p), k, strlen(k))
+    assert_int_equal(SLOT("", "123456789"), 0x31C3 & 16383);
+    assert_int_equal(SLOT("", "foo"), 12182);
+    assert_int_equal(SLOT("", "{user1000}.following"), SLOT("", "user1000"));
+    assert_int_equal(SLOT("", "{user1000}.followers"), SLOT("", "user1000"));
+    assert_int_equal(SLOT("", "foo{}{bar}"), SLOT("", "foo{}{bar}")); /* the whole key */
+    assert_int_not_equal(SLOT("", "foo{}{bar}"), SLOT("", "bar"));
+    assert_int_equal(SLOT("", "foo{{bar}}zap"), SLOT("", "{bar"));
+    assert_int_equal(SLOT("", "foo{bar}{zap}"), SLOT("", "bar"));
+    /* The prefix and the key hash as one string, a tag across both too. */
+    assert_int_equal(SLOT("wxgate:", "st:{abc}"), SLOT("", "abc"));
+    assert_int_equal(SLOT("wxgate:", "su:{abc}"), SLOT("", "abc"));
+    assert_int_equal(SLOT("wx{", "ab}cd"), SLOT("", "ab"));
+    assert_int_equal(SLOT("wx", "gate:foo"), SLOT("", "wxgate:foo"));
+    assert_int_equal(SLOT("{app}:", "st:{abc}"), SLOT("", "app"));
+#undef SLOT
 }
 
 static void test_healthy(void **state)
@@ -465,6 +547,31 @@ static void test_get_set_del(void **state)
     struct result res = get(f, S("list"));
     assert_int_equal(res.status, STORE_ERROR);
     assert_non_null(strstr(res.err, "WRONGTYPE"));
+}
+
+/* One Redis has no replica to wait for: WAIT 0 0 answers at once, as the
+ * memory store does (on a later loop turn, never inside the call). */
+static void test_sync(void **state)
+{
+    struct fix *f = fixture(state);
+    assert_int_equal(set(f, S("k"), S("v"), 0).status, STORE_OK);
+    struct result res = {0};
+    uint64_t t0 = now_ms();
+    assert_int_equal(store_sync(f->c, S("k"), record, &res), 0);
+    struct result r = wait_result(f, &res);
+    assert_int_equal(r.status, STORE_OK);
+    assert_int_equal(r.number, 0);
+    assert_true(r.at_ms - t0 < 200);
+
+    store_t *s = store_open("memory", NULL);
+    store_conn_t *c = store_attach(s, f->base);
+    struct result mres = {0};
+    assert_int_equal(store_sync(c, S("k"), record, &mres), 0);
+    assert_int_equal(mres.calls, 0);
+    WAIT_UNTIL(f->base, mres.calls, 1000);
+    assert_int_equal(mres.status, STORE_OK);
+    store_detach(c);
+    store_close(s);
 }
 
 static void test_add(void **state)
@@ -900,7 +1007,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_urls),
         cmocka_unit_test(test_healthy),
+        cmocka_unit_test(test_key_slots),
+        cmocka_unit_test(test_ha_urls),
         T(test_get_set_del, setup),
+        T(test_sync, setup),
         T(test_add, setup),
         T(test_incr, setup),
         T(test_ttl, setup),
