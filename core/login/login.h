@@ -110,6 +110,9 @@ void login_token_free(char *token);
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
 
+/* Is this login's scope the PC website login's (snsapi_login)? */
+int login_is_pc(const char *scope);
+
 /* Pushes the ctx table every campaign hook gets (authorize, login, denied,
  * error): { campaign, app, appid, scope, return_url }. */
 void login_push_hook_ctx(struct lua_State *L, const struct config_campaign *c, const char *scope,
