@@ -28,6 +28,8 @@ local API = {
   ["/sns/auth"] = api.auth,
   ["/cgi-bin/token"] = api.cgi_token,
   ["/cgi-bin/ticket/getticket"] = api.getticket,
+  ["/sns/jscode2session"] = api.jscode2session,
+  ["/wxa/business/getuserphonenumber"] = api.getuserphonenumber,
 }
 local PAGES = {
   ["/connect/oauth2/authorize"] = authorize.authorize,
@@ -97,7 +99,7 @@ function _M.new(options)
     if path == "/" then
       return 200, pages.index(sb.base_url(req), cfg, sb.I, sb.control_open), pages.HTML_HEADERS
     end
-    if path:find("^/sns/") or path:find("^/cgi%-bin/") then
+    if path:find("^/sns/") or path:find("^/cgi%-bin/") or path:find("^/wxa/") then
       -- an API path WeChat has but the sandbox does not serve
       return 404, '{"errcode":-1,"errmsg":"the sandbox does not serve ' .. path:gsub('[^%w/_%-]', '')
         .. '"}', state.JSON_HEADERS

@@ -171,8 +171,12 @@ def wx(sandbox_proc):
 
 def test_default_apps_and_users(wx):
     a = wx.apps()
-    apps = {x["appid"]: x for x in a["apps"]}
-    assert set(apps) == {DEMO, GAME, SOLO, BASE}
+    kinds = {x["appid"]: x["kind"] for x in a["apps"]}
+    assert kinds == {DEMO: "official_account", GAME: "official_account",
+                     SOLO: "official_account", BASE: "official_account",
+                     "wx_sandbox_web": "website", "wx_sandbox_mp": "miniprogram",
+                     "wx_sandbox_minigame": "minigame"}
+    apps = {x["appid"]: x for x in a["apps"] if x["kind"] == "official_account"}
     for appid, app in apps.items():
         assert app["secret"] == SECRETS[appid]
         assert app["domains"] == ["127.0.0.1", "localhost"]
