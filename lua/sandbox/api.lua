@@ -120,7 +120,7 @@ local LANGS = { zh_CN = true, zh_TW = true, en = true }
 function _M.userinfo(ctx, q)
   local rec, s, b, h = oauth_token(ctx, q)
   if not rec then return s, b, h end
-  if rec.s ~= "snsapi_userinfo" then return err(ctx, 48001) end
+  if rec.s ~= "snsapi_userinfo" and rec.s ~= "snsapi_login" then return err(ctx, 48001) end
   local sb = ctx.sb
   local lang = LANGS[q.lang] and q.lang or "zh_CN"
   local base = sb.base_url(ctx.req)

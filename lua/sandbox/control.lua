@@ -13,6 +13,7 @@ local pages = require "sandbox.pages"
 local faults = require "sandbox.faults"
 local authorize = require "sandbox.authorize"
 local api = require "sandbox.api"
+local qrconnect = require "sandbox.qrconnect"
 
 local tonumber, tostring, pairs, ipairs = tonumber, tostring, pairs, ipairs
 
@@ -287,6 +288,21 @@ local function mini_code(ctx, req, p, mint, needs_phone)
   return reply(200, { code = mint(ctx, a.appid, u.id) })
 end
 
+-- POST /_sandbox/qrscan?uuid&user&action=scan|confirm|decline: the phone
+-- scans the PC login's QR code (uuid: the last one shown when absent; user:
+-- the one holding the phone; action: confirm).
+H["qrscan"] = function(ctx, req, p)
+  local sb = ctx.sb
+  local u = p.user and sb.cfg.user_by_id[p.user] or (not p.user and
+    authorize.current_user(sb, req))
+  if not u then return bad(404, "unknown user: " .. tostring(p.user)) end
+  local uuid = p.uuid or qrconnect.last(ctx)
+  if not uuid then return bad(404, "no QR code shown yet") end
+  local rec, why = qrconnect.scan(ctx, uuid, u, p.action or "confirm")
+  if not rec then return bad(409, why) end
+  return reply(200, { ok = true, uuid = uuid, user = u.id, status = rec.st })
+end
+
 H["wxlogin"] = function(ctx, req, p) return mini_code(ctx, req, p, api.mint_js_code) end
 H["phonecode"] = function(ctx, req, p)
   return mini_code(ctx, req, p, api.mint_phone_code, true)
@@ -298,7 +314,7 @@ local METHODS = {
   stats = { GET = true }, reset = { POST = true }, fault = { GET = true, POST = true, DELETE = true },
   faults = { GET = true, POST = true, DELETE = true }, snapshot = { GET = true, POST = true },
   quota = { GET = true, POST = true }, ["jssdk/verify"] = { GET = true },
-  wxlogin = { POST = true }, phonecode = { POST = true },
+  wxlogin = { POST = true }, phonecode = { POST = true }, qrscan = { POST = true },
 }
 
 -- ---- public pieces ----

@@ -62,6 +62,7 @@ local function shell(title, body)
     '<div class="foot">wxgate sandbox · 离线微信沙箱 · not real WeChat</div></div></body></html>',
   }
 end
+_M.shell = shell
 
 -- The consent page. a: app, u: current user, users: all test users,
 -- q: the raw authorize query (carried back on submit), urls: avatar/icon URL
