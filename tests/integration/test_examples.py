@@ -135,7 +135,8 @@ def test_readme_config_example_passes_check(tmp_path):
     (tmp_path / "hello.lua").write_text("return function() return 200, 'hi' end\n")
     (tmp_path / "wxgate.lua").write_text(block)
     # env_file: the app secret comes from the file, the rest from the environment
-    (tmp_path / "secrets.env").write_text("WX_MAIN_SECRET=%s\n" % ("s" * 32))
+    (tmp_path / "secrets.env").write_text("WX_MAIN_SECRET=%s\nWX_SITE_SECRET=%s\n"
+                                          "WX_GAME_SECRET=%s\n" % ("s" * 32, "w" * 32, "g" * 32))
     (tmp_path / "secrets.env").chmod(0o600)
     env = dict(os.environ, WXGATE_COOKIE_SECRET="c" * 32, WXGATE_TICKET_SECRET="t" * 32,
                WXGATE_TOKEN_KEY="k" * 32, WXGATE_API_KEY="a" * 32)
