@@ -1,6 +1,8 @@
 /* The Mini Program and Mini Game logins (apps of kind miniprogram/minigame):
- *   POST /api/mp/login (app, code[, campaign])  a wx.login() code → the
- *        campaign's login hook → {"ticket": ...} (or what the hook adds)
+ *   POST /api/mp/login (app, code[, campaign][, phone_code])  a wx.login()
+ *        code → the campaign's login hook → {"ticket": ...} (or what the
+ *        hook adds); with a getPhoneNumber code, the user record has the
+ *        number (user.phone) for the hook and the ticket's backend
  *   POST /api/mp/phone (app, code), bearer key  a getPhoneNumber code → the
  *        user's phone_info, through the app's basic access_token
  * Parameters come as a form, a query or a JSON object. session_key is sealed
@@ -147,13 +149,17 @@ struct mp_login {
     const struct config_campaign *c;
     const struct config_app *app;
     char code[257];
-    int retried; /* -1 (busy) is retried once */
+    char phone_code[257]; /* optional getPhoneNumber code */
+    int retried;          /* -1 (busy) is retried once */
+    int token_retried;    /* a refused basic token is replaced once */
+    char *token;          /* the basic token of the phone call (wiped) */
     json_t *user;
 };
 
 static void mp_free(struct mp_login *m)
 {
     json_decref(m->user);
+    login_token_free(m->token);
     wxlua_vm_release(m->vm);
     config_release(m->cfg);
     free(m);
@@ -320,6 +326,52 @@ static void keep_session_key(struct mp_login *m, const struct wechat_reply *rep)
 }
 
 static void exchange(struct mp_login *m);
+static void ask_login_token(struct mp_login *m);
+
+/* The phone number for the user record: phoneNumber, purePhoneNumber and
+ * countryCode of phone_info (not the watermark). A failure is logged (the
+ * errcode only) and the login goes on without it. */
+static void on_login_phone(const struct wechat_reply *rep, void *arg)
+{
+    struct mp_login *m = arg;
+    if ((rep->err == WECHAT_TOKEN_INVALID || rep->err == WECHAT_TOKEN_EXPIRED) &&
+        !m->token_retried) {
+        m->token_retried = 1;
+        ask_login_token(m);
+        return;
+    }
+    json_t *info = rep->err == WECHAT_OK ? json_object_get(rep->json, "phone_info") : NULL;
+    if (info) {
+        json_t *phone = json_object();
+        static const char *const keys[] = {"phoneNumber", "purePhoneNumber", "countryCode"};
+        for (size_t i = 0; i < 3; i++)
+            if (json_is_string(json_object_get(info, keys[i])))
+                json_object_set(phone, keys[i], json_object_get(info, keys[i]));
+        json_object_set_new(m->user, "phone", phone);
+    } else {
+        log_msg(LOG_WARN, http_req_id(m->r), "mp: phone number not given: %s (errcode %d)",
+                wechat_err_name(rep->err), rep->errcode);
+    }
+    run_login(m);
+}
+
+static void on_login_token(const char *token, const char *err, void *arg)
+{
+    struct mp_login *m = arg;
+    struct wechat_client wc = wechat_client(m->w->fetch, m->cfg);
+    login_token_free(m->token);
+    m->token = token ? strdup(token) : NULL;
+    if (!m->token || !wechat_phone_number(&wc, m->token, m->phone_code, on_login_phone, m)) {
+        log_msg(LOG_WARN, http_req_id(m->r), "mp: phone number not given: %s",
+                err ? err : "cannot reach WeChat");
+        run_login(m);
+    }
+}
+
+static void ask_login_token(struct mp_login *m)
+{
+    jssdk_basic_token(m->w, m->app, m->token_retried ? m->token : NULL, on_login_token, m);
+}
 
 static void on_session(const struct wechat_reply *rep, void *arg)
 {
@@ -341,7 +393,10 @@ static void on_session(const struct wechat_reply *rep, void *arg)
     }
     keep_session_key(m, rep);
     set_user(m, rep);
-    run_login(m);
+    if (m->phone_code[0])
+        ask_login_token(m);
+    else
+        run_login(m);
 }
 
 static void exchange(struct mp_login *m)
@@ -371,6 +426,11 @@ void handle_mp_login(struct worker *w, struct http_req *r)
 {
     json_t *body = json_body(r);
     const struct config_app *app = mini_app(r, w->cfg, body);
+    const char *phone_code = app ? param(r, body, "phone_code") : NULL;
+    if (phone_code && !code_ok(phone_code)) {
+        reply_err(r, 400, "bad_request", "phone_code= must be a getPhoneNumber code");
+        app = NULL;
+    }
     const struct config_campaign *c =
         app ? campaign_of(w->cfg, app, param(r, body, "campaign")) : NULL;
     if (app && !c)
@@ -388,6 +448,7 @@ void handle_mp_login(struct worker *w, struct http_req *r)
         m->c = c;
         m->app = app;
         snprintf(m->code, sizeof(m->code), "%s", param(r, body, "code"));
+        snprintf(m->phone_code, sizeof(m->phone_code), "%s", phone_code ? phone_code : "");
         metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
     }
     json_decref(body);

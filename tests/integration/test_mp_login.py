@@ -259,6 +259,24 @@ def test_phone_number_for_the_backend_only(mp):
     assert not any(n in log for n in numbers)
 
 
+def test_login_with_a_phone_code_hands_the_number_to_hook_and_backend(mp):
+    r = mp.login(json={"app": "mp", "code": mp.wxlogin(user="meimei"),
+                       "phone_code": mp.phonecode(user="meimei")})
+    assert r.status_code == 200 and set(r.json()) == {"ticket"}, r.text
+    assert "13900139000" not in r.text
+    u = mp.redeem(r.json()["ticket"]).json()
+    assert u["phone"] == {"phoneNumber": "13900139000", "purePhoneNumber": "13900139000",
+                          "countryCode": "86"}
+    assert json.loads(mp.peek("last_user"))["phone"]["purePhoneNumber"] == "13900139000"
+    # a bad phone code: the login goes on without the number
+    r = mp.login(data={"app": "mp", "code": mp.wxlogin(), "phone_code": "spent"})
+    assert r.status_code == 200
+    assert "phone" not in mp.redeem(r.json()["ticket"]).json()
+    assert mp.login(data={"app": "mp", "code": mp.wxlogin(), "phone_code": "a b"}).status_code == 400
+    log = mp.g.log() + mp.g.out()
+    assert "13900139000" not in log and "phone number not given: code_invalid" in log
+
+
 def test_session_key_never_leaves_the_server(gateway, sandbox, redis):
     m = World(gateway, sandbox, store=redis.url)
     for app, appid in (("mp", MP), ("game", GAME)):
