@@ -387,6 +387,28 @@ static void load_campaign_logins(struct check *k, int ci, const char *path,
     if (get_string(k, ci, path, "website_app", &name) == 1)
         cp->website_app = app_of_kind(k, q, name, APP_WEBSITE, "PC QR login (website_app)");
     free(name);
+    /* pc_inline = { style = "black" | "white", href = "https://.../qr.css" } */
+    int t = get_table(k, ci, path, "pc_inline");
+    if (t) {
+        static const char *const keys[] = {"style", "href", NULL};
+        snprintf(q, sizeof(q), "%s.pc_inline", path);
+        check_keys(k, t, q, keys);
+        cp->pc_style = strdup("black");
+        if (get_string(k, t, q, "style", &cp->pc_style) == 1 && strcmp(cp->pc_style, "black") &&
+            strcmp(cp->pc_style, "white")) {
+            char r[320];
+            snprintf(r, sizeof(r), "%s.style", q);
+            fail(k, r, "must be \"black\" or \"white\"");
+        }
+        if (get_string(k, t, q, "href", &cp->pc_href) == 1 && strncmp(cp->pc_href, "https://", 8)) {
+            char r[320];
+            snprintf(r, sizeof(r), "%s.href", q);
+            fail(k, r, "must be an https:// URL of a stylesheet");
+        }
+        if (!cp->website_app)
+            fail(k, q, "needs website_app");
+        lua_pop(L, 1);
+    }
     snprintf(q, sizeof(q), "%s.miniprogram_apps", path);
     lua_getfield(L, ci, "miniprogram_apps");
     if (lua_type(L, -1) == LUA_TSTRING) {
@@ -510,6 +532,7 @@ static void load_campaigns(struct check *k, int top)
                                        "require_state_cookie",
                                        "website_app",
                                        "miniprogram_apps",
+                                       "pc_inline",
                                        NULL};
     lua_pushnil(L);
     while (lua_next(L, t)) {
@@ -1083,6 +1106,8 @@ void config_release(struct config *c)
         free_strv(cp->allow, cp->n_allow);
         free(cp->allow_url);
         free(cp->mini_apps);
+        free(cp->pc_style);
+        free(cp->pc_href);
     }
     free(c->campaigns);
     for (size_t i = 0; i < c->n_routes; i++) {

@@ -28,7 +28,10 @@ struct config_campaign {
     char *name;
     const struct config_app *app;         /* the official account (web login) */
     const struct config_app *website_app; /* PC QR login for desktop browsers, or NULL */
-    const struct config_app **mini_apps;  /* Mini Programs / Games that log in here */
+    char *pc_style; /* the QR embedded in the gateway's page (inline form): "black" |
+                       "white"; NULL: a redirect to WeChat's own QR page */
+    char *pc_href;  /* the inline form's CSS URL, or NULL */
+    const struct config_app **mini_apps; /* Mini Programs / Games that log in here */
     size_t n_mini_apps;
     char *scope;                /* snsapi_base | snsapi_userinfo */
     int scope_override;         /* may /auth?scope= change it */

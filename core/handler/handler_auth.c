@@ -32,6 +32,25 @@ struct start_ctx {
     char scope[32];
 };
 
+/* WeChat's login page for this login: the official account's authorize
+ * page, or for a PC login the website app's QR page (qrconnect, or its
+ * inline form for the gateway's own page when the campaign has pc_inline). */
+static int wechat_login_url(const struct start_ctx *s, const char *redirect, char *url, size_t size)
+{
+    const struct config *cfg = s->cfg;
+    const struct config_campaign *c = s->campaign;
+    if (!login_is_pc(s->scope))
+        return wechat_authorize_url(url, size, cfg->wechat_open_base, c->app->appid, redirect,
+                                    s->scope, s->state, c->force_popup, c->force_snapshot);
+    if (!c->website_app)
+        return -1;
+    if (c->pc_style)
+        return wechat_qrconnect_inline_url(url, size, cfg->wechat_open_base, c->website_app->appid,
+                                           redirect, s->state, c->pc_style, c->pc_href);
+    return wechat_qrconnect_url(url, size, cfg->wechat_open_base, c->website_app->appid, redirect,
+                                s->state);
+}
+
 static void start_finish(struct start_ctx *s, int ok)
 {
     struct http_req *r = s->r;
@@ -42,18 +61,15 @@ static void start_finish(struct start_ctx *s, int ok)
         char redirect[1024], url[4096];
         login_redirect_uri(cfg, redirect, sizeof(redirect));
         const struct config_campaign *c = s->campaign;
-        int failed =
-            login_is_pc(s->scope)
-                ? !c->website_app || wechat_qrconnect_url(url, sizeof(url), cfg->wechat_open_base,
-                                                          c->website_app->appid, redirect, s->state)
-                : wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid,
-                                       redirect, s->scope, s->state, c->force_popup,
-                                       c->force_snapshot);
-        if (failed) {
+        if (wechat_login_url(s, redirect, url, sizeof(url)) != 0) {
             page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
         } else {
             login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
             metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
+            if (login_is_pc(s->scope) && c->pc_style) {
+                page_pc_login(r, c->website_app->name, url);
+                return;
+            }
             http_req_add_header(r, "Location", url);
             http_req_add_header(r, "Cache-Control", "no-store");
             http_reply(r, 302, "text/html; charset=utf-8", "", 0);

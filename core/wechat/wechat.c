@@ -307,8 +307,9 @@ struct wechat_call *wechat_phone_number(const struct wechat_client *c, const cha
     return call;
 }
 
-int wechat_qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
-                         const char *redirect_uri, const char *state)
+static int qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *state, const char *style,
+                         const char *href)
 {
     if (!state_ok(state))
         return -1;
@@ -324,8 +325,32 @@ int wechat_qrconnect_url(char *out, size_t outsz, const char *open_base, const c
     strbuf_put(&b, eredirect);
     strbuf_put(&b, "&response_type=code&scope=snsapi_login&state=");
     strbuf_put(&b, state);
-    strbuf_put(&b, "#wechat_redirect");
+    if (style) {
+        char ehref[1024];
+        if (url_encode(ehref, sizeof(ehref), href ? href : "") < 0)
+            return -1;
+        strbuf_put(&b, "&login_type=jssdk&self_redirect=false&style=");
+        strbuf_put(&b, strcmp(style, "white") == 0 ? "white" : "black");
+        strbuf_put(&b, "&href=");
+        strbuf_put(&b, ehref);
+    } else {
+        strbuf_put(&b, "#wechat_redirect");
+    }
     return strbuf_done(&b, out) > 0 ? 0 : -1;
+}
+
+int wechat_qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *state)
+{
+    return qrconnect_url(out, outsz, open_base, appid, redirect_uri, state, NULL, NULL);
+}
+
+int wechat_qrconnect_inline_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                                const char *redirect_uri, const char *state, const char *style,
+                                const char *href)
+{
+    return qrconnect_url(out, outsz, open_base, appid, redirect_uri, state, style ? style : "black",
+                         href);
 }
 
 struct wechat_call *wechat_exchange_code(const struct wechat_client *c,

@@ -71,6 +71,13 @@ struct wechat_client wechat_client(struct fetch_loop *fetch, const struct config
  * #wechat_redirect, in WeChat's order, redirect_uri encoded once. 0 or -1. */
 int wechat_qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
                          const char *redirect_uri, const char *state);
+/* The same for an iframe (WeChat's inline form): no #wechat_redirect, and
+ * after state login_type=jssdk&self_redirect=false (the whole page moves on
+ * to the callback), style (black | white) and href (a CSS URL, encoded;
+ * may be empty). */
+int wechat_qrconnect_inline_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                                const char *redirect_uri, const char *state, const char *style,
+                                const char *href);
 int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
                          const char *redirect_uri, const char *scope, const char *state,
                          int force_popup, int force_snapshot);

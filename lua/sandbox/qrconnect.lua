@@ -99,6 +99,9 @@ local function desktop_page(app, uuid, inline)
   return concat {
     '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>微信登录</title>',
     "<style>", DESKTOP_CSS, inline.style == "white" and "body{background:#fff;color:#191919}" or "",
+    inline.login_type == "jssdk" and
+      ".box{width:auto;margin:8px}.box h1{font-size:15px;margin-bottom:8px}.qr svg{width:180px;height:180px}"
+      or "",
     "</style></head><body><div class=\"box\" id=\"qrconnect\" data-uuid=\"", h(uuid), "\">",
     "<h1>微信登录 · ", h(app.name), "</h1>",
     '<div class="qr" id="qrcode">', qr_svg(uuid), "</div>",
@@ -141,7 +144,7 @@ function _M.qrconnect(ctx, req)
   })
   store.set(state.key(ctx, "qrlast", "uuid"), uuid, KEEP)
   return 200, desktop_page(info.app, uuid, {
-    self_redirect = q.self_redirect, style = q.style, href = q.href,
+    self_redirect = q.self_redirect, style = q.style, href = q.href, login_type = q.login_type,
   }), pages.HTML_HEADERS
 end
 

@@ -3,6 +3,7 @@ core/handler/handler_callback.c, core/wechat/wechat.c, lua/sandbox/qrconnect.lua
 which browsers get connect/qrconnect and its exact URL, the simulated phone's
 scan, confirm and decline, the code exchange with the website app's own appid
 and secret, a restart that goes back to the QR page, and the sandbox's checks."""
+import html
 import re
 import urllib.parse
 
@@ -32,6 +33,8 @@ return {
     pc = { app = "demo", website_app = "web", scope = "snsapi_base",
            allow = { "https://h5.example.com/" } },
     h5only = { app = "demo", allow = { "https://h5.example.com/" } },
+    inline = { app = "demo", website_app = "web", allow = { "https://h5.example.com/" },
+               pc_inline = { style = "white", href = "https://h5.example.com/qr.css" } },
   },
 }
 '''
@@ -159,6 +162,26 @@ def test_a_spent_code_restarts_at_the_qr_page(w):
     r = w.get(w.desktop, p["redirect"])
     assert r.status_code == 302
     assert "/connect/qrconnect?appid=wx_sandbox_web&" in r.headers["Location"]
+
+
+def test_inline_form_embeds_the_qr_in_the_gateways_page(w):
+    r = w.start("inline")
+    assert r.status_code == 200 and "wxgate_state=" in r.headers["Set-Cookie"]
+    src = html.unescape(re.search(r'<iframe id="wx-qr"[^>]* src="([^"]+)"', r.text).group(1))
+    m = re.fullmatch(re.escape(
+        w.sb.url + "/connect/qrconnect?appid=wx_sandbox_web&redirect_uri=" +
+        urllib.parse.quote(w.g.url + "/callback", safe="") +
+        "&response_type=code&scope=snsapi_login&state=") +
+        r"[A-Za-z0-9]{32}" + re.escape("&login_type=jssdk&self_redirect=false&style=white&href=" +
+                                       urllib.parse.quote("https://h5.example.com/qr.css",
+                                                          safe="")), src)
+    assert m, src
+    frame = w.get(w.desktop, src)
+    assert frame.status_code == 200 and "selfRedirect=false" in frame.text
+    uuid = re.search(r'data-uuid="(\w+)"', frame.text).group(1)
+    requests.post(w.sb.url + "/_sandbox/qrscan", params={"uuid": uuid}, timeout=5)
+    r = w.get(w.desktop, w.poll(uuid)["redirect"])
+    assert r.status_code == 302 and "wx_ticket=" in r.headers["Location"]
 
 
 def test_sandbox_keeps_the_two_web_logins_apart(w):

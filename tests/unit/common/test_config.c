@@ -660,6 +660,17 @@ static void test_app_kinds(void **state)
     refused(
         t, FULL_HEAD KIND_APPS "  campaigns = { spring = { miniprogram_apps = 7, " ALLOW " } } }\n",
         "config: campaigns.spring.miniprogram_apps: must be an app name or a list of app names");
+    refused(t, FULL_HEAD KIND_APPS "  campaigns = { spring = { pc_inline = {}, " ALLOW " } } }\n",
+            "config: campaigns.spring.pc_inline: needs website_app");
+    refused(t,
+            FULL_HEAD KIND_APPS "  campaigns = { spring = { website_app = 'web', pc_inline = { "
+                                "style = 'red', href = 'http://x/' }, " ALLOW " } } }\n",
+            "config: campaigns.spring.pc_inline.style: must be \"black\" or \"white\"");
+    assert_non_null(strstr(t->err, "config: campaigns.spring.pc_inline.href: must be an https://"));
+    c = accepted(t, FULL_HEAD KIND_APPS "  campaigns = { spring = { website_app = 'web', "
+                                        "pc_inline = {}, " ALLOW " } } }\n");
+    assert_string_equal(config_find_campaign(c, "spring")->pc_style, "black");
+    config_release(c);
     refused(t,
             FULL_HEAD "  apps = { x = { appid = 'wx1', kind = 'bot', secret = { env = '" APP_ENV
                       "' } } } }\n",
