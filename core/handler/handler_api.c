@@ -270,7 +270,7 @@ static void on_tokens(const struct store_reply *rep, void *arg)
         user_free(u);
         return;
     }
-    u->base = strstr(u->scope, "snsapi_userinfo") == NULL;
+    u->base = !strstr(u->scope, "snsapi_userinfo") && !strstr(u->scope, "snsapi_login");
     fetch_info(u);
 }
 

@@ -134,6 +134,10 @@ def test_phone_scans_and_confirms_then_the_user_lands_with_a_ticket(w):
     meimei = [x for x in users if x["id"] == "meimei"][0]
     assert u["openid"] == meimei["openids"]["wx_sandbox_web"]
     assert u["openid"] != meimei["openids"]["wx_sandbox_demo"]
+    # the backend can read the PC user's profile again later (website app's tokens)
+    r = requests.get(w.g.url + "/api/user", params={"app": "web", "openid": u["openid"]},
+                     headers={"Authorization": "Bearer " + API_KEY}, timeout=5)
+    assert r.status_code == 200 and r.json()["nickname"] == "韩梅梅", r.text
     # the QR code is spent
     r = requests.post(w.sb.url + "/_sandbox/qrscan", params={"uuid": uuid}, timeout=5)
     assert r.status_code == 409
