@@ -6,6 +6,7 @@
 --   config     apps, users, the default set, openid/unionid derivation
 --   state      shared state in wx.store: generation, clock, counters, errors
 --   authorize  the authorize page, consent, grants, codes, snapshot mode
+--   qrconnect  the PC website login: desktop QR page, simulated phone scan
 --   api        the sns/ and cgi-bin/ endpoints
 --   faults     injected latency, HTTP errors, garbage, cut connections
 --   control    /_sandbox/ (and the public avatars and icons)
@@ -18,6 +19,7 @@ local api = require "sandbox.api"
 local faults = require "sandbox.faults"
 local control = require "sandbox.control"
 local pages = require "sandbox.pages"
+local qrconnect = require "sandbox.qrconnect"
 
 local _M = {}
 
@@ -28,10 +30,20 @@ local API = {
   ["/sns/auth"] = api.auth,
   ["/cgi-bin/token"] = api.cgi_token,
   ["/cgi-bin/ticket/getticket"] = api.getticket,
+  ["/sns/jscode2session"] = api.jscode2session,
+  ["/wxa/business/getuserphonenumber"] = api.getuserphonenumber,
 }
 local PAGES = {
   ["/connect/oauth2/authorize"] = authorize.authorize,
   ["/connect/oauth2/authorize_reply"] = authorize.reply,
+  ["/connect/qrconnect"] = qrconnect.qrconnect,
+}
+-- The QR page's poll and the simulated phone: not WeChat endpoints of their
+-- own (not counted, no faults).
+local QR_PAGES = {
+  ["/connect/l/qrconnect"] = qrconnect.poll,
+  ["/connect/confirm"] = qrconnect.confirm,
+  ["/connect/confirm_reply"] = qrconnect.confirm_reply,
 }
 
 local function port_of(addr)
@@ -92,12 +104,14 @@ function _M.new(options)
       if s then return s, b, h end
       return fn(ctx, req)
     end
+    fn = QR_PAGES[path]
+    if fn then return fn(ctx, req) end
     local rest = path:match("^/_sandbox/(.+)$")
     if rest then return control.handle(ctx, req, rest) end
     if path == "/" then
       return 200, pages.index(sb.base_url(req), cfg, sb.I, sb.control_open), pages.HTML_HEADERS
     end
-    if path:find("^/sns/") or path:find("^/cgi%-bin/") then
+    if path:find("^/sns/") or path:find("^/cgi%-bin/") or path:find("^/wxa/") then
       -- an API path WeChat has but the sandbox does not serve
       return 404, '{"errcode":-1,"errmsg":"the sandbox does not serve ' .. path:gsub('[^%w/_%-]', '')
         .. '"}', state.JSON_HEADERS

@@ -184,11 +184,15 @@ int demo_main(int argc, char **argv)
         snprintf(err, sizeof(err), "%s", lua_tostring(L, -1));
         goto done;
     }
-    lua_getfield(L, -1, "app_secret");
-    setenv("WXGATE_DEMO_APP_SECRET", lua_tostring(L, -1), 1);
-    lua_getfield(L, -2, "api_key");
+    /* The apps' secrets, for the config's { env = "NAME" } entries. */
+    lua_getfield(L, -1, "env");
+    for (lua_pushnil(L); lua_next(L, -2); lua_pop(L, 1))
+        if (lua_type(L, -2) == LUA_TSTRING && lua_type(L, -1) == LUA_TSTRING)
+            setenv(lua_tostring(L, -2), lua_tostring(L, -1), 1);
+    lua_pop(L, 1);
+    lua_getfield(L, -1, "api_key");
     snprintf(o.api_key, sizeof(o.api_key), "%s", lua_tostring(L, -1));
-    lua_pop(L, 3);
+    lua_pop(L, 2);
     setenv("WXGATE_DEMO_API_KEY", o.api_key, 1);
     setenv("WXGATE_DEMO_GATEWAY", public_url, 1);
     char path[4200];

@@ -330,6 +330,117 @@ static void check_script(struct check *k, const char *path, char *file)
         fail(k, path, "cannot read script %s: %s", file, strerror(errno));
 }
 
+const char *config_app_kind_name(enum config_app_kind kind)
+{
+    switch (kind) {
+    case APP_WEBSITE: return "website";
+    case APP_MINIPROGRAM: return "miniprogram";
+    default: return "official_account";
+    }
+}
+
+/* kind = "official_account" (the default), "website" (an Open Platform
+ * website app, for PC QR login), "miniprogram" or "minigame". */
+static void load_app_kind(struct check *k, int ai, const char *path, struct config_app *a)
+{
+    char *kind = NULL, q[300];
+    if (get_string(k, ai, path, "kind", &kind) == 1) {
+        if (strcmp(kind, "website") == 0)
+            a->kind = APP_WEBSITE;
+        else if (strcmp(kind, "miniprogram") == 0)
+            a->kind = APP_MINIPROGRAM;
+        else if (strcmp(kind, "minigame") == 0)
+            a->kind = APP_MINIPROGRAM, a->minigame = 1;
+        else if (strcmp(kind, "official_account") != 0) {
+            snprintf(q, sizeof(q), "%s.kind", path);
+            fail(k, q,
+                 "must be \"official_account\", \"website\", \"miniprogram\" or "
+                 "\"minigame\"");
+        }
+    }
+    free(kind);
+}
+
+/* A campaign's reference to an app by name: it must exist and be of the
+ * kind the login needs. */
+static const struct config_app *app_of_kind(struct check *k, const char *path, const char *name,
+                                            enum config_app_kind kind, const char *login)
+{
+    const struct config_app *a = config_find_app(k->c, name);
+    if (!a)
+        fail(k, path, "no app named \"%s\"", name);
+    else if (a->kind != kind)
+        fail(k, path, "app \"%s\" is of kind %s: %s needs an app of kind %s", name,
+             config_app_kind_name(a->kind), login, config_app_kind_name(kind));
+    else
+        return a;
+    return NULL;
+}
+
+/* website_app = "name" and miniprogram_apps = { "name", ... } (or one name). */
+static void load_campaign_logins(struct check *k, int ci, const char *path,
+                                 struct config_campaign *cp)
+{
+    lua_State *L = k->L;
+    char q[300], *name = NULL;
+    snprintf(q, sizeof(q), "%s.website_app", path);
+    if (get_string(k, ci, path, "website_app", &name) == 1)
+        cp->website_app = app_of_kind(k, q, name, APP_WEBSITE, "PC QR login (website_app)");
+    free(name);
+    /* pc_inline = { style = "black" | "white", href = "https://.../qr.css" } */
+    int t = get_table(k, ci, path, "pc_inline");
+    if (t) {
+        static const char *const keys[] = {"style", "href", NULL};
+        snprintf(q, sizeof(q), "%s.pc_inline", path);
+        check_keys(k, t, q, keys);
+        cp->pc_style = strdup("black");
+        if (get_string(k, t, q, "style", &cp->pc_style) == 1 && strcmp(cp->pc_style, "black") &&
+            strcmp(cp->pc_style, "white")) {
+            char r[320];
+            snprintf(r, sizeof(r), "%s.style", q);
+            fail(k, r, "must be \"black\" or \"white\"");
+        }
+        if (get_string(k, t, q, "href", &cp->pc_href) == 1 && strncmp(cp->pc_href, "https://", 8)) {
+            char r[320];
+            snprintf(r, sizeof(r), "%s.href", q);
+            fail(k, r, "must be an https:// URL of a stylesheet");
+        }
+        if (!cp->website_app)
+            fail(k, q, "needs website_app");
+        lua_pop(L, 1);
+    }
+    snprintf(q, sizeof(q), "%s.miniprogram_apps", path);
+    lua_getfield(L, ci, "miniprogram_apps");
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        cp->mini_apps = calloc(1, sizeof(*cp->mini_apps));
+        const struct config_app *a = app_of_kind(k, q, lua_tostring(L, -1), APP_MINIPROGRAM,
+                                                 "Mini Program login (miniprogram_apps)");
+        if (a && cp->mini_apps)
+            cp->mini_apps[cp->n_mini_apps++] = a;
+    } else if (lua_istable(L, -1)) {
+        size_t n = lua_objlen(L, -1);
+        cp->mini_apps = calloc(n ? n : 1, sizeof(*cp->mini_apps));
+        for (size_t i = 1; i <= n && cp->mini_apps; i++) {
+            char r[320];
+            snprintf(r, sizeof(r), "%s[%zu]", q, i);
+            lua_rawgeti(L, -1, (int)i);
+            const struct config_app *a =
+                lua_type(L, -1) == LUA_TSTRING
+                    ? app_of_kind(k, r, lua_tostring(L, -1), APP_MINIPROGRAM,
+                                  "Mini Program login (miniprogram_apps)")
+                    : NULL;
+            if (lua_type(L, -1) != LUA_TSTRING)
+                fail(k, r, "must be the name of an app");
+            if (a)
+                cp->mini_apps[cp->n_mini_apps++] = a;
+            lua_pop(L, 1);
+        }
+    } else if (!lua_isnil(L, -1)) {
+        fail(k, q, "must be an app name or a list of app names");
+    }
+    lua_pop(L, 1);
+}
+
 static void load_apps(struct check *k, int top)
 {
     lua_State *L = k->L;
@@ -339,7 +450,7 @@ static void load_apps(struct check *k, int top)
         return;
     size_t n = table_size(L, t);
     c->apps = calloc(n ? n : 1, sizeof(*c->apps));
-    static const char *const keys[] = {"appid", "secret", "domains", NULL};
+    static const char *const keys[] = {"appid", "secret", "domains", "kind", NULL};
     lua_pushnil(L);
     while (lua_next(L, t)) {
         char p[256];
@@ -353,6 +464,7 @@ static void load_apps(struct check *k, int top)
         snprintf(p, sizeof(p), "apps.%s", a->name);
         int ai = lua_gettop(L);
         check_keys(k, ai, p, keys);
+        load_app_kind(k, ai, p, a);
         if (get_string(k, ai, p, "appid", &a->appid) == 0) {
             char q[300];
             snprintf(q, sizeof(q), "%s.appid", p);
@@ -385,6 +497,20 @@ static void load_apps(struct check *k, int top)
     lua_pop(L, 1);
 }
 
+/* A campaign without app = ... uses the config's only official account. */
+static char *only_official_account(const struct config *c)
+{
+    const struct config_app *one = NULL;
+    for (size_t i = 0; i < c->n_apps; i++) {
+        if (c->apps[i].kind != APP_OFFICIAL_ACCOUNT)
+            continue;
+        if (one)
+            return NULL;
+        one = &c->apps[i];
+    }
+    return one ? strdup(one->name) : NULL;
+}
+
 static void load_campaigns(struct check *k, int top)
 {
     lua_State *L = k->L;
@@ -394,10 +520,20 @@ static void load_campaigns(struct check *k, int top)
         return;
     size_t n = table_size(L, t);
     c->campaigns = calloc(n ? n : 1, sizeof(*c->campaigns));
-    static const char *const keys[] = {
-        "app",         "scope",          "scope_override", "allow",      "script",
-        "force_popup", "force_snapshot", "lang",           "ticket_ttl", "require_state_cookie",
-        NULL};
+    static const char *const keys[] = {"app",
+                                       "scope",
+                                       "scope_override",
+                                       "allow",
+                                       "script",
+                                       "force_popup",
+                                       "force_snapshot",
+                                       "lang",
+                                       "ticket_ttl",
+                                       "require_state_cookie",
+                                       "website_app",
+                                       "miniprogram_apps",
+                                       "pc_inline",
+                                       NULL};
     lua_pushnil(L);
     while (lua_next(L, t)) {
         char p[256], q[300];
@@ -423,13 +559,14 @@ static void load_campaigns(struct check *k, int top)
 
         char *app = NULL;
         snprintf(q, sizeof(q), "%s.app", p);
-        if (get_string(k, ci, p, "app", &app) == 0 && c->n_apps == 1)
-            app = strdup(c->apps[0].name);
+        if (get_string(k, ci, p, "app", &app) == 0)
+            app = only_official_account(c);
         if (!app)
             fail(k, q, "missing (the name of an entry of apps)");
-        else if (!(cp->app = config_find_app(c, app)))
-            fail(k, q, "no app named \"%s\"", app);
+        else
+            cp->app = app_of_kind(k, q, app, APP_OFFICIAL_ACCOUNT, "the web login (app)");
         free(app);
+        load_campaign_logins(k, ci, p, cp);
 
         if (get_string(k, ci, p, "scope", &cp->scope) == 1 &&
             strcmp(cp->scope, "snsapi_base") != 0 && strcmp(cp->scope, "snsapi_userinfo") != 0) {
@@ -968,6 +1105,9 @@ void config_release(struct config *c)
         free(cp->script);
         free_strv(cp->allow, cp->n_allow);
         free(cp->allow_url);
+        free(cp->mini_apps);
+        free(cp->pc_style);
+        free(cp->pc_href);
     }
     free(c->campaigns);
     for (size_t i = 0; i < c->n_routes; i++) {
@@ -1011,6 +1151,16 @@ const struct config_app *config_find_app(const struct config *c, const char *nam
             (c->apps[i].appid && strcmp(c->apps[i].appid, name) == 0))
             return &c->apps[i];
     }
+    return NULL;
+}
+
+const struct config_campaign *config_campaign_of_mini_app(const struct config *c,
+                                                          const struct config_app *app)
+{
+    for (size_t i = 0; i < c->n_campaigns; i++)
+        for (size_t j = 0; j < c->campaigns[i].n_mini_apps; j++)
+            if (c->campaigns[i].mini_apps[j] == app)
+                return &c->campaigns[i];
     return NULL;
 }
 

@@ -7,8 +7,17 @@
 
 struct url_http;
 
+/* What a WeChat app is: which logins it can serve. */
+enum config_app_kind {
+    APP_OFFICIAL_ACCOUNT = 0, /* 公众号: web authorization inside WeChat (/auth) */
+    APP_WEBSITE,              /* Open Platform website app: PC QR login (snsapi_login) */
+    APP_MINIPROGRAM,          /* Mini Program or Mini Game: wx.login() codes (/api/mp/login) */
+};
+
 struct config_app {
     char *name;
+    enum config_app_kind kind;
+    int minigame; /* kind = "minigame" (a Mini Program as far as logins go) */
     char *appid;
     char *secret;   /* from env or file, never from the config text */
     char **domains; /* registered callback domains (informational) */
@@ -17,7 +26,13 @@ struct config_app {
 
 struct config_campaign {
     char *name;
-    const struct config_app *app;
+    const struct config_app *app;         /* the official account (web login) */
+    const struct config_app *website_app; /* PC QR login for desktop browsers, or NULL */
+    char *pc_style; /* the QR embedded in the gateway's page (inline form): "black" |
+                       "white"; NULL: a redirect to WeChat's own QR page */
+    char *pc_href;  /* the inline form's CSS URL, or NULL */
+    const struct config_app **mini_apps; /* Mini Programs / Games that log in here */
+    size_t n_mini_apps;
     char *scope;                /* snsapi_base | snsapi_userinfo */
     int scope_override;         /* may /auth?scope= change it */
     char **allow;               /* allowed return URL prefixes: scheme://host[:port][/path] */
@@ -124,6 +139,11 @@ void config_release(struct config *c);
 void config_release_cb(void *c);
 
 const struct config_app *config_find_app(const struct config *c, const char *name_or_appid);
+/* The config's name of a kind ("official_account", "website", "miniprogram"). */
+const char *config_app_kind_name(enum config_app_kind kind);
+/* The first campaign whose miniprogram_apps names app, or NULL. */
+const struct config_campaign *config_campaign_of_mini_app(const struct config *c,
+                                                          const struct config_app *app);
 const struct config_campaign *config_find_campaign(const struct config *c, const char *name);
 
 /* Every secret of c, for log_set_secrets(). Returns a malloc'd array of

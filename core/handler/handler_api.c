@@ -53,6 +53,8 @@ static int authorized(struct worker *w, struct http_req *r)
     return 0;
 }
 
+int api_authorized(struct worker *w, struct http_req *r) { return authorized(w, r); }
+
 /* ---- POST /api/ticket ---- */
 
 struct redeem {
@@ -268,7 +270,7 @@ static void on_tokens(const struct store_reply *rep, void *arg)
         user_free(u);
         return;
     }
-    u->base = strstr(u->scope, "snsapi_userinfo") == NULL;
+    u->base = !strstr(u->scope, "snsapi_userinfo") && !strstr(u->scope, "snsapi_login");
     fetch_info(u);
 }
 

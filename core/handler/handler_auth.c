@@ -32,6 +32,25 @@ struct start_ctx {
     char scope[32];
 };
 
+/* WeChat's login page for this login: the official account's authorize
+ * page, or for a PC login the website app's QR page (qrconnect, or its
+ * inline form for the gateway's own page when the campaign has pc_inline). */
+static int wechat_login_url(const struct start_ctx *s, const char *redirect, char *url, size_t size)
+{
+    const struct config *cfg = s->cfg;
+    const struct config_campaign *c = s->campaign;
+    if (!login_is_pc(s->scope))
+        return wechat_authorize_url(url, size, cfg->wechat_open_base, c->app->appid, redirect,
+                                    s->scope, s->state, c->force_popup, c->force_snapshot);
+    if (!c->website_app)
+        return -1;
+    if (c->pc_style)
+        return wechat_qrconnect_inline_url(url, size, cfg->wechat_open_base, c->website_app->appid,
+                                           redirect, s->state, c->pc_style, c->pc_href);
+    return wechat_qrconnect_url(url, size, cfg->wechat_open_base, c->website_app->appid, redirect,
+                                s->state);
+}
+
 static void start_finish(struct start_ctx *s, int ok)
 {
     struct http_req *r = s->r;
@@ -42,12 +61,15 @@ static void start_finish(struct start_ctx *s, int ok)
         char redirect[1024], url[4096];
         login_redirect_uri(cfg, redirect, sizeof(redirect));
         const struct config_campaign *c = s->campaign;
-        if (wechat_authorize_url(url, sizeof(url), cfg->wechat_open_base, c->app->appid, redirect,
-                                 s->scope, s->state, c->force_popup, c->force_snapshot) != 0) {
+        if (wechat_login_url(s, redirect, url, sizeof(url)) != 0) {
             page_error(r, 500, "服务器内部错误", "Internal server error.", NULL);
         } else {
             login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
             metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
+            if (login_is_pc(s->scope) && c->pc_style) {
+                page_pc_login(r, c->website_app->name, url);
+                return;
+            }
             http_req_add_header(r, "Location", url);
             http_req_add_header(r, "Cache-Control", "no-store");
             http_reply(r, 302, "text/html; charset=utf-8", "", 0);
@@ -137,7 +159,7 @@ static void on_hook_done(struct wxlua_task *t, int ok, int nres, void *arg)
         page_error(a->r, 403, "当前无法登录", en, NULL);
         return;
     }
-    if (ok && nres >= 1 && lua_istable(co, 1)) {
+    if (ok && nres >= 1 && lua_istable(co, 1) && !login_is_pc(a->scope)) {
         lua_getfield(co, 1, "scope");
         const char *scope = lua_tostring(co, -1);
         if (scope && valid_scope(scope))
@@ -232,6 +254,20 @@ static int in_wechat(struct http_req *r)
     return ua && strstr(ua, "MicroMessenger") != NULL;
 }
 
+/* A desktop browser, which can show a QR code for a phone to scan: a user
+ * agent that is neither WeChat nor a phone's or tablet's browser. */
+static int on_desktop(struct http_req *r)
+{
+    const char *ua = http_req_header(r, "User-Agent");
+    static const char *const mobile[] = {"MicroMessenger", "Mobile", "Android", "iPhone", "iPad"};
+    if (!ua || !*ua)
+        return 0;
+    for (size_t i = 0; i < sizeof(mobile) / sizeof(mobile[0]); i++)
+        if (strstr(ua, mobile[i]))
+            return 0;
+    return 1;
+}
+
 void handle_auth(struct worker *w, struct http_req *r)
 {
     struct config *cfg = w->cfg;
@@ -257,7 +293,9 @@ void handle_auth(struct worker *w, struct http_req *r)
         page_error(r, 400, "授权范围无效", "This scope is not allowed for this campaign.", NULL);
         return;
     }
-    if (cfg->require_wechat_browser && !in_wechat(r)) {
+    /* A desktop browser of a campaign with a website app logs in by QR code. */
+    int pc = c->website_app && on_desktop(r);
+    if (!pc && cfg->require_wechat_browser && !in_wechat(r)) {
         char url[4096];
         const char *base = cfg->public_url;
         size_t n = strlen(base);
@@ -267,7 +305,7 @@ void handle_auth(struct worker *w, struct http_req *r)
         page_open_in_wechat(r, url);
         return;
     }
-    const char *use_scope = scope ? scope : c->scope;
+    const char *use_scope = pc ? "snsapi_login" : scope ? scope : c->scope;
     size_t idx = (size_t)(c - cfg->campaigns);
     int hook = wxlua_vm_has_hook(w->vm, idx, "authorize");
     if (!hook && cfg->limits.auth_per_minute == 0) {

@@ -44,6 +44,7 @@ struct flow {
     struct config *cfg;  /* retained */
     struct wxlua_vm *vm; /* held */
     const struct config_campaign *c;
+    const struct config_app *app; /* the campaign's app for this login's kind */
     char state[129];
     char code[256];
     char code_key[400];
@@ -391,11 +392,12 @@ static void set_user(struct flow *f, json_t *info)
     json_object_set_new(u, "openid", json_string(f->openid));
     if (!json_object_get(u, "unionid") && f->unionid && !f->snapshot)
         json_object_set_new(u, "unionid", json_string(f->unionid));
-    json_object_set_new(u, "appid", json_string(f->c->app->appid));
-    json_object_set_new(u, "app", json_string(f->c->app->name));
+    json_object_set_new(u, "appid", json_string(f->app->appid));
+    json_object_set_new(u, "app", json_string(f->app->name));
     json_object_set_new(u, "campaign", json_string(f->c->name));
     json_object_set_new(u, "scope", json_string(f->scope ? f->scope : f->ls.scope));
     json_object_set_new(u, "is_snapshotuser", json_boolean(f->snapshot));
+    json_object_set_new(u, "kind", json_string(login_is_pc(f->ls.scope) ? "pc" : "web"));
     json_decref(f->user);
     f->user = u;
 }
@@ -429,7 +431,7 @@ static void on_tokens_stored(const struct store_reply *rep, void *arg)
     struct flow *f = arg;
     if (rep->status != STORE_OK)
         log_msg(LOG_ERROR, rid(f), "callback: tokens not kept: %s", rep->err ? rep->err : "?");
-    if (f->scope && strstr(f->scope, "snsapi_userinfo")) {
+    if (f->scope && (strstr(f->scope, "snsapi_userinfo") || strstr(f->scope, "snsapi_login"))) {
         fetch_userinfo(f);
     } else {
         set_user(f, NULL);
@@ -441,7 +443,7 @@ static void on_tokens_stored(const struct store_reply *rep, void *arg)
 static void store_tokens(struct flow *f)
 {
     char key[512];
-    snprintf(key, sizeof(key), KEY_TOKENS "%s:%s", f->c->app->appid, f->openid);
+    snprintf(key, sizeof(key), KEY_TOKENS "%s:%s", f->app->appid, f->openid);
     struct login_tokens t = {f->access_token, f->refresh_token, (long)time(NULL) + f->expires_in,
                              f->scope ? f->scope : f->ls.scope};
     size_t slen = 0;
@@ -485,7 +487,7 @@ static void on_exchange(const struct wechat_reply *rep, void *arg)
 static void exchange(struct flow *f)
 {
     struct wechat_client wc = wechat_client(f->w->fetch, f->cfg);
-    if (!wechat_exchange_code(&wc, f->c->app, f->code, on_exchange, f)) {
+    if (!wechat_exchange_code(&wc, f->app, f->code, on_exchange, f)) {
         struct wechat_reply rep = {.err = WECHAT_NETWORK};
         fail_upstream(f, &rep, "code exchange");
     }
@@ -585,7 +587,10 @@ static void on_state(const struct store_reply *rep, void *arg)
         return;
     }
     f->c = config_find_campaign(f->cfg, f->ls.campaign);
-    if (!f->c || !login_return_allowed(f->c, f->ls.return_url)) {
+    /* A PC login (snsapi_login) exchanges with the website app's appid and
+     * secret; a reload may have taken that app away. */
+    f->app = !f->c ? NULL : login_is_pc(f->ls.scope) ? f->c->website_app : f->c->app;
+    if (!f->app || !login_return_allowed(f->c, f->ls.return_url)) {
         login_page_expired(f->r, NULL);
         flow_free(f);
         return;
@@ -617,7 +622,7 @@ static void on_state(const struct store_reply *rep, void *arg)
         claim_state(f);
         return;
     }
-    snprintf(f->code_key, sizeof(f->code_key), KEY_CODE "{%s}:%s:%s", f->state, f->c->app->appid,
+    snprintf(f->code_key, sizeof(f->code_key), KEY_CODE "{%s}:%s:%s", f->state, f->app->appid,
              f->code);
     /* "P" (pending) until the owner records the outcome in its place. */
     struct store_claim_spec claim = {

@@ -104,6 +104,30 @@ static void put_qr_svg(char *buf, size_t cap, size_t *len, const char *url)
     QRcode_free(qr);
 }
 
+void page_pc_login(struct http_req *r, const char *title, const char *qr_src)
+{
+    char page[8192];
+    size_t n = 0;
+    put(page, sizeof(page), &n,
+        "<!doctype html><html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>");
+    page_escape(page, sizeof(page), &n, title);
+    put(page, sizeof(page), &n,
+        " · 微信登录</title><style>body{font-family:-apple-system,sans-serif;margin:3em auto;"
+        "max-width:40em;color:#333;text-align:center}h1{font-size:1.3em}p.en{color:#666}"
+        "iframe{border:0;width:300px;height:400px}small{color:#999}</style></head><body><h1>");
+    page_escape(page, sizeof(page), &n, title);
+    put(page, sizeof(page), &n,
+        "</h1><p>请使用微信扫描二维码登录</p><p class=\"en\">Scan the code with WeChat to log "
+        "in.</p><iframe id=\"wx-qr\" title=\"WeChat QR login\" "
+        "sandbox=\"allow-scripts allow-same-origin allow-top-navigation\" src=\"");
+    page_escape(page, sizeof(page), &n, qr_src);
+    put(page, sizeof(page), &n, "\"></iframe><p><small>请求编号 / Request ID: ");
+    page_escape(page, sizeof(page), &n, http_req_id(r));
+    put(page, sizeof(page), &n, "</small></p></body></html>\n");
+    http_req_add_header(r, "Cache-Control", "no-store");
+    http_reply(r, 200, "text/html; charset=utf-8", page, n);
+}
+
 void page_open_in_wechat(struct http_req *r, const char *url)
 {
     size_t cap = 65536, n = 0;

@@ -22,4 +22,9 @@ void page_busy(struct http_req *r);
  * as a QR code (SVG, drawn from libqrencode) for a desktop user to scan. */
 void page_open_in_wechat(struct http_req *r, const char *url);
 
+/* The PC QR login embedded in the gateway's own page (WeChat's inline form):
+ * qr_src is the qrconnect URL for the iframe, which sends the whole page on
+ * to the callback once the phone confirms. */
+void page_pc_login(struct http_req *r, const char *title, const char *qr_src);
+
 #endif

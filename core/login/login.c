@@ -312,6 +312,8 @@ void login_redirect_uri(const struct config *cfg, char *out, size_t outsz)
 
 /* ---- hooks ---- */
 
+int login_is_pc(const char *scope) { return scope && strcmp(scope, "snsapi_login") == 0; }
+
 void login_push_hook_ctx(lua_State *L, const struct config_campaign *c, const char *scope,
                          const char *return_url)
 {

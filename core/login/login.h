@@ -25,6 +25,7 @@ struct worker;
  *   cx:{STATE}:APPID:CODE    a code's exchange: the claim, then its outcome
  *   ut:APPID:OPENID          a user's sealed tokens (login_tokens_seal)
  *   tk:HMAC                  a ticket's user record (login_ticket_key)
+ *   sk:{APPID}:OPENID        a Mini Program user's sealed session_key (handler_mp.c)
  *   q:{APPID}:DAY            cgi-bin/token calls made today (jssdk.c)
  *   jt:{APPID}, bt:{APPID}   the sealed jsapi ticket and basic access_token (jssdk.c)
  *   lk:{APPID}, fence:{APPID}  the JS-SDK owner's lock and fencing token (jssdk.c)
@@ -40,6 +41,7 @@ struct worker;
 #define KEY_CODE         "cx:"
 #define KEY_TOKENS       "ut:"
 #define KEY_TICKET       "tk:"
+#define KEY_SESSION      "sk:"
 #define KEY_JSSDK_QUOTA  "q:"
 #define KEY_JSAPI_TICKET "jt:"
 #define KEY_BASIC_TOKEN  "bt:"
@@ -109,6 +111,9 @@ void login_token_free(char *token);
 
 /* The redirect_uri given to WeChat: public_url + "/callback". */
 void login_redirect_uri(const struct config *cfg, char *out, size_t outsz);
+
+/* Is this login's scope the PC website login's (snsapi_login)? */
+int login_is_pc(const char *scope);
 
 /* Pushes the ctx table every campaign hook gets (authorize, login, denied,
  * error): { campaign, app, appid, scope, return_url }. */

@@ -55,6 +55,7 @@ static void on_request(struct http_req *r, void *arg)
         {"/healthz", handle_health},        {"/auth", handle_auth},
         {"/callback", handle_callback},     {"/api/ticket", handle_api_ticket},
         {"/api/user", handle_api_user},     {"/jssdk/config", handle_jssdk},
+        {"/api/mp/login", handle_mp_login}, {"/api/mp/phone", handle_mp_phone},
 #ifdef WXGATE_TEST_HOOKS
         {"/__test/hang", handle_test_hang},
 #endif

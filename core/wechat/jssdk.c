@@ -43,7 +43,9 @@ struct jssdk_op {
     int owner;   /* holds the lock */
     int retried; /* re-fetched the basic token after 40001 */
     struct wechat_call *call;
-    char *token; /* basic token */
+    char *token;    /* basic token */
+    int want_token; /* jssdk_basic_token: the token is the result, no ticket */
+    char *stale;    /* jssdk_basic_token: a token WeChat refused (not to reuse) */
 };
 
 /* ---- per-worker cache ---- */
@@ -89,10 +91,8 @@ static void op_free(struct jssdk_op *op)
     pending--;
     if (op->call)
         wechat_cancel(op->call);
-    if (op->token) {
-        explicit_bzero(op->token, strlen(op->token));
-        free(op->token);
-    }
+    login_token_free(op->token);
+    login_token_free(op->stale);
     config_release(op->cfg);
     free(op);
 }
@@ -167,6 +167,14 @@ static void deliver(struct jssdk_op *op, const char *ticket, const char *err)
 }
 
 static void fetch_basic_token(struct jssdk_op *op);
+
+/* A token op's result: its token, which op_free wipes, so a copy. */
+static void deliver_token(struct jssdk_op *op)
+{
+    char *token = strdup(op->token);
+    deliver(op, token, token ? NULL : "busy");
+    login_token_free(token);
+}
 
 /* ---- the owner's path ---- */
 
@@ -255,6 +263,10 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
         free(op->token);
     }
     op->token = strdup(rep->access_token);
+    if (!op->token) {
+        deliver(op, NULL, "busy");
+        return;
+    }
     char rec[1024];
     int n = snprintf(rec, sizeof(rec), "%ld\t%s", now_s() + ttl, op->token);
     size_t slen = 0;
@@ -264,7 +276,10 @@ static void on_token_reply(const struct wechat_reply *rep, void *arg)
         store_set(op->w->store, op->key_bt, strlen(op->key_bt), sealed, slen,
                   (unsigned long long)(ttl - 60) * 1000, NULL, NULL);
     free(sealed);
-    get_ticket(op);
+    if (op->want_token)
+        deliver_token(op);
+    else
+        get_ticket(op);
 }
 
 static void fetch_basic_token(struct jssdk_op *op)
@@ -280,25 +295,46 @@ static void fetch_basic_token(struct jssdk_op *op)
         start_fetch(op);
 }
 
+static void acquire(struct jssdk_op *op);
+
+/* The token of a stored bt: record if it is fresh (and not the one WeChat
+ * refused), as a malloc'd string; else NULL. */
+static char *usable_token(struct jssdk_op *op, const char *v, size_t len)
+{
+    char *rec = v ? login_token_open(op->cfg, op->key_bt, v, len) : NULL;
+    char *tab = rec ? strchr(rec, '\t') : NULL;
+    char *token = NULL;
+    if (tab && strtol(rec, NULL, 10) > now_s() + 60 && !(op->stale && !strcmp(tab + 1, op->stale)))
+        token = strdup(tab + 1);
+    login_token_free(rec);
+    return token;
+}
+
 static void on_basic_token(const struct store_reply *rep, void *arg)
 {
     struct jssdk_op *op = arg;
-    char *rec = rep->status == STORE_OK
-                    ? login_token_open(op->cfg, op->key_bt, rep->value, rep->len)
-                    : NULL;
-    char *tab = rec ? strchr(rec, '\t') : NULL;
-    if (tab && strtol(rec, NULL, 10) > now_s() + 60 && !op->retried) {
-        op->token = strdup(tab + 1);
-        explicit_bzero(rec, strlen(rec));
-        free(rec);
-        get_ticket(op);
+    char *token =
+        rep->status == STORE_OK && !op->retried ? usable_token(op, rep->value, rep->len) : NULL;
+    if (token) {
+        op->token = token;
+        if (op->want_token)
+            deliver_token(op);
+        else
+            get_ticket(op);
         return;
     }
-    if (rec) {
-        explicit_bzero(rec, strlen(rec));
-        free(rec);
-    }
-    fetch_basic_token(op);
+    if (op->want_token && !op->owner) /* nothing usable: one request fetches, others wait */
+        acquire(op);
+    else
+        fetch_basic_token(op);
+}
+
+/* While another request holds the lock, a token op waits for its token. */
+static int fresh_token(const char *v, size_t len, void *arg)
+{
+    char *token = usable_token(arg, v, len);
+    login_token_free(token);
+    return token != NULL;
 }
 
 /* ---- waiting for the owner ---- */
@@ -319,6 +355,15 @@ static int fresh_ticket(const char *v, size_t len, void *arg)
 static void on_locked(enum store_claim_outcome o, const char *v, size_t len, void *arg)
 {
     struct jssdk_op *op = arg;
+    if (op->want_token && (o == STORE_CLAIM_WON || o == STORE_CLAIM_RESULT)) {
+        op->owner = o == STORE_CLAIM_WON; /* the owner looks once more, then fetches */
+        if (o == STORE_CLAIM_RESULT) {
+            struct store_reply rep = {.status = STORE_OK, .value = v, .len = len};
+            on_basic_token(&rep, op);
+        } else if (store_get(op->w->store, op->key_bt, strlen(op->key_bt), on_basic_token, op) != 0)
+            deliver(op, NULL, "store unavailable");
+        return;
+    }
     if (o == STORE_CLAIM_WON) {
         op->owner = 1; /* the previous owner may have just finished: look once more */
         if (store_get(op->w->store, op->key_jt, strlen(op->key_jt), on_stored_ticket, op) != 0)
@@ -349,8 +394,8 @@ static void on_fence(const struct store_reply *rep, void *arg)
         .claim_key = op->key_lk,
         .claim_value = v,
         .claim_ttl_ms = LOCK_TTL_MS,
-        .result_key = op->key_jt,
-        .accept = fresh_ticket,
+        .result_key = op->want_token ? op->key_bt : op->key_jt,
+        .accept = op->want_token ? fresh_token : fresh_ticket,
         .poll_ms = POLL_MS,
         .wait_ms = op->background ? 0 : op->cfg->upstream_timeout_ms * 3 + 2000,
     };
@@ -458,6 +503,29 @@ struct jssdk_op *jssdk_ticket(struct worker *w, const struct config_app *app, js
     int finished = 0;
     op->finished = &finished;
     lookup(op);
+    if (finished)
+        return NULL;
+    op->finished = NULL;
+    return op;
+}
+
+struct jssdk_op *jssdk_basic_token(struct worker *w, const struct config_app *app,
+                                   const char *stale, jssdk_cb cb, void *arg)
+{
+    struct jssdk_op *op = op_new(w, app, cb, arg);
+    if (!op) {
+        cb(NULL, "out of memory", arg);
+        return NULL;
+    }
+    op->want_token = 1;
+    if (stale && !(op->stale = strdup(stale))) {
+        deliver(op, NULL, "out of memory");
+        return NULL;
+    }
+    int finished = 0;
+    op->finished = &finished;
+    if (store_get(w->store, op->key_bt, strlen(op->key_bt), on_basic_token, op) != 0)
+        deliver(op, NULL, "store unavailable");
     if (finished)
         return NULL;
     op->finished = NULL;

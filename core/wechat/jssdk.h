@@ -20,6 +20,12 @@ typedef void (*jssdk_cb)(const char *ticket, const char *err, void *arg);
  * returned); otherwise the returned op can be cancelled. */
 struct jssdk_op *jssdk_ticket(struct worker *w, const struct config_app *app, jssdk_cb cb,
                               void *arg);
+/* The app's basic access_token (for Mini Program calls such as
+ * getuserphonenumber), from the same single owner as the ticket's: cb gets
+ * the token or NULL with err. stale: a token WeChat just refused (40001),
+ * never handed out again, or NULL. Same rules as jssdk_ticket. */
+struct jssdk_op *jssdk_basic_token(struct worker *w, const struct config_app *app,
+                                   const char *stale, jssdk_cb cb, void *arg);
 void jssdk_cancel(struct jssdk_op *op);
 /* Ops and lock releases of this worker's thread still under way (they go on
  * after their request is answered): a stopping worker drains them too. */

@@ -14,7 +14,15 @@
 
 struct wechat_call {
     struct fetch *f;
-    enum { CALL_EXCHANGE, CALL_TOKEN, CALL_USERINFO, CALL_STATUS, CALL_TICKET } kind;
+    enum {
+        CALL_EXCHANGE,
+        CALL_TOKEN,
+        CALL_USERINFO,
+        CALL_STATUS,
+        CALL_TICKET,
+        CALL_SESSION,
+        CALL_PHONE
+    } kind;
     const char *endpoint; /* for metrics: "/sns/userinfo" */
     wechat_cb cb;
     void *arg;
@@ -39,7 +47,8 @@ const char *wechat_err_name(enum wechat_err e)
                                         "garbage",
                                         "timeout",
                                         "network",
-                                        "unknown"};
+                                        "unknown",
+                                        "blocked"};
     return (size_t)e < sizeof(names) / sizeof(names[0]) ? names[e] : "unknown";
 }
 
@@ -70,6 +79,7 @@ static enum wechat_err map_errcode(int errcode)
     case 41004:
     case 40164: return WECHAT_CREDENTIALS;
     case 41008: return WECHAT_CODE_INVALID;
+    case 40226: return WECHAT_BLOCKED;
     default: return WECHAT_UNKNOWN;
     }
 }
@@ -162,6 +172,7 @@ static void on_reply(const struct fetch_response *res, void *arg)
             r.scope = str_field(json, "scope");
             r.unionid = str_field(json, "unionid");
             r.ticket = str_field(json, "ticket");
+            r.session_key = str_field(json, "session_key");
             r.expires_in = num_field(json, "expires_in");
             r.is_snapshotuser = num_field(json, "is_snapshotuser") == 1;
             int complete = 1;
@@ -171,6 +182,8 @@ static void on_reply(const struct fetch_response *res, void *arg)
             case CALL_USERINFO: complete = r.openid != NULL; break;
             case CALL_TICKET: complete = r.ticket != NULL; break;
             case CALL_STATUS: complete = has_errcode; break;
+            case CALL_SESSION: complete = r.openid && r.session_key; break;
+            case CALL_PHONE: complete = json_is_object(json_object_get(json, "phone_info")); break;
             }
             if (!complete)
                 r.err = WECHAT_GARBAGE;
@@ -194,7 +207,7 @@ static void on_reply(const struct fetch_response *res, void *arg)
 }
 
 static struct wechat_call *start(const struct wechat_client *c, int kind, const char *endpoint,
-                                 const char *url, wechat_cb cb, void *arg)
+                                 const char *url, const char *body, wechat_cb cb, void *arg)
 {
     struct wechat_call *call = calloc(1, sizeof(*call));
     if (!call)
@@ -203,9 +216,14 @@ static struct wechat_call *start(const struct wechat_client *c, int kind, const 
     call->kind = kind;
     call->cb = cb;
     call->arg = arg;
+    static const struct fetch_header json_type = {"Content-Type", "application/json"};
     struct fetch_request req = {
-        .method = "GET",
+        .method = body ? "POST" : "GET",
         .url = url,
+        .headers = body ? &json_type : NULL,
+        .n_headers = body ? 1 : 0,
+        .body = body,
+        .body_len = body ? strlen(body) : 0,
         .connect_timeout_ms = c->connect_timeout_ms,
         .timeout_ms = c->timeout_ms,
         .ca_file = c->ca_file,
@@ -238,8 +256,9 @@ void wechat_cancel(struct wechat_call *call)
 }
 
 /* Formats the URL of an API call with each value URL-encoded. */
-static struct wechat_call *call_api(const struct wechat_client *c, int kind, wechat_cb cb,
-                                    void *arg, const char *path, const char *const *kv)
+static struct wechat_call *call_api_body(const struct wechat_client *c, int kind, wechat_cb cb,
+                                         void *arg, const char *path, const char *const *kv,
+                                         const char *body)
 {
     char url[4096], v[2048];
     size_t n = (size_t)snprintf(url, sizeof(url), "%s%s", c->api_base, path);
@@ -250,11 +269,88 @@ static struct wechat_call *call_api(const struct wechat_client *c, int kind, wec
             n +=
                 (size_t)snprintf(url + n, sizeof(url) - n, "%c%s=%s", i == 0 ? '?' : '&', kv[i], v);
     }
-    struct wechat_call *call = ok && n < sizeof(url) ? start(c, kind, path, url, cb, arg) : NULL;
+    struct wechat_call *call =
+        ok && n < sizeof(url) ? start(c, kind, path, url, body, cb, arg) : NULL;
     /* They held the secret or a token, on every way out. */
     explicit_bzero(v, sizeof(v));
     explicit_bzero(url, sizeof(url));
     return call;
+}
+
+static struct wechat_call *call_api(const struct wechat_client *c, int kind, wechat_cb cb,
+                                    void *arg, const char *path, const char *const *kv)
+{
+    return call_api_body(c, kind, cb, arg, path, kv, NULL);
+}
+
+struct wechat_call *wechat_jscode2session(const struct wechat_client *c,
+                                          const struct config_app *app, const char *js_code,
+                                          wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"appid",   app->appid, "secret",     app->secret,
+                        "js_code", js_code,    "grant_type", "authorization_code",
+                        NULL};
+    return call_api(c, CALL_SESSION, cb, arg, "/sns/jscode2session", kv);
+}
+
+struct wechat_call *wechat_phone_number(const struct wechat_client *c, const char *access_token,
+                                        const char *code, wechat_cb cb, void *arg)
+{
+    const char *kv[] = {"access_token", access_token, NULL};
+    json_t *o = json_pack("{s:s}", "code", code);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    struct wechat_call *call =
+        body ? call_api_body(c, CALL_PHONE, cb, arg, "/wxa/business/getuserphonenumber", kv, body)
+             : NULL;
+    free(body);
+    return call;
+}
+
+static int qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *state, const char *style,
+                         const char *href)
+{
+    if (!state_ok(state))
+        return -1;
+    char eappid[256], eredirect[3072];
+    if (url_encode(eappid, sizeof(eappid), appid) < 0 ||
+        url_encode(eredirect, sizeof(eredirect), redirect_uri) < 0)
+        return -1;
+    struct strbuf b = strbuf_init(out, outsz);
+    strbuf_put(&b, open_base);
+    strbuf_put(&b, "/connect/qrconnect?appid=");
+    strbuf_put(&b, eappid);
+    strbuf_put(&b, "&redirect_uri=");
+    strbuf_put(&b, eredirect);
+    strbuf_put(&b, "&response_type=code&scope=snsapi_login&state=");
+    strbuf_put(&b, state);
+    if (style) {
+        char ehref[1024];
+        if (url_encode(ehref, sizeof(ehref), href ? href : "") < 0)
+            return -1;
+        strbuf_put(&b, "&login_type=jssdk&self_redirect=false&style=");
+        strbuf_put(&b, strcmp(style, "white") == 0 ? "white" : "black");
+        strbuf_put(&b, "&href=");
+        strbuf_put(&b, ehref);
+    } else {
+        strbuf_put(&b, "#wechat_redirect");
+    }
+    return strbuf_done(&b, out) > 0 ? 0 : -1;
+}
+
+int wechat_qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *state)
+{
+    return qrconnect_url(out, outsz, open_base, appid, redirect_uri, state, NULL, NULL);
+}
+
+int wechat_qrconnect_inline_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                                const char *redirect_uri, const char *state, const char *style,
+                                const char *href)
+{
+    return qrconnect_url(out, outsz, open_base, appid, redirect_uri, state, style ? style : "black",
+                         href);
 }
 
 struct wechat_call *wechat_exchange_code(const struct wechat_client *c,

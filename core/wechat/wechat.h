@@ -32,6 +32,7 @@ enum wechat_err {
     WECHAT_TIMEOUT,
     WECHAT_NETWORK,
     WECHAT_UNKNOWN, /* another errcode */
+    WECHAT_BLOCKED, /* 40226: a high-risk user, Mini Program login blocked */
 };
 
 /* A short, stable name for logs, metrics and hooks ("code_used"). */
@@ -44,6 +45,7 @@ struct wechat_reply {
                                 callback (json_incref to keep it) */
     /* Fields of the reply (NULL/0 when absent); valid in the callback. */
     const char *access_token, *refresh_token, *openid, *scope, *unionid, *ticket;
+    const char *session_key; /* jscode2session: never logged, never answered */
     long expires_in;
     int is_snapshotuser;
 };
@@ -64,6 +66,18 @@ struct wechat_client wechat_client(struct fetch_loop *fetch, const struct config
 
 /* Builds the authorize URL. 0 ok, -1 when out is too small or state is not
  * [A-Za-z0-9]{1,128}. */
+/* The PC website login's QR page: open_base/connect/qrconnect?appid=..&
+ * redirect_uri=..&response_type=code&scope=snsapi_login&state=..
+ * #wechat_redirect, in WeChat's order, redirect_uri encoded once. 0 or -1. */
+int wechat_qrconnect_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *state);
+/* The same for an iframe (WeChat's inline form): no #wechat_redirect, and
+ * after state login_type=jssdk&self_redirect=false (the whole page moves on
+ * to the callback), style (black | white) and href (a CSS URL, encoded;
+ * may be empty). */
+int wechat_qrconnect_inline_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                                const char *redirect_uri, const char *state, const char *style,
+                                const char *href);
 int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
                          const char *redirect_uri, const char *scope, const char *state,
                          int force_popup, int force_snapshot);
@@ -81,6 +95,16 @@ struct wechat_call *wechat_basic_token(const struct wechat_client *c, const stru
                                        wechat_cb cb, void *arg);
 struct wechat_call *wechat_jsapi_ticket(const struct wechat_client *c, const char *access_token,
                                         wechat_cb cb, void *arg);
+/* Mini Program / Mini Game login: a wx.login() code for openid, unionid and
+ * session_key (sns/jscode2session). */
+struct wechat_call *wechat_jscode2session(const struct wechat_client *c,
+                                          const struct config_app *app, const char *js_code,
+                                          wechat_cb cb, void *arg);
+/* A getPhoneNumber code for the user's number (POST
+ * wxa/business/getuserphonenumber with the app's basic access_token); the
+ * reply's json holds phone_info. */
+struct wechat_call *wechat_phone_number(const struct wechat_client *c, const char *access_token,
+                                        const char *code, wechat_cb cb, void *arg);
 /* The callback will not run. */
 void wechat_cancel(struct wechat_call *call);
 

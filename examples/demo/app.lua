@@ -45,7 +45,7 @@ local function redeem(req)
   end
   local u = res.json
   local user = { nickname = u.nickname, headimgurl = u.headimgurl, openid = u.openid,
-                 unionid = u.unionid, scope = u.scope }
+                 unionid = u.unionid, scope = u.scope, kind = u.kind, app = u.app }
   local sid = wx.random(24, "base62")
   assert(wx.store.set("demo:session:" .. sid, wx.json.encode(user), SESSION_TTL))
   return json(200, user, {

@@ -8,6 +8,7 @@
 local wx = require "wx"
 local json = require "sandbox.json"
 local state = require "sandbox.state"
+local crypto = require "wx.crypto"
 
 local store = wx.store
 local floor = math.floor
@@ -119,7 +120,7 @@ local LANGS = { zh_CN = true, zh_TW = true, en = true }
 function _M.userinfo(ctx, q)
   local rec, s, b, h = oauth_token(ctx, q)
   if not rec then return s, b, h end
-  if rec.s ~= "snsapi_userinfo" then return err(ctx, 48001) end
+  if rec.s ~= "snsapi_userinfo" and rec.s ~= "snsapi_login" then return err(ctx, 48001) end
   local sb = ctx.sb
   local lang = LANGS[q.lang] and q.lang or "zh_CN"
   local base = sb.base_url(ctx.req)
@@ -230,6 +231,100 @@ function _M.getticket(ctx, q)
   return state.json(object {
     { "errcode", 0 }, { "errmsg", "ok" }, { "ticket", t.t },
     { "expires_in", math.max(1, floor(t.e - ctx.now)) },
+  })
+end
+
+-- ---- Mini Programs and Mini Games ----
+-- wx.login() on a device gives a js_code (minted here by the control API,
+-- POST /_sandbox/wxlogin); the app's server trades it for the user's openid,
+-- unionid and session_key. The session_key stays the same for an (app, user)
+-- until the store forgets it, as WeChat keeps it while the session lives.
+
+local SESSION_LIFE = 3 * 86400
+
+local function is_mini(app) return app.kind == "miniprogram" or app.kind == "minigame" end
+_M.is_mini = is_mini
+
+-- A new wx.login() code for (app, user); single use, CODE_LIFE seconds.
+function _M.mint_js_code(ctx, appid, uid)
+  local code = wx.random(32, "base62")
+  store.set(key(ctx, "jscode", code), json.encode { a = appid, u = uid, t = ctx.now },
+            CODE_LIFE + KEEP)
+  return code
+end
+
+local function session_key(ctx, appid, uid)
+  local k = key(ctx, "session", appid .. ":" .. uid)
+  local sk = store.get(k)
+  if sk then return sk end
+  -- 16 random bytes in standard base64, as WeChat's session_key
+  sk = crypto.base64url_encode(wx.random(16, "raw")):gsub("-", "+"):gsub("_", "/") .. "=="
+  if not store.add(k, sk, SESSION_LIFE) then sk = store.get(k) or sk end
+  return sk
+end
+
+-- GET /sns/jscode2session?appid&secret&js_code&grant_type=authorization_code
+function _M.jscode2session(ctx, q)
+  local sb = ctx.sb
+  if not present(q.appid) then return err(ctx, 41002) end
+  if not present(q.secret) then return err(ctx, 41004) end
+  if not present(q.js_code) then return err(ctx, 41008) end
+  if q.grant_type ~= "authorization_code" then return err(ctx, 40002) end
+  local app = sb.cfg.app_by_id[q.appid]
+  if not app or not is_mini(app) then return err(ctx, 40013) end
+  if q.secret ~= app.secret then return err(ctx, 40125) end
+  local code = get_record(ctx, "jscode", q.js_code)
+  if not code or code.a ~= app.appid or ctx.now - code.t > CODE_LIFE then
+    return err(ctx, 40029)
+  end
+  if not store.add(key(ctx, "jsused", q.js_code), "1", CODE_LIFE + KEEP) then
+    return err(ctx, 40163)
+  end
+  return state.json(object {
+    { "session_key", session_key(ctx, app.appid, code.u) },
+    { "openid", sb.I.openid(app.appid, code.u) },
+    { "unionid", sb.I.unionid(app, code.u) },
+  })
+end
+
+-- A new getPhoneNumber code for (app, user); single use, CODE_LIFE seconds.
+function _M.mint_phone_code(ctx, appid, uid)
+  local code = wx.random(64, "hex")
+  store.set(key(ctx, "phonecode", code), json.encode { a = appid, u = uid, t = ctx.now },
+            CODE_LIFE + KEEP)
+  return code
+end
+
+-- POST /wxa/business/getuserphonenumber?access_token=BASIC, body {"code": ...}
+function _M.getuserphonenumber(ctx, q)
+  local req = ctx.req
+  if req.method ~= "POST" then return err(ctx, 43002, "require POST method") end
+  local rec, s, b, h = basic_token(ctx, q)
+  if not rec then return s, b, h end
+  local app = ctx.sb.cfg.app_by_id[rec.a]
+  if not app or not is_mini(app) then return err(ctx, 48001) end
+  local ok, body = pcall(decode, req.body or "")
+  if not ok or type(body) ~= "table" then return err(ctx, 47001) end
+  if not present(body.code) or type(body.code) ~= "string" then return err(ctx, 40029) end
+  local code = get_record(ctx, "phonecode", body.code)
+  if not code or code.a ~= app.appid or ctx.now - code.t > CODE_LIFE then
+    return err(ctx, 40029)
+  end
+  if not store.add(key(ctx, "phoneused", body.code), "1", CODE_LIFE + KEEP) then
+    return err(ctx, 40029)
+  end
+  local u = ctx.sb.cfg.user_by_id[code.u]
+  if not u or not u.phone then return err(ctx, 40029) end
+  local cc, pure = u.phone:match("^%+(%d+)%s*(.+)$")
+  cc, pure = cc or "86", (pure or u.phone):gsub("%s", "")
+  return state.json(object {
+    { "errcode", 0 }, { "errmsg", "ok" },
+    { "phone_info", json.raw(object {
+      { "phoneNumber", cc == "86" and pure or ("+" .. cc .. " " .. pure) },
+      { "purePhoneNumber", pure }, { "countryCode", cc },
+      { "watermark", json.raw(object { { "timestamp", floor(ctx.now) },
+                                       { "appid", app.appid } }) },
+    }) },
   })
 end
 

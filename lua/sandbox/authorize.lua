@@ -178,6 +178,11 @@ function _M.authorize(ctx, req)
   local raw = req.query_string or ""
   local info, code, msg, detail = _M.check(ctx.sb, raw)
   if not info then return oops(ctx, code, msg, detail) end
+  if info.app.kind ~= "official_account" then
+    return oops(ctx, "10005", "此公众号并没有这些scope的权限",
+      "网页授权需要公众号 (an official account); " .. info.app.appid .. " is a " .. info.app.kind
+      .. " app" .. (info.app.kind == "website" and ": use /connect/qrconnect" or ""))
+  end
   return decide(ctx, info, _M.current_user(ctx.sb, req), raw)
 end
 

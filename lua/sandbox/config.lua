@@ -13,6 +13,11 @@ local _M = {}
 
 local KNOWN_SCOPES = { snsapi_base = true, snsapi_userinfo = true }
 _M.KNOWN_SCOPES = KNOWN_SCOPES
+-- What an app is, and so which logins it serves: an official account (web
+-- authorization), an Open Platform website app (PC QR login, snsapi_login),
+-- a Mini Program or a Mini Game (wx.login() codes, jscode2session).
+local KINDS = { official_account = true, website = true, miniprogram = true, minigame = true }
+_M.KINDS = KINDS
 
 -- The built-in set: documented development values (docs/sandbox.md).
 function _M.default()
@@ -31,12 +36,19 @@ function _M.default()
       { appid = "wx_sandbox_base", secret = "sandbox_base_secret", name = "未认证订阅号",
         domains = { "127.0.0.1", "localhost" }, scopes = { "snsapi_base" },
         color = "#888888" },
+      { appid = "wx_sandbox_web", secret = "sandbox_web_secret", name = "沙箱网站应用",
+        kind = "website", domains = { "127.0.0.1", "localhost" }, open_account = "wxgate-open",
+        color = "#2b6de5" },
+      { appid = "wx_sandbox_mp", secret = "sandbox_mp_secret", name = "沙箱小程序",
+        kind = "miniprogram", open_account = "wxgate-open", color = "#6467f0" },
+      { appid = "wx_sandbox_minigame", secret = "sandbox_minigame_secret", name = "沙箱小游戏",
+        kind = "minigame", open_account = "wxgate-open", color = "#e64340" },
     },
     users = {
-      { id = "xiaoming", nickname = "小明" },
-      { id = "meimei", nickname = "韩梅梅" },
+      { id = "xiaoming", nickname = "小明", phone = "13800138000" },
+      { id = "meimei", nickname = "韩梅梅", phone = "13900139000" },
       { id = "lilei", nickname = "李雷" },
-      { id = "panda", nickname = "熊猫 🐼 <Tom & \"Jerry\">" },
+      { id = "panda", nickname = "熊猫 🐼 <Tom & \"Jerry\">", phone = "+852 61234567" },
     },
   }
 end
@@ -60,9 +72,9 @@ local function set(list)
 end
 
 local APP_KEYS = set { "appid", "secret", "name", "domains", "scopes", "open_account", "icon",
-                       "color" }
+                       "color", "kind" }
 local USER_KEYS = set { "id", "nickname", "avatar", "sex", "province", "city", "country",
-                        "color" }
+                        "color", "phone" }
 local TOP_KEYS = set { "apps", "users", "quota", "seed", "public_url", "snapshot" }
 
 local function str(v, where, pattern, what)
@@ -125,15 +137,23 @@ function _M.check(c, origin)
       domains = {}, scopes = {}, scope_list = {},
     }
     app.name = a.name ~= nil and str(a.name, p .. ".name") or app.appid
+    app.kind = a.kind ~= nil and str(a.kind, p .. ".kind") or "official_account"
+    if not KINDS[app.kind] then
+      fail(p .. ".kind", "must be official_account, website, miniprogram or minigame")
+    end
+    -- a Mini Program has no web callback domains; the others need one or two
+    local mini = app.kind == "miniprogram" or app.kind == "minigame"
+    local domains = a.domains
+    if mini and domains == nil then domains = {} end
     if #app.appid > 64 then fail(p .. ".appid", "at most 64 characters") end
     if out.app_by_id[app.appid] then fail(p .. ".appid", "duplicate appid " .. app.appid) end
-    if type(a.domains) ~= "table" or #a.domains == 0 then
+    if type(domains) ~= "table" or (#domains == 0 and not mini) then
       fail(p .. ".domains", "must list one or two callback domains")
     end
-    if #a.domains > 2 then
+    if #domains > 2 then
       fail(p .. ".domains", "WeChat allows at most two web authorization callback domains")
     end
-    for j, d in ipairs(a.domains) do
+    for j, d in ipairs(domains) do
       local dp = format("%s.domains[%d]", p, j)
       d = str(d, dp, "^[A-Za-z0-9.%-:%[%]]+$",
               "a host name only (no scheme, path or port), like h5.example.com")
@@ -148,8 +168,18 @@ function _M.check(c, origin)
       end
       app.domains[#app.domains + 1] = host
     end
+    -- a website app has snsapi_login only; a Mini Program no web scope at all
     local scopes = a.scopes or { "snsapi_base", "snsapi_userinfo" }
-    if type(scopes) ~= "table" or #scopes == 0 then fail(p .. ".scopes", "must list scopes") end
+    if app.kind == "website" then
+      if a.scopes ~= nil then fail(p .. ".scopes", "a website app has snsapi_login only") end
+      scopes = {}
+      app.scopes.snsapi_login, app.scope_list[1] = true, "snsapi_login"
+    elseif mini then
+      if a.scopes ~= nil then fail(p .. ".scopes", "a Mini Program has no web scopes") end
+      scopes = {}
+    elseif type(scopes) ~= "table" or #scopes == 0 then
+      fail(p .. ".scopes", "must list scopes")
+    end
     for j, s in ipairs(scopes) do
       if not KNOWN_SCOPES[s] then
         fail(format("%s.scopes[%d]", p, j), "must be snsapi_base or snsapi_userinfo")
@@ -175,6 +205,8 @@ function _M.check(c, origin)
       city = opt_str(u.city, p .. ".city"),
       country = opt_str(u.country, p .. ".country"),
       color = check_color(u.color, p .. ".color"),
+      phone = u.phone ~= nil and str(u.phone, p .. ".phone", "^%+?[%d ]+$",
+                                     "digits, with an optional +CC prefix") or nil,
       sex = 0,
     }
     if #user.id > 32 then fail(p .. ".id", "at most 32 characters") end

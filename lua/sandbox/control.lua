@@ -13,6 +13,7 @@ local pages = require "sandbox.pages"
 local faults = require "sandbox.faults"
 local authorize = require "sandbox.authorize"
 local api = require "sandbox.api"
+local qrconnect = require "sandbox.qrconnect"
 
 local tonumber, tostring, pairs, ipairs = tonumber, tostring, pairs, ipairs
 
@@ -96,7 +97,7 @@ local function user_json(sb, u, base)
   end
   return {
     id = u.id, nickname = u.nickname, headimgurl = sb.avatar_url(u, base), sex = u.sex,
-    openids = openids, unionids = unionids,
+    openids = openids, unionids = unionids, phone = u.phone,
   }
 end
 
@@ -122,7 +123,7 @@ H["apps"] = function(ctx, req, p)
   for _, a in ipairs(sb.cfg.apps) do
     apps[#apps + 1] = {
       appid = a.appid, secret = a.secret, name = a.name, domains = json.array(a.domains),
-      scopes = json.array(a.scope_list), open_account = a.open_account,
+      scopes = json.array(a.scope_list), open_account = a.open_account, kind = a.kind,
       unionid = a.open_account ~= nil, icon = sb.icon_url(a, base),
     }
   end
@@ -266,12 +267,54 @@ H["jssdk/verify"] = function(ctx, req, p)
   return reply(200, { ok = expected == p.signature:lower(), signature = expected })
 end
 
+-- POST /_sandbox/wxlogin?appid&user: what wx.login() gives a Mini Program
+-- or Mini Game on the user's device, {"code": ...} (single use, 5 minutes);
+-- POST /_sandbox/phonecode?appid&user: what getPhoneNumber gives it. The
+-- user defaults to the one holding the phone.
+local function mini_code(ctx, req, p, mint, needs_phone)
+  local sb = ctx.sb
+  local a = sb.cfg.app_by_id[p.appid or ""]
+  if not a then return bad(404, "unknown appid: " .. tostring(p.appid)) end
+  if not api.is_mini(a) then
+    return bad(400, "appid " .. a.appid .. " is of kind " .. a.kind .. ", not a Mini Program "
+      .. "or Mini Game")
+  end
+  local u = p.user and sb.cfg.user_by_id[p.user] or (not p.user and
+    authorize.current_user(sb, req))
+  if not u then return bad(404, "unknown user: " .. tostring(p.user)) end
+  if needs_phone and not u.phone then
+    return bad(409, "user " .. u.id .. " has no phone number")
+  end
+  return reply(200, { code = mint(ctx, a.appid, u.id) })
+end
+
+-- POST /_sandbox/qrscan?uuid&user&action=scan|confirm|decline: the phone
+-- scans the PC login's QR code (uuid: the last one shown when absent; user:
+-- the one holding the phone; action: confirm).
+H["qrscan"] = function(ctx, req, p)
+  local sb = ctx.sb
+  local u = p.user and sb.cfg.user_by_id[p.user] or (not p.user and
+    authorize.current_user(sb, req))
+  if not u then return bad(404, "unknown user: " .. tostring(p.user)) end
+  local uuid = p.uuid or qrconnect.last(ctx)
+  if not uuid then return bad(404, "no QR code shown yet") end
+  local rec, why = qrconnect.scan(ctx, uuid, u, p.action or "confirm")
+  if not rec then return bad(409, why) end
+  return reply(200, { ok = true, uuid = uuid, user = u.id, status = rec.st })
+end
+
+H["wxlogin"] = function(ctx, req, p) return mini_code(ctx, req, p, api.mint_js_code) end
+H["phonecode"] = function(ctx, req, p)
+  return mini_code(ctx, req, p, api.mint_phone_code, true)
+end
+
 local METHODS = {
   apps = { GET = true }, login = { GET = true, POST = true },
   grant = { POST = true, DELETE = true }, clock = { GET = true, POST = true },
   stats = { GET = true }, reset = { POST = true }, fault = { GET = true, POST = true, DELETE = true },
   faults = { GET = true, POST = true, DELETE = true }, snapshot = { GET = true, POST = true },
   quota = { GET = true, POST = true }, ["jssdk/verify"] = { GET = true },
+  wxlogin = { POST = true }, phonecode = { POST = true }, qrscan = { POST = true },
 }
 
 -- ---- public pieces ----

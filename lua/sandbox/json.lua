@@ -17,6 +17,12 @@ function _M.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
+-- A marker for JSON text written as is (an object() nested in another).
+local raw_mt = { __name = "sandbox.json.raw" }
+function _M.raw(text)
+  return setmetatable({ text }, raw_mt)
+end
+
 local value
 
 local function integer(n)
@@ -33,6 +39,7 @@ value = function(v)
   elseif t == "number" then
     return integer(v)
   elseif t == "table" then
+    if getmetatable(v) == raw_mt then return v[1] end
     if getmetatable(v) == array_mt or v[1] ~= nil then
       local out = {}
       for i, x in ipairs(v) do out[i] = value(x) end

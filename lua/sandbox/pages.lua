@@ -62,6 +62,7 @@ local function shell(title, body)
     '<div class="foot">wxgate sandbox · 离线微信沙箱 · not real WeChat</div></div></body></html>',
   }
 end
+_M.shell = shell
 
 -- The consent page. a: app, u: current user, users: all test users,
 -- q: the raw authorize query (carried back on submit), urls: avatar/icon URL
@@ -118,7 +119,8 @@ function _M.index(base, cfg, I, open)
   for _, a in ipairs(cfg.apps) do
     apps[#apps + 1] = concat {
       "<tr><td><code>", h(a.appid), "</code><br>", h(a.name), "</td><td><code>", h(a.secret),
-      "</code></td><td>", h(concat(a.domains, ", ")), "</td><td>", h(concat(a.scope_list, " ")),
+      "</code></td><td>", h(a.kind), "</td><td>", h(concat(a.domains, ", ")), "</td><td>",
+      h(concat(a.scope_list, " ")),
       "</td><td>", a.open_account and h(a.open_account) or "—", "</td></tr>",
     }
   end
@@ -126,21 +128,32 @@ function _M.index(base, cfg, I, open)
     users[#users + 1] = concat { "<tr><td><code>", h(u.id), "</code></td><td>", h(u.nickname),
                                  "</td></tr>" }
   end
-  local a = cfg.apps[1]
+  -- "try a login" links: the first official account's scopes, the first
+  -- website app's QR login
   local try = {}
-  for _, scope in ipairs(a.scope_list) do
-    local cb = base .. "/_sandbox/callback"
-    local href = "/connect/oauth2/authorize?appid=" .. a.appid .. "&redirect_uri="
-      .. require("wx.url").escape(cb) .. "&response_type=code&scope=" .. scope
-      .. "&state=sandbox#wechat_redirect"
+  local cb = require("wx.url").escape(base .. "/_sandbox/callback")
+  local oa, site
+  for _, x in ipairs(cfg.apps) do
+    if x.kind == "official_account" then oa = oa or x end
+    if x.kind == "website" then site = site or x end
+  end
+  for _, scope in ipairs(oa and oa.scope_list or {}) do
+    local href = "/connect/oauth2/authorize?appid=" .. oa.appid .. "&redirect_uri=" .. cb
+      .. "&response_type=code&scope=" .. scope .. "&state=sandbox#wechat_redirect"
     try[#try + 1] = concat { '<li><a href="', h(href), '">', h(scope), "</a></li>" }
+  end
+  if site then
+    local href = "/connect/qrconnect?appid=" .. site.appid .. "&redirect_uri=" .. cb
+      .. "&response_type=code&scope=snsapi_login&state=sandbox#wechat_redirect"
+    try[#try + 1] = concat { '<li><a href="', h(href), '">snsapi_login (PC QR)</a></li>' }
   end
   local body = concat {
     '<div class="bar">wxgate 微信沙箱</div><div class="main">',
     "<p>An offline WeChat: <code>open.weixin.qq.com</code> and <code>api.weixin.qq.com</code> ",
     "on one address. Point the gateway's WeChat base URLs at <code>", h(base), "</code>.</p>",
     "<h2>Try a login</h2><ul>", concat(try), "</ul>",
-    "<h2>Apps</h2><table><tr><th>appid</th><th>secret</th><th>callback domains</th><th>scopes</th>",
+    "<h2>Apps</h2><table><tr><th>appid</th><th>secret</th><th>kind</th><th>callback domains</th>",
+    "<th>scopes</th>",
     "<th>open account</th></tr>", concat(apps), "</table>",
     "<h2>Test users</h2><table>", concat(users), "</table>",
     "<h2>Control API</h2><p>", open and "open on this loopback listener"
@@ -148,7 +161,10 @@ function _M.index(base, cfg, I, open)
     ": <code>GET /_sandbox/apps</code>, <code>GET /_sandbox/stats</code>, ",
     "<code>POST /_sandbox/reset</code>, <code>POST /_sandbox/clock?advance=S</code>, ",
     "<code>POST /_sandbox/fault</code>, <code>POST /_sandbox/login?user=ID</code>, ",
-    "<code>POST /_sandbox/grant</code>, <code>POST /_sandbox/snapshot?on=1</code>.</p>",
+    "<code>POST /_sandbox/grant</code>, <code>POST /_sandbox/snapshot?on=1</code>, ",
+    "<code>POST /_sandbox/wxlogin?appid=A&amp;user=ID</code>, ",
+    "<code>POST /_sandbox/phonecode?appid=A&amp;user=ID</code>, ",
+    "<code>POST /_sandbox/qrscan?action=confirm</code>.</p>",
     "</div>",
   }
   return shell("wxgate sandbox", body)

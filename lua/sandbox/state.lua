@@ -29,6 +29,9 @@ _M.ENDPOINTS = {
   "/sns/auth",
   "/cgi-bin/token",
   "/cgi-bin/ticket/getticket",
+  "/connect/qrconnect",
+  "/sns/jscode2session",
+  "/wxa/business/getuserphonenumber",
 }
 local is_endpoint = {}
 for _, e in ipairs(_M.ENDPOINTS) do is_endpoint[e] = true end
@@ -135,6 +138,8 @@ _M.ERRMSG = {
   [45009] = "reach max api daily quota limit",
   [45011] = "api minute-quota reach limit  mustslower  retry next minute",
   [48001] = "api unauthorized",
+  [40226] = "high risk user, login blocked",
+  [47001] = "data format error",
 }
 
 local JSON_HEADERS = { ["Content-Type"] = "application/json; encoding=utf-8" }

@@ -17,6 +17,8 @@ Proc, free_port = _shared.Proc, _shared.free_port
 WECHAT_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
              "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) "
              "NetType/WIFI Language/zh_CN")
+DESKTOP_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0.0.0 Safari/537.36")
 
 
 @pytest.fixture
@@ -30,19 +32,33 @@ def demo():
     p.check_sanitizers()
 
 
-@pytest.fixture
-def browser():
+def _chromium(user_agent, window):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--window-size=390,844",
-                 "--user-agent=" + WECHAT_UA,
+                 "--disable-component-update", "--disable-sync", "--window-size=" + window,
+                 "--user-agent=" + user_agent,
                  "--user-data-dir=" + tempfile.mkdtemp(prefix="wxgate-chromium-")):
         opts.add_argument(flag)
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
     driver.set_page_load_timeout(30)
+    return driver
+
+
+@pytest.fixture
+def browser():
+    """A phone's WeChat browser."""
+    driver = _chromium(WECHAT_UA, "390,844")
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def desktop_browser():
+    """A desktop browser (no WeChat): the PC QR login."""
+    driver = _chromium(DESKTOP_UA, "1280,900")
     yield driver
     driver.quit()

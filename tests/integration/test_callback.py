@@ -209,7 +209,7 @@ def test_base_login_ticket_redeemed_once(w):
     assert r.status_code == 200
     u = r.json()
     assert u["openid"] and u["appid"] == "wx_sandbox_demo" and u["scope"] == "snsapi_base"
-    assert "nickname" not in u and u["is_snapshotuser"] is False
+    assert "nickname" not in u and u["is_snapshotuser"] is False and u["kind"] == "web"
     again = w.redeem(t)
     assert again.status_code == 404 and again.json()["error"] == "invalid_ticket"
     assert w.redeem("nope").status_code == 404
@@ -226,7 +226,7 @@ def test_userinfo_login_with_consent_allow_and_unionid(w):
     keys = [k for k, _ in json.loads(raw, object_pairs_hook=lambda pairs: pairs)]
     assert keys == ["openid", "nickname", "sex", "language", "city", "province", "country",
                     "headimgurl", "privilege", "unionid",
-                    "appid", "app", "campaign", "scope", "is_snapshotuser"], keys
+                    "appid", "app", "campaign", "scope", "is_snapshotuser", "kind"], keys
     assert u["unionid"]
     # Another app of the same open-platform account: same unionid, other openid.
     w.grant("xiaoming", "wx_sandbox_solo")

@@ -20,7 +20,8 @@ from conftest import BIN, ROOT, SLOW
 
 UA = "Mozilla/5.0 (iPhone) Mobile/15E148 MicroMessenger/8.0.50"
 EX = os.path.join(ROOT, "examples")
-ENV = {"WX_DEMO_SECRET": "sandbox_demo_secret", "WXGATE_COOKIE_SECRET": "c" * 32,
+ENV = {"WX_DEMO_SECRET": "sandbox_demo_secret", "WX_WEB_SECRET": "sandbox_web_secret",
+       "WX_MP_SECRET": "sandbox_mp_secret", "WXGATE_COOKIE_SECRET": "c" * 32,
        "WXGATE_TICKET_SECRET": "t" * 32, "WXGATE_API_KEY": "k" * 32,
        "STATIC_PAGE_KEY": "static-key-0123456789", "GAME_BACKEND_KEY": "game-key"}
 
@@ -134,7 +135,8 @@ def test_readme_config_example_passes_check(tmp_path):
     (tmp_path / "hello.lua").write_text("return function() return 200, 'hi' end\n")
     (tmp_path / "wxgate.lua").write_text(block)
     # env_file: the app secret comes from the file, the rest from the environment
-    (tmp_path / "secrets.env").write_text("WX_MAIN_SECRET=%s\n" % ("s" * 32))
+    (tmp_path / "secrets.env").write_text("WX_MAIN_SECRET=%s\nWX_SITE_SECRET=%s\n"
+                                          "WX_GAME_SECRET=%s\n" % ("s" * 32, "w" * 32, "g" * 32))
     (tmp_path / "secrets.env").chmod(0o600)
     env = dict(os.environ, WXGATE_COOKIE_SECRET="c" * 32, WXGATE_TICKET_SECRET="t" * 32,
                WXGATE_TOKEN_KEY="k" * 32, WXGATE_API_KEY="a" * 32)
@@ -161,3 +163,71 @@ def test_idle_rss_of_the_example_config_stays_under_20_mib(gateway):
         rss_kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
     if SLOW == 1:
         assert rss_kb < 20 * 1024, "idle RSS %d KiB" % rss_kb
+
+
+DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+
+
+def test_one_user_across_web_pc_and_mini_program(world):
+    """examples/campaigns/one_user.lua: the same test user logs in through the
+    H5 page in WeChat, the desktop QR login and the Mini Program; the hook
+    gives all three the same account (joined by unionid), and the tickets
+    carry the three kinds with three openids and one unionid."""
+    g, sb, s, _ = world
+    api = {"Authorization": "Bearer " + "k" * 32}
+
+    def account_and_user(loc):
+        q = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(loc).query))
+        r = requests.post(g.url + "/api/ticket", data={"ticket": q["wx_ticket"]}, headers=api,
+                          timeout=10)
+        return q["account"], r.json()
+
+    def web(user):
+        s.post(sb.url + "/_sandbox/login?user=" + user, timeout=5)
+        return account_and_user(login(g, s, "oneuser", "https://event.example.com/"))
+
+    def pc(user):
+        d = requests.Session()
+        d.headers["User-Agent"] = DESKTOP_UA
+        r = d.get(g.url + "/auth?campaign=oneuser&return=" +
+                  urllib.parse.quote("https://event.example.com/", safe=""),
+                  allow_redirects=False, timeout=10)
+        assert "/connect/qrconnect?appid=wx_sandbox_web&" in r.headers["Location"]
+        page = d.get(r.headers["Location"], timeout=10).text
+        uuid = re.search(r'data-uuid="(\w+)"', page).group(1)
+        requests.post(sb.url + "/_sandbox/qrscan", timeout=5,
+                      params={"uuid": uuid, "user": user, "action": "confirm"})
+        poll = requests.get(sb.url + "/connect/l/qrconnect", params={"uuid": uuid},
+                            timeout=5).json()
+        assert poll["wx_errcode"] == 405
+        r = d.get(poll["redirect"], allow_redirects=False, timeout=10)
+        assert r.status_code == 302, r.text[:300]
+        return account_and_user(r.headers["Location"])
+
+    def mini(user):
+        code = requests.post(sb.url + "/_sandbox/wxlogin", timeout=5,
+                             params={"appid": "wx_sandbox_mp", "user": user}).json()["code"]
+        r = requests.post(g.url + "/api/mp/login", json={"app": "mp", "code": code}, timeout=10)
+        assert r.status_code == 200, r.text
+        u = requests.post(g.url + "/api/ticket", data={"ticket": r.json()["ticket"]},
+                          headers=api, timeout=10).json()
+        return r.json()["account"], u
+
+    for user in ("xiaoming", "meimei"):
+        requests.post(sb.url + "/_sandbox/grant", params={"user": user, "appid": "wx_sandbox_demo"},
+                      timeout=5)
+    seen = {}
+    for user in ("xiaoming", "meimei"):
+        results = [web(user), pc(user), mini(user)]
+        accounts = {a for a, _ in results}
+        assert len(accounts) == 1, results
+        kinds = [u["kind"] for _, u in results]
+        assert kinds == ["web", "pc", "miniprogram"]
+        assert len({u["unionid"] for _, u in results}) == 1
+        assert len({u["openid"] for _, u in results}) == 3
+        assert [u["appid"] for _, u in results] == ["wx_sandbox_demo", "wx_sandbox_web",
+                                                    "wx_sandbox_mp"]
+        seen[user] = accounts.pop()
+    assert seen["xiaoming"] != seen["meimei"]
+    # the same again later: the account is kept
+    assert web("xiaoming")[0] == seen["xiaoming"]

@@ -171,8 +171,12 @@ def wx(sandbox_proc):
 
 def test_default_apps_and_users(wx):
     a = wx.apps()
-    apps = {x["appid"]: x for x in a["apps"]}
-    assert set(apps) == {DEMO, GAME, SOLO, BASE}
+    kinds = {x["appid"]: x["kind"] for x in a["apps"]}
+    assert kinds == {DEMO: "official_account", GAME: "official_account",
+                     SOLO: "official_account", BASE: "official_account",
+                     "wx_sandbox_web": "website", "wx_sandbox_mp": "miniprogram",
+                     "wx_sandbox_minigame": "minigame"}
+    apps = {x["appid"]: x for x in a["apps"] if x["kind"] == "official_account"}
     for appid, app in apps.items():
         assert app["secret"] == SECRETS[appid]
         assert app["domains"] == ["127.0.0.1", "localhost"]
@@ -204,6 +208,7 @@ def test_index_page(wx):
     r = wx.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["Content-Type"]
     assert DEMO in r.text and "/connect/oauth2/authorize?" in r.text
+    assert "/connect/qrconnect?appid=wx_sandbox_web&amp;" in r.text and "miniprogram" in r.text
 
 
 # ---------------------------------------------------------------- authorize
@@ -791,6 +796,15 @@ def test_custom_config(sandbox):
     ("return { apps = { { appid = 'a', secret = 's', domains = { 'a.com' }, scopes = { 'x' } } },"
      " users = { { id = 'u', nickname = 'n' } } }", "snsapi_base or snsapi_userinfo"),
     ("return { apps = {}, users = {}, qouta = 1 }", "unknown key qouta"),
+    ("return { apps = { { appid = 'a', secret = 's', kind = 'bot' } },"
+     " users = { { id = 'u', nickname = 'n' } } }",
+     "must be official_account, website, miniprogram or minigame"),
+    ("return { apps = { { appid = 'a', secret = 's', kind = 'website' } },"
+     " users = { { id = 'u', nickname = 'n' } } }", "must list one or two callback domains"),
+    ("return { apps = { { appid = 'a', secret = 's', kind = 'miniprogram', scopes = {} } },"
+     " users = { { id = 'u', nickname = 'n' } } }", "a Mini Program has no web scopes"),
+    ("return { apps = { { appid = 'a', secret = 's', kind = 'minigame' } },"
+     " users = { { id = 'u', nickname = 'n', phone = '12a' } } }", "digits"),
     ("return {", "expected"),
 ])
 def test_bad_config_is_refused_at_startup(text, message):

@@ -48,7 +48,8 @@ def test_stats_count_every_call_failed_ones_too(wx):
     assert set(s["endpoints"]) == {
         "/connect/oauth2/authorize", "/connect/oauth2/authorize_reply", EXCHANGE,
         "/sns/oauth2/refresh_token", "/sns/userinfo", "/sns/auth", "/cgi-bin/token",
-        "/cgi-bin/ticket/getticket"}
+        "/cgi-bin/ticket/getticket", "/connect/qrconnect", "/sns/jscode2session",
+        "/wxa/business/getuserphonenumber"}
     assert all(v == {"calls": 0, "errors": 0, "faults": 0} for v in s["endpoints"].values())
     tok = wx.login()                   # grant (control), authorize, exchange
     assert_err(wx.exchange("bogus"), 40029)

@@ -611,6 +611,73 @@ static void test_campaign_errors(void **state)
             "config: default_campaign: no campaign named \"autumn\"");
 }
 
+/* Apps declare their kind; each login of a campaign names an app of the
+ * kind it needs, and the only official account is the default app. */
+#define KIND_APPS                                                                                  \
+    "  apps = { oa = { appid = 'wx_oa', secret = { env = '" APP_ENV "' } },\n"                     \
+    "           web = { appid = 'wx_web', kind = 'website', secret = { env = '" APP_ENV "' } },\n" \
+    "           mp = { appid = 'wx_mp', kind = 'miniprogram', secret = { env = '" APP_ENV          \
+    "' } },\n"                                                                                     \
+    "           game = { appid = 'wx_game', kind = 'minigame', secret = { env = '" APP_ENV         \
+    "' } } },\n"
+
+static void test_app_kinds(void **state)
+{
+    struct tmp *t = *state;
+    setenv(APP_ENV, APP_SECRET, 1);
+    struct config *c = accepted(t, FULL_HEAD KIND_APPS
+                                "  campaigns = { spring = { website_app = 'web', miniprogram_apps "
+                                "= { 'mp', 'game' }, " ALLOW " } } }\n");
+    const struct config_campaign *cp = config_find_campaign(c, "spring");
+    assert_string_equal(cp->app->name, "oa");
+    assert_int_equal(cp->app->kind, APP_OFFICIAL_ACCOUNT);
+    assert_string_equal(cp->website_app->appid, "wx_web");
+    assert_int_equal(cp->n_mini_apps, 2);
+    assert_int_equal(config_find_app(c, "game")->kind, APP_MINIPROGRAM);
+    assert_true(config_find_app(c, "game")->minigame);
+    assert_ptr_equal(config_campaign_of_mini_app(c, config_find_app(c, "wx_game")), cp);
+    assert_null(config_campaign_of_mini_app(c, config_find_app(c, "oa")));
+    config_release(c);
+    c = accepted(t, FULL_HEAD KIND_APPS "  campaigns = { spring = { miniprogram_apps = 'mp', " ALLOW
+                                        " } } }\n");
+    assert_int_equal(config_find_campaign(c, "spring")->n_mini_apps, 1);
+    config_release(c);
+
+    refused(t, FULL_HEAD KIND_APPS "  campaigns = { spring = { app = 'web', " ALLOW " } } }\n",
+            "config: campaigns.spring.app: app \"web\" is of kind website: the web login (app) "
+            "needs an app of kind official_account");
+    refused(t,
+            FULL_HEAD KIND_APPS "  campaigns = { spring = { website_app = 'oa', " ALLOW " } } }\n",
+            "config: campaigns.spring.website_app: app \"oa\" is of kind official_account: PC QR "
+            "login (website_app) needs an app of kind website");
+    refused(t,
+            FULL_HEAD KIND_APPS
+            "  campaigns = { spring = { miniprogram_apps = { 'mp', 'web' }, " ALLOW " } } }\n",
+            "config: campaigns.spring.miniprogram_apps[2]: app \"web\" is of kind website");
+    refused(
+        t, FULL_HEAD KIND_APPS "  campaigns = { spring = { website_app = 'nope', " ALLOW " } } }\n",
+        "config: campaigns.spring.website_app: no app named \"nope\"");
+    refused(
+        t, FULL_HEAD KIND_APPS "  campaigns = { spring = { miniprogram_apps = 7, " ALLOW " } } }\n",
+        "config: campaigns.spring.miniprogram_apps: must be an app name or a list of app names");
+    refused(t, FULL_HEAD KIND_APPS "  campaigns = { spring = { pc_inline = {}, " ALLOW " } } }\n",
+            "config: campaigns.spring.pc_inline: needs website_app");
+    refused(t,
+            FULL_HEAD KIND_APPS "  campaigns = { spring = { website_app = 'web', pc_inline = { "
+                                "style = 'red', href = 'http://x/' }, " ALLOW " } } }\n",
+            "config: campaigns.spring.pc_inline.style: must be \"black\" or \"white\"");
+    assert_non_null(strstr(t->err, "config: campaigns.spring.pc_inline.href: must be an https://"));
+    c = accepted(t, FULL_HEAD KIND_APPS "  campaigns = { spring = { website_app = 'web', "
+                                        "pc_inline = {}, " ALLOW " } } }\n");
+    assert_string_equal(config_find_campaign(c, "spring")->pc_style, "black");
+    config_release(c);
+    refused(t,
+            FULL_HEAD "  apps = { x = { appid = 'wx1', kind = 'bot', secret = { env = '" APP_ENV
+                      "' } } } }\n",
+            "config: apps.x.kind: must be \"official_account\", \"website\", \"miniprogram\" or "
+            "\"minigame\"");
+}
+
 /* Campaigns need the keys and the public URL that the login flow uses. */
 static void test_campaign_requires_keys(void **state)
 {
@@ -1019,6 +1086,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_campaign_accepted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_campaign_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_campaign_requires_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_app_kinds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allow_list_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routes_relative_to_config_dir, setup, teardown),

@@ -66,12 +66,30 @@ static void error_names_are_stable(void **state)
     assert_string_equal(wechat_err_name(WECHAT_CODE_USED), "code_used");
     assert_string_equal(wechat_err_name(WECHAT_REFRESH_EXPIRED), "refresh_expired");
     assert_string_equal(wechat_err_name(WECHAT_UNKNOWN), "unknown");
+    assert_string_equal(wechat_err_name(WECHAT_BLOCKED), "blocked");
+}
+
+/* The PC login's link: WeChat's order, redirect_uri encoded once, scope
+ * snsapi_login, no optional parameters, #wechat_redirect last. */
+static void qrconnect_url_in_wechats_order(void **state)
+{
+    (void)state;
+    char url[1024];
+    assert_int_equal(wechat_qrconnect_url(url, sizeof(url), "https://open.weixin.qq.com", "wxW",
+                                          "https://login.example.com/callback", "abc123"),
+                     0);
+    assert_string_equal(url, "https://open.weixin.qq.com/connect/qrconnect?appid=wxW&redirect_uri="
+                             "https%3A%2F%2Flogin.example.com%2Fcallback&response_type=code&"
+                             "scope=snsapi_login&state=abc123#wechat_redirect");
+    assert_int_equal(wechat_qrconnect_url(url, sizeof(url), "o", "a", "r", "a-b"), -1);
+    assert_int_equal(wechat_qrconnect_url(url, 30, "o", "a", "r", "s"), -1);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(signature_matches_the_blueprint_vector),
+        cmocka_unit_test(qrconnect_url_in_wechats_order),
         cmocka_unit_test(signature_cuts_the_url_at_the_fragment),
         cmocka_unit_test(authorize_url_order_and_single_encoding),
         cmocka_unit_test(authorize_url_refuses_bad_states),
