@@ -720,6 +720,7 @@ static void set_defaults(struct config *c)
     c->limits.drain_timeout_ms = 10000;
     c->limits.watchdog_ms = 5000;
     c->limits.auth_per_minute = 600;
+    c->limits.mp_login_per_minute = 600;
 }
 
 const char config_trusted_warning[] =
@@ -853,11 +854,10 @@ static void load_top(struct check *k, int top)
     static const char *const wechat_keys[] = {"open_base",          "api_base",   "ca_file",
                                               "connect_timeout_ms", "timeout_ms", NULL};
     static const char *const limit_keys[] = {
-        "max_header_size",  "max_uri_length",    "max_body_size",
-        "max_connections",  "header_timeout_ms", "read_timeout_ms",
-        "write_timeout_ms", "io_timeout_ms",     "keepalive_timeout_ms",
-        "drain_timeout_ms", "max_headers",       "watchdog_ms",
-        "auth_per_minute",  "trusted_proxies",   NULL};
+        "max_header_size",      "max_uri_length",   "max_body_size",       "max_connections",
+        "header_timeout_ms",    "read_timeout_ms",  "write_timeout_ms",    "io_timeout_ms",
+        "keepalive_timeout_ms", "drain_timeout_ms", "max_headers",         "watchdog_ms",
+        "auth_per_minute",      "trusted_proxies",  "mp_login_per_minute", NULL};
     static const char *const lua_keys[] = {"cpu_budget_ms", "memory_mb", "trusted", "env", NULL};
     lua_State *L = k->L;
     struct config *c = k->c;
@@ -959,6 +959,7 @@ static void load_top(struct check *k, int top)
         get_int(k, t, "limits", "drain_timeout_ms", &l->drain_timeout_ms, 0, 600000);
         get_int(k, t, "limits", "watchdog_ms", &l->watchdog_ms, 500, 600000);
         get_int(k, t, "limits", "auth_per_minute", &l->auth_per_minute, 0, 1000000000);
+        get_int(k, t, "limits", "mp_login_per_minute", &l->mp_login_per_minute, 0, 1000000000);
         load_trusted_proxies(k, t, l);
         lua_pop(L, 1);
     }

@@ -66,10 +66,11 @@ struct config_limits {
     int read_timeout_ms;   /* inactivity while reading a request body */
     int write_timeout_ms;  /* inactivity while writing a reply (a slow reader) */
     int keepalive_timeout_ms;
-    int drain_timeout_ms;   /* SIGTERM: how long in-flight requests may take */
-    int watchdog_ms;        /* a worker's loop stuck this long stops the process */
-    int auth_per_minute;    /* /auth requests per client and minute; 0: no limit */
-    char **trusted_proxies; /* peers whose X-Forwarded-For names the client */
+    int drain_timeout_ms;    /* SIGTERM: how long in-flight requests may take */
+    int watchdog_ms;         /* a worker's loop stuck this long stops the process */
+    int auth_per_minute;     /* /auth requests per client and minute; 0: no limit */
+    int mp_login_per_minute; /* POST /api/mp/login per client and minute; 0: no limit */
+    char **trusted_proxies;  /* peers whose X-Forwarded-For names the client */
     size_t n_trusted_proxies;
 };
 

@@ -34,6 +34,8 @@ void metrics_describe_catalog(void)
          "Redis Cluster redirects followed, by kind (moved, ask)."},
         {"wxgate_auth_rate_limited_total", "counter",
          "/auth requests refused by limits.auth_per_minute (429)."},
+        {"wxgate_mp_login_rate_limited_total", "counter",
+         "POST /api/mp/login refused by limits.mp_login_per_minute (429)."},
         {"wxgate_store_evictions_total", "counter",
          "Login states nobody called back for, evicted (oldest first) to make room."},
         {"wxgate_lua_errors_total", "counter", "Lua errors, by kind (error, cpu, memory)."},

@@ -11,6 +11,7 @@
 #include "lua_runtime.h"
 #include "metrics.h"
 #include "page.h"
+#include "rate_limit.h"
 #include "server.h"
 #include "store.h"
 #include "strbuf.h"
@@ -182,44 +183,18 @@ static void authorize(struct auth_ctx *a)
     auth_start_login(a->w, a->r, a->cfg, a->c, a->scope, a->return_url, 0);
 }
 
-/* ---- the per-client rate limit ----
+/* ---- the per-client rate limit (rate_limit.c) ----
  *
  * Every /auth stores a state, so an anonymous client could fill the store
  * (its oldest states give way, but real users' pending logins would be
- * among them). limits.auth_per_minute caps each client's /auth per minute,
- * as nginx's limit_req would: a counter per client and minute in the store,
- * so that instances sharing a Redis share the count. The client is the peer
- * address, or the last X-Forwarded-For address when the peer is one of
- * limits.trusted_proxies. */
+ * among them). limits.auth_per_minute caps each client's /auth per minute. */
 
-/* The client's address into out; behind a trusted proxy, the address that
- * proxy saw (the last one in X-Forwarded-For). */
-static void client_of(const struct config *cfg, struct http_req *r, char *out, size_t size)
-{
-    const char *peer = http_req_client(r);
-    str_copy(out, size, peer);
-    const char *xff = NULL;
-    for (size_t i = 0; i < cfg->limits.n_trusted_proxies && !xff; i++)
-        if (strcmp(cfg->limits.trusted_proxies[i], peer) == 0)
-            xff = http_req_header(r, "X-Forwarded-For");
-    if (!xff)
-        return;
-    const char *last = strrchr(xff, ',');
-    last = last ? last + 1 : xff;
-    last += strspn(last, " \t");
-    size_t n = strcspn(last, " \t");
-    if (n > 0 && n < size && n <= 45 && strspn(last, "0123456789abcdefABCDEF.:") >= n) {
-        memcpy(out, last, n);
-        out[n] = '\0';
-    }
-}
-
-static void on_rate(const struct store_reply *rep, void *arg)
+static void on_rate(int allowed, void *arg)
 {
     struct auth_ctx *a = arg;
-    if (rep->status == STORE_OK && rep->number > a->cfg->limits.auth_per_minute) {
+    if (!allowed) {
         char retry[16];
-        snprintf(retry, sizeof(retry), "%ld", 60 - (long)(time(NULL) % 60));
+        snprintf(retry, sizeof(retry), "%ld", rate_limit_retry_after());
         http_req_add_header(a->r, "Retry-After", retry);
         log_msg(LOG_WARN, http_req_id(a->r), "auth: rate limit (%d per minute) for %s",
                 a->cfg->limits.auth_per_minute, http_req_client(a->r));
@@ -230,22 +205,7 @@ static void on_rate(const struct store_reply *rep, void *arg)
                    NULL);
         return;
     }
-    authorize(a); /* a store error does not lock users out */
-}
-
-static void check_rate(struct auth_ctx *a)
-{
-    char client[64], key[96];
-    client_of(a->cfg, a->r, client, sizeof(client));
-    long minute = (long)time(NULL) / 60;
-    struct strbuf b = strbuf_init(key, sizeof(key));
-    strbuf_put(&b, KEY_RATE);
-    strbuf_put(&b, client);
-    strbuf_put(&b, ":");
-    strbuf_num(&b, minute);
-    if (strbuf_done(&b, key) < 0 ||
-        store_incr(a->w->store, key, strlen(key), 1, 61000, on_rate, a) != 0)
-        authorize(a);
+    authorize(a);
 }
 
 static int in_wechat(struct http_req *r)
@@ -329,7 +289,7 @@ void handle_auth(struct worker *w, struct http_req *r)
     a->hook = hook;
     str_copy(a->scope, sizeof(a->scope), use_scope);
     if (cfg->limits.auth_per_minute > 0)
-        check_rate(a);
+        rate_limit_check(w->store, cfg, r, "auth", cfg->limits.auth_per_minute, on_rate, a);
     else
         authorize(a);
 }

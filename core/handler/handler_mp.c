@@ -17,6 +17,7 @@
 #include "lua_json.h"
 #include "lua_runtime.h"
 #include "metrics.h"
+#include "rate_limit.h"
 #include "server.h"
 #include "store.h"
 #include "wechat.h"
@@ -422,6 +423,26 @@ static const struct config_campaign *campaign_of(const struct config *cfg,
     return NULL;
 }
 
+/* limits.mp_login_per_minute (rate_limit.c): each call costs a call to
+ * WeChat, so an anonymous client could otherwise spend the app's allowance. */
+static void on_rate(int allowed, void *arg)
+{
+    struct mp_login *m = arg;
+    if (allowed) {
+        exchange(m);
+        return;
+    }
+    char retry[16];
+    snprintf(retry, sizeof(retry), "%ld", rate_limit_retry_after());
+    http_req_add_header(m->r, "Retry-After", retry);
+    log_msg(LOG_WARN, http_req_id(m->r), "mp: rate limit (%d per minute) for %s",
+            m->cfg->limits.mp_login_per_minute, http_req_client(m->r));
+    metrics_inc("wxgate_mp_login_rate_limited_total", NULL);
+    reply_err(m->r, 429, "rate_limited",
+              "too many logins from this network; wait a minute and try again");
+    mp_free(m);
+}
+
 void handle_mp_login(struct worker *w, struct http_req *r)
 {
     json_t *body = json_body(r);
@@ -452,7 +473,9 @@ void handle_mp_login(struct worker *w, struct http_req *r)
         metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
     }
     json_decref(body);
-    if (m)
+    if (m && m->cfg->limits.mp_login_per_minute > 0)
+        rate_limit_check(w->store, m->cfg, r, "mp", m->cfg->limits.mp_login_per_minute, on_rate, m);
+    else if (m)
         exchange(m);
 }
 

@@ -65,9 +65,11 @@ return function(req) return 200, wx.store.get(req.query.k) or "" end
 class World:
     """A sandbox and a gateway with a Mini Program and a Mini Game."""
 
-    def __init__(self, gateway, sandbox, store=None):
+    def __init__(self, gateway, sandbox, store=None, limits=None):
         self.sb = sandbox()
         cfg = CONFIG % {"sb": self.sb.url, "key": API_KEY}
+        if limits:
+            cfg = cfg.replace("workers = 2,", "workers = 2, limits = %s," % limits)
         cfg = cfg.replace("campaigns = {", 'routes = { ["/_peek"] = "peek.lua" },\n  campaigns = {')
         if store:
             cfg = cfg.replace("workers = 2,", 'workers = 2, store = "%s",' % store)
@@ -316,3 +318,26 @@ def test_check_refuses_apps_of_the_wrong_kind(tmp_path):
     assert ('campaigns.spring.miniprogram_apps[1]: app "oa" is of kind official_account'
             in r.stderr)
     assert "secret-value" not in r.stderr + r.stdout
+
+
+def test_each_client_is_limited_per_minute(gateway, sandbox):
+    """limits.mp_login_per_minute: past it a client gets 429 with Retry-After
+    and WeChat is not called; /auth's own limit is counted apart."""
+    w = World(gateway, sandbox, limits="{ mp_login_per_minute = 3, auth_per_minute = 100 }")
+    calls = lambda: requests.get(w.sb.url + "/_sandbox/stats", timeout=5).json()[
+        "endpoints"].get("/sns/jscode2session", {}).get("calls", 0)
+    before = calls()
+    answers = [w.login(data={"app": "mp", "code": w.wxlogin()}) for _ in range(5)]
+    statuses = [r.status_code for r in answers]
+    # A minute may turn during the five calls: at most one more gets through.
+    assert statuses[:3] == [200, 200, 200], statuses
+    refused = [r for r in answers if r.status_code == 429]
+    assert len(refused) >= 1, statuses
+    for r in refused:
+        assert r.json()["error"] == "rate_limited" and r.json()["request_id"]
+        assert 1 <= int(r.headers["Retry-After"]) <= 60
+    assert calls() - before == 5 - len(refused)  # a refused call costs WeChat nothing
+    assert "wxgate_mp_login_rate_limited_total" in w.g.get("/metrics").text
+    # /auth has its own count
+    assert w.g.get("/auth", params={"campaign": "spring",
+                                    "return": "https://h5.example.com/"}).status_code != 429
