@@ -255,3 +255,49 @@ void rreq_finish(struct rreq *q, const redisReply *r, const char *why)
     cb(&out, arg);
     rreq_free(q);
 }
+
+/* ---- the data calls of every back end (store_redis.h) ---- */
+
+static struct redis_common *common_of(store_conn_t *sc) { return (struct redis_common *)sc->store; }
+
+static int send_built(store_conn_t *sc, struct rreq *q)
+{
+    return q ? common_of(sc)->send(sc, q) : -1;
+}
+
+int redis_op_get(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    return send_built(sc, rreq_get(common_of(sc), key, klen, cb, arg));
+}
+
+int redis_op_set(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
+                 uint64_t ttl_ms, store_cb cb, void *arg)
+{
+    return send_built(sc, rreq_set(common_of(sc), key, klen, val, vlen, ttl_ms, 0, cb, arg));
+}
+
+int redis_op_add(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
+                 uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
+{
+    (void)evictable;
+    return send_built(sc, rreq_set(common_of(sc), key, klen, val, vlen, ttl_ms, 1, cb, arg));
+}
+
+int redis_op_incr(store_conn_t *sc, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
+                  store_cb cb, void *arg)
+{
+    return send_built(sc, rreq_incr(common_of(sc), key, klen, delta, ttl_ms, cb, arg));
+}
+
+int redis_op_del(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    return send_built(sc, rreq_del(common_of(sc), key, klen, cb, arg));
+}
+
+int redis_op_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
+{
+    struct redis_common *rc = common_of(sc);
+    int replicas = rc->kind == REDIS_SINGLE ? 0 : 1;
+    int ms = replicas ? (rc->opts.timeout_ms / 2 > 0 ? rc->opts.timeout_ms / 2 : 1) : 0;
+    return send_built(sc, rreq_wait(rc, key, klen, replicas, ms, cb, arg));
+}

@@ -34,44 +34,6 @@ static int send_req(store_conn_t *sc, struct rreq *q)
     return 0;
 }
 
-static struct redis_common *common(store_conn_t *sc) { return (struct redis_common *)sc->store; }
-
-static int single_get(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_get(common(sc), key, klen, cb, arg));
-}
-
-static int single_set(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
-                      uint64_t ttl_ms, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_set(common(sc), key, klen, val, vlen, ttl_ms, 0, cb, arg));
-}
-
-/* evictable: Redis evicts by its maxmemory-policy (README: volatile-lru). */
-static int single_add(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
-                      uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
-{
-    (void)evictable;
-    return send_req(sc, rreq_set(common(sc), key, klen, val, vlen, ttl_ms, 1, cb, arg));
-}
-
-static int single_incr(store_conn_t *sc, const char *key, size_t klen, long long delta,
-                       uint64_t ttl_ms, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_incr(common(sc), key, klen, delta, ttl_ms, cb, arg));
-}
-
-static int single_del(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_del(common(sc), key, klen, cb, arg));
-}
-
-/* One Redis: no replica to wait for (WAIT 0 0 answers at once). */
-static int single_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_wait(common(sc), key, klen, 0, 0, cb, arg));
-}
-
 static int single_healthy(store_conn_t *sc)
 {
     return rconn_healthy(((struct single_conn *)sc)->conn);
@@ -119,21 +81,22 @@ static void single_close(store_t *s)
 
 const char *redis_warning(store_conn_t *sc)
 {
-    return common(sc)->refusing_writes ? "redis refuses writes (maxmemory): logins cannot start; "
-                                         "set maxmemory-policy volatile-lru or raise maxmemory"
-                                       : NULL;
+    return ((struct redis_common *)sc->store)->refusing_writes
+               ? "redis refuses writes (maxmemory): logins cannot start; "
+                 "set maxmemory-policy volatile-lru or raise maxmemory"
+               : NULL;
 }
 
 static const struct store_ops single_ops = {
     .close = single_close,
     .attach = single_attach,
     .detach = single_detach,
-    .get = single_get,
-    .set = single_set,
-    .add = single_add,
-    .incr = single_incr,
-    .del = single_del,
-    .sync = single_sync,
+    .get = redis_op_get,
+    .set = redis_op_set,
+    .add = redis_op_add,
+    .incr = redis_op_incr,
+    .del = redis_op_del,
+    .sync = redis_op_sync,
     .healthy = single_healthy,
     .warning = redis_warning,
     .node = single_node,
@@ -145,6 +108,7 @@ store_t *store_redis_open(const char *url, const char **err)
     const char *why = rc ? redis_url_parse(rc, url, REDIS_SINGLE) : "out of memory";
     if (!why) {
         rc->base.ops = &single_ops;
+        rc->send = send_req;
         return &rc->base;
     }
     if (rc)

@@ -30,6 +30,8 @@ struct redis_host {
 };
 
 /* What the url says; read-only once open, shared by every worker. */
+struct rreq;
+
 struct redis_common {
     store_t base;
     enum redis_kind kind;
@@ -42,6 +44,9 @@ struct redis_common {
     char *master;                /* sentinel: the name the sentinels know the primary by */
     _Atomic int refusing_writes; /* the last write met maxmemory ("OOM ...") */
     _Atomic int next_conn;       /* numbers worker connections, for metrics */
+    /* The back end's way to the right node: sends q, which then answers its
+     * caller exactly once, or returns -1 (q freed). Set at open. */
+    int (*send)(store_conn_t *sc, struct rreq *q);
 };
 
 /* Reads url (of kind) into rc, whose base.ops the caller sets. NULL, or
@@ -90,6 +95,21 @@ struct rreq *rreq_del(struct redis_common *rc, const char *key, size_t klen, sto
 /* WAIT replicas timeout_ms, sent to the node of key (the key is not sent). */
 struct rreq *rreq_wait(struct redis_common *rc, const char *key, size_t klen, int replicas,
                        int timeout_ms, store_cb cb, void *arg);
+/* The data calls of store_ops, the same for every Redis back end: each
+ * builds its one-key command and hands it to rc->send. add's evictable is
+ * Redis's own business (maxmemory-policy; the README says volatile-lru).
+ * sync is WAIT 1 within half the command timeout (the command's own timer
+ * must not fire first) with replicas, and answers at once on one Redis. */
+int redis_op_get(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg);
+int redis_op_set(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
+                 uint64_t ttl_ms, store_cb cb, void *arg);
+int redis_op_add(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
+                 uint64_t ttl_ms, int evictable, store_cb cb, void *arg);
+int redis_op_incr(store_conn_t *sc, const char *key, size_t klen, long long delta, uint64_t ttl_ms,
+                  store_cb cb, void *arg);
+int redis_op_del(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg);
+int redis_op_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg);
+
 /* Answers the caller (reply NULL: failed, why says why) and frees q. */
 void rreq_finish(struct rreq *q, const redisReply *reply, const char *why);
 void rreq_free(struct rreq *q);

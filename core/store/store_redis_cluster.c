@@ -377,47 +377,7 @@ static int send_req(store_conn_t *sc, struct rreq *q)
     return 0;
 }
 
-static struct redis_common *common(store_conn_t *sc) { return (struct redis_common *)sc->store; }
-
-static int cluster_get(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_get(common(sc), key, klen, cb, arg));
-}
-
-static int cluster_set(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
-                       uint64_t ttl_ms, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_set(common(sc), key, klen, val, vlen, ttl_ms, 0, cb, arg));
-}
-
-static int cluster_add(store_conn_t *sc, const char *key, size_t klen, const char *val, size_t vlen,
-                       uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
-{
-    (void)evictable;
-    return send_req(sc, rreq_set(common(sc), key, klen, val, vlen, ttl_ms, 1, cb, arg));
-}
-
-static int cluster_incr(store_conn_t *sc, const char *key, size_t klen, long long delta,
-                        uint64_t ttl_ms, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_incr(common(sc), key, klen, delta, ttl_ms, cb, arg));
-}
-
-static int cluster_del(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_del(common(sc), key, klen, cb, arg));
-}
-
 /* Every slot has a primary, and every primary's connection is up. */
-/* WAIT 1 on the key's primary, within half the command timeout (the
- * command's own timer must not fire first). */
-static int cluster_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    struct redis_common *rc = common(sc);
-    int ms = rc->opts.timeout_ms / 2 > 0 ? rc->opts.timeout_ms / 2 : 1;
-    return send_req(sc, rreq_wait(rc, key, klen, 1, ms, cb, arg));
-}
-
 static int cluster_healthy(store_conn_t *sc)
 {
     struct cluster_conn *c = (struct cluster_conn *)sc;
@@ -504,12 +464,12 @@ static const struct store_ops cluster_ops = {
     .close = cluster_close,
     .attach = cluster_attach,
     .detach = cluster_detach,
-    .get = cluster_get,
-    .set = cluster_set,
-    .add = cluster_add,
-    .incr = cluster_incr,
-    .del = cluster_del,
-    .sync = cluster_sync,
+    .get = redis_op_get,
+    .set = redis_op_set,
+    .add = redis_op_add,
+    .incr = redis_op_incr,
+    .del = redis_op_del,
+    .sync = redis_op_sync,
     .healthy = cluster_healthy,
     .warning = redis_warning,
     .node = cluster_node,
@@ -521,6 +481,7 @@ store_t *store_redis_cluster_open(const char *url, const char **err)
     const char *why = rc ? redis_url_parse(rc, url, REDIS_CLUSTER) : "out of memory";
     if (!why) {
         rc->base.ops = &cluster_ops;
+        rc->send = send_req;
         return &rc->base;
     }
     if (rc)

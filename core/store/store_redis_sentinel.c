@@ -296,46 +296,6 @@ static int send_req(store_conn_t *sc, struct rreq *q)
     return 0;
 }
 
-static struct redis_common *common(store_conn_t *sc) { return (struct redis_common *)sc->store; }
-
-static int sentinel_get(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_get(common(sc), key, klen, cb, arg));
-}
-
-static int sentinel_set(store_conn_t *sc, const char *key, size_t klen, const char *val,
-                        size_t vlen, uint64_t ttl_ms, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_set(common(sc), key, klen, val, vlen, ttl_ms, 0, cb, arg));
-}
-
-static int sentinel_add(store_conn_t *sc, const char *key, size_t klen, const char *val,
-                        size_t vlen, uint64_t ttl_ms, int evictable, store_cb cb, void *arg)
-{
-    (void)evictable;
-    return send_req(sc, rreq_set(common(sc), key, klen, val, vlen, ttl_ms, 1, cb, arg));
-}
-
-static int sentinel_incr(store_conn_t *sc, const char *key, size_t klen, long long delta,
-                         uint64_t ttl_ms, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_incr(common(sc), key, klen, delta, ttl_ms, cb, arg));
-}
-
-static int sentinel_del(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    return send_req(sc, rreq_del(common(sc), key, klen, cb, arg));
-}
-
-/* WAIT 1 on the key's primary, within half the command timeout (the
- * command's own timer must not fire first). */
-static int sentinel_sync(store_conn_t *sc, const char *key, size_t klen, store_cb cb, void *arg)
-{
-    struct redis_common *rc = common(sc);
-    int ms = rc->opts.timeout_ms / 2 > 0 ? rc->opts.timeout_ms / 2 : 1;
-    return send_req(sc, rreq_wait(rc, key, klen, 1, ms, cb, arg));
-}
-
 static int sentinel_healthy(store_conn_t *sc)
 {
     return rconn_healthy(((struct sentinel_conn *)sc)->data);
@@ -409,12 +369,12 @@ static const struct store_ops sentinel_ops = {
     .close = sentinel_close,
     .attach = sentinel_attach,
     .detach = sentinel_detach,
-    .get = sentinel_get,
-    .set = sentinel_set,
-    .add = sentinel_add,
-    .incr = sentinel_incr,
-    .del = sentinel_del,
-    .sync = sentinel_sync,
+    .get = redis_op_get,
+    .set = redis_op_set,
+    .add = redis_op_add,
+    .incr = redis_op_incr,
+    .del = redis_op_del,
+    .sync = redis_op_sync,
     .healthy = sentinel_healthy,
     .warning = redis_warning,
     .node = sentinel_node,
@@ -426,6 +386,7 @@ store_t *store_redis_sentinel_open(const char *url, const char **err)
     const char *why = ss ? redis_url_parse(&ss->rc, url, REDIS_SENTINEL) : "out of memory";
     if (!why) {
         ss->rc.base.ops = &sentinel_ops;
+        ss->rc.send = send_req;
         ss->sentinel_opts.timeout_ms = ss->rc.opts.timeout_ms;
         ss->sentinel_opts.connect_timeout_ms = ss->rc.opts.connect_timeout_ms;
         for (int i = 0; i < ss->rc.nhosts; i++)
