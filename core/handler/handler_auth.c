@@ -5,6 +5,7 @@
 #include "arena.h"
 #include "config.h"
 #include "crypto.h"
+#include "funnel.h"
 #include "http.h"
 #include "log.h"
 #include "login.h"
@@ -48,6 +49,7 @@ static void start_finish(struct start_ctx *s, int ok)
         } else {
             login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
             metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
+            funnel_note(c->name, FUNNEL_SENT);
             http_req_add_header(r, "Location", url);
             http_req_add_header(r, "Cache-Control", "no-store");
             http_reply(r, 302, "text/html; charset=utf-8", "", 0);
@@ -257,6 +259,7 @@ void handle_auth(struct worker *w, struct http_req *r)
         page_error(r, 400, "授权范围无效", "This scope is not allowed for this campaign.", NULL);
         return;
     }
+    funnel_note(c->name, FUNNEL_STARTED);
     if (cfg->require_wechat_browser && !in_wechat(r)) {
         char url[4096];
         const char *base = cfg->public_url;
