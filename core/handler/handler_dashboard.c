@@ -202,18 +202,21 @@ static void funnel_bars(FILE *f, json_t *c)
                 stages[i].label, stages[i].key, v, 100.0 * (double)v / (double)max);
     }
     fputs("</table></div><h2>流失 · where they left</h2><div class=\"scroll\"><table>", f);
-    for (size_t i = 0; i < sizeof(exits) / sizeof(exits[0]); i++)
+    for (size_t i = 0; i < sizeof(exits) / sizeof(exits[0]); i++) {
         fprintf(f, "<tr><td>%s</td><td data-k=\"%s\">%lld</td></tr>", exits[i].label, exits[i].key,
                 num(c, exits[i].key));
-    const char *code;
-    json_t *v;
-    json_object_foreach(json_object_get(c, "wechat_errors_by_errcode"), code, v)
-    {
-        fputs("<tr><td>&nbsp;&nbsp;errcode ", f);
-        esc(f, code);
-        fprintf(f, "</td><td data-k=\"errcode-");
-        esc(f, code);
-        fprintf(f, "\">%lld</td></tr>", (long long)json_integer_value(v));
+        if (strcmp(exits[i].key, "wechat_errors") != 0)
+            continue;
+        const char *code;
+        json_t *v;
+        json_object_foreach(json_object_get(c, "wechat_errors_by_errcode"), code, v)
+        {
+            fputs("<tr><td>&nbsp;&nbsp;&nbsp;&nbsp;errcode ", f);
+            esc(f, code);
+            fputs("</td><td data-k=\"errcode-", f);
+            esc(f, code);
+            fprintf(f, "\">%lld</td></tr>", (long long)json_integer_value(v));
+        }
     }
     fputs("</table></div>", f);
 }
