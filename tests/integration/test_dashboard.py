@@ -13,7 +13,8 @@ import pytest
 import requests
 
 from conftest import SLOW, Gateway, wait_until
-from test_callback import API_KEY, CONFIG, HOOKS, RETURN, SECRETS, UA, World, ticket_of
+from test_callback import (API_KEY, CONFIG, HOOKS, MODE_ROUTE, RETURN, SECRETS, UA, World,
+                           ticket_of)
 
 ENV = {"S_DEMO": SECRETS["demo"], "S_SOLO": SECRETS["solo"]}
 PASSWORD = "dash-password-0123"
@@ -28,7 +29,7 @@ class FunnelWorld(World):
         if store:
             cfg = cfg.replace("workers = 2,", 'workers = 2, store = "%s",' % store)
         cfg = cfg.replace("campaigns = {", extra + "\n  campaigns = {", 1)
-        self.g = gateway(cfg, env=ENV, files={"hooks.lua": HOOKS})
+        self.g = gateway(cfg, env=ENV, files={"hooks.lua": HOOKS, "mode.lua": MODE_ROUTE})
         self.phone = requests.Session()
         self.phone.headers["User-Agent"] = UA
         self.seen = []
@@ -196,7 +197,7 @@ def test_two_instances_on_one_redis_and_a_restart(gateway, sandbox, redis):
     config = open(a.g.config).read()
     a.g.stop()
     assert totals(admins[1]) == (2, 3, 1)
-    gateway(config, env=ENV, files={"hooks.lua": HOOKS})
+    gateway(config, env=ENV, files={"hooks.lua": HOOKS, "mode.lua": MODE_ROUTE})
     wait_until(lambda: totals(admins[0]) == (2, 3, 1), timeout=10 * SLOW,
                what="the restarted instance to show its earlier counts")
     time.sleep(1.5)  # past a tick: its record is written back, not doubled
