@@ -846,8 +846,11 @@ static void load_top(struct check *k, int top)
         lua_pop(L, 1);
     }
     if ((t = get_table(k, top, "", "dashboard"))) {
-        static const char *const dashboard_keys[] = {"password", NULL};
+        static const char *const dashboard_keys[] = {"password", "counters", NULL};
+        int counters = 1;
         check_keys(k, t, "dashboard", dashboard_keys);
+        get_bool(k, t, "dashboard", "counters", &counters);
+        c->dashboard_counters_off = !counters;
         if (get_secret(k, t, "dashboard", "password", &c->dashboard_password, 1) == 1 &&
             strlen(c->dashboard_password) < 8)
             fail(k, "dashboard.password", "too short: use at least 8 characters");

@@ -48,6 +48,12 @@ static char names[MAX_CAMPAIGNS][NAME_MAX_LEN];
 static int n_names; /* published with release once names[n] is written */
 static pthread_mutex_t names_mu = PTHREAD_MUTEX_INITIALIZER;
 
+static int enabled = 1;
+
+void funnel_set_enabled(int on) { __atomic_store_n(&enabled, on, __ATOMIC_RELAXED); }
+
+static int on(void) { return __atomic_load_n(&enabled, __ATOMIC_RELAXED); }
+
 void funnel_bind_worker(int worker_id) { my_cell = worker_id % CELLS; }
 
 /* The campaign's slot, added on first sight; -1 when the table is full or
@@ -82,6 +88,8 @@ static void cell_add(int slot, enum funnel_event e)
 
 void funnel_note(const char *campaign, enum funnel_event e)
 {
+    if (!on())
+        return;
     int slot = campaign_slot(campaign);
     if (slot >= 0 && (unsigned)e < FUNNEL_N_EVENTS)
         cell_add(slot, e);
@@ -263,7 +271,7 @@ static void page_of(const char *url, char *out, size_t n)
 void funnel_completed(const char *campaign, int with_ticket, int snapshot, long seconds,
                       const char *return_url)
 {
-    int slot = campaign_slot(campaign);
+    int slot = on() ? campaign_slot(campaign) : -1;
     if (slot < 0)
         return;
     int li = 0;
@@ -286,6 +294,8 @@ void funnel_completed(const char *campaign, int with_ticket, int snapshot, long 
 void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode,
                    int hook_error)
 {
+    if (!on())
+        return;
     enum funnel_event e = FUNNEL_OTHER_ERROR;
     if (strcmp(kind, "expired") == 0)
         e = FUNNEL_STATE_EXPIRED;

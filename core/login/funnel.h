@@ -34,6 +34,9 @@ enum funnel_event {
 /* The events' names in the JSON and the store's records. */
 extern const char *const funnel_event_names[FUNNEL_N_EVENTS];
 
+/* dashboard.counters: off, noting does nothing (for comparing the cost). */
+void funnel_set_enabled(int on);
+
 /* The worker's cell for this thread (any other thread uses cell 0). */
 void funnel_bind_worker(int worker_id);
 

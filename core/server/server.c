@@ -279,6 +279,7 @@ static void reload(struct server *s)
                  "restart");
     apply_secrets(fresh);
     apply_log_level(fresh);
+    funnel_set_enabled(!fresh->dashboard_counters_off);
     if (fresh->lua_trusted)
         log_warn("%s", config_trusted_warning);
     for (int i = 0; i < s->n_workers; i++) {
@@ -343,6 +344,7 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     signal(SIGPIPE, SIG_IGN);
     apply_secrets(cfg);
     apply_log_level(cfg);
+    funnel_set_enabled(!cfg->dashboard_counters_off);
     metrics_describe_catalog();
     if (cfg->lua_trusted)
         log_warn("%s", config_trusted_warning);
