@@ -51,7 +51,8 @@ void funnel_completed(const char *campaign, int with_ticket, int snapshot, long 
  * errcode, and whether a hook raised an error. */
 void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode,
                    int hook_error);
-/* A ticket redeemed: its user record (JSON) names the campaign. */
+/* A ticket redeemed: its user record (JSON) names the campaign. Also counts
+ * wxgate_tickets_redeemed_total, which dashboard.counters = false keeps. */
 void funnel_redeemed(const char *user_json, size_t len);
 
 /* Folds every worker's cell into the aggregate; 1 when anything changed
