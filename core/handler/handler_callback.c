@@ -55,7 +55,6 @@ struct flow {
     long expires_in;
     enum wechat_err err; /* for the error hook */
     int errcode;
-    int hook_error; /* the login hook raised an error (for the funnel) */
 };
 
 static void flow_free(struct flow *f)
@@ -119,7 +118,7 @@ static void finish_page(struct flow *f, const char *kind)
         snprintf(errcode, sizeof(errcode), "%d", f->errcode);
         metrics_inc("wxgate_logins_failed_total", "campaign", f->ls.campaign, "error",
                     f->err ? wechat_err_name(f->err) : kind, "errcode", errcode, NULL);
-        funnel_failed(f->ls.campaign, kind, f->err, f->errcode, f->hook_error);
+        funnel_failed(f->ls.campaign, kind, f->err, f->errcode);
     }
     retry_link(f, retry, sizeof(retry));
     snprintf(outcome, sizeof(outcome), "E:%s", kind);
@@ -201,6 +200,8 @@ static void on_denied_done(struct wxlua_task *t, int ok, int nres, void *arg)
     const char *url =
         ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1) : NULL;
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
+    if (!ok)
+        funnel_note(f->c->name, FUNNEL_HOOK_ERROR);
     funnel_note(f->c->name, FUNNEL_DECLINED);
     char *final = url ? strdup(allowed_url(f, url, "denied"))
                       : url_set_param(f->ls.return_url, "wx_denied", "1");
@@ -307,7 +308,8 @@ static void on_login_done(struct wxlua_task *t, int ok, int nres, void *arg)
         return;
     const char *url = NULL;
     int with_ticket = !f->snapshot, params = 0;
-    f->hook_error = !ok;
+    if (!ok)
+        funnel_note(f->c->name, FUNNEL_HOOK_ERROR);
     if (ok && nres >= 1) {
         if (lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
             wxlua_task_free(t);

@@ -176,7 +176,7 @@ static const struct {
     {"state_expired", "链接过期或重复 · state expired or reused"},
     {"wechat_errors", "微信错误 · WeChat errors"},
     {"timeouts", "超时 · timeouts"},
-    {"hook_errors", "脚本错误 · hook errors"},
+    {"hook_errors", "脚本错误（已按默认处理）· hook errors (default used)"},
     {"refused", "脚本拒绝 · refused by the hook"},
     {"other_errors", "其他错误 · other errors"},
     {"restarted", "自动重新授权 · restarted once"},

@@ -291,8 +291,7 @@ void funnel_completed(const char *campaign, int with_ticket, int snapshot, long 
     pthread_mutex_unlock(&agg_mu);
 }
 
-void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode,
-                   int hook_error)
+void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode)
 {
     if (!on())
         return;
@@ -303,8 +302,6 @@ void funnel_failed(const char *campaign, const char *kind, int wechat_err, int e
         e = FUNNEL_TIMEOUT;
     else if (wechat_err != WECHAT_OK)
         e = FUNNEL_WECHAT_ERROR;
-    else if (hook_error)
-        e = FUNNEL_HOOK_ERROR;
     else if (strcmp(kind, "refused") == 0)
         e = FUNNEL_REFUSED;
     if (e != FUNNEL_WECHAT_ERROR) {
@@ -609,7 +606,7 @@ static json_t *quantile(const unsigned long long *lat, double q)
 static unsigned long long failed_of(const unsigned long long *ev)
 {
     return ev[FUNNEL_STATE_EXPIRED] + ev[FUNNEL_WECHAT_ERROR] + ev[FUNNEL_TIMEOUT] +
-           ev[FUNNEL_HOOK_ERROR] + ev[FUNNEL_REFUSED] + ev[FUNNEL_OTHER_ERROR];
+           ev[FUNNEL_REFUSED] + ev[FUNNEL_OTHER_ERROR];
 }
 
 static json_t *camp_report(const struct camp *c, int window)

@@ -24,7 +24,7 @@ enum funnel_event {
     FUNNEL_STATE_EXPIRED,      /* failed: the state expired or was reused */
     FUNNEL_WECHAT_ERROR,       /* failed: WeChat answered an error (by errcode) */
     FUNNEL_TIMEOUT,            /* failed: WeChat did not answer (timeout, network) */
-    FUNNEL_HOOK_ERROR,         /* failed: a Lua hook raised an error */
+    FUNNEL_HOOK_ERROR,         /* a login or denied hook raised an error: the default was used */
     FUNNEL_REFUSED,            /* failed: the login hook refused the user */
     FUNNEL_OTHER_ERROR,        /* failed: store errors, the client left, ... */
     FUNNEL_SNAPSHOT,           /* completed logins of Moments snapshot users */
@@ -48,9 +48,8 @@ void funnel_completed(const char *campaign, int with_ticket, int snapshot, long 
                       const char *return_url);
 /* A failed login as /callback's error page saw it: kind ("expired",
  * "refused", "upstream"), WeChat's error (enum wechat_err, 0 for none) and
- * errcode, and whether a hook raised an error. */
-void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode,
-                   int hook_error);
+ * errcode. */
+void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode);
 /* A ticket redeemed: its user record (JSON) names the campaign. Also counts
  * wxgate_tickets_redeemed_total, which dashboard.counters = false keeps. */
 void funnel_redeemed(const char *user_json, size_t len);

@@ -83,6 +83,9 @@ def test_every_queried_metric_is_exported(gateway, sandbox, redis):
     assert 429 in codes                                            # rate limited
     redis.stop()
     w.get(w.g.url + "/auth?campaign=base&return=" + q)              # store errors
+    stats = requests.get("http://%s/api/campaigns/stats?window=all&campaign=hooked" % admin,
+                         timeout=10).json()["campaigns"][0]
+    assert stats["hook_errors"] == 1 and stats["completed"] == 1   # the default was used
     text = requests.get("http://%s/metrics" % admin, timeout=10).text
     have = exported(text)
     wanted = families(grafana_exprs()) | families(rule_exprs())
