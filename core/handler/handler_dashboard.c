@@ -82,7 +82,14 @@ static const char style[] =
     "small,.muted{color:#444}a{color:#0b4f8a}"
     ".legend span{margin-right:12px}svg{max-width:100%;height:auto}"
     ".bar{fill:#0072B2}.exit{fill:#D55E00}"
-    "@media (max-width:600px){body{padding:6px}th,td{padding:3px 4px;font-size:.85em}}"
+    "@media (max-width:600px){body{padding:6px}th,td{padding:3px 4px;font-size:.85em}"
+    "table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;min-width:0}"
+    "table.cards tr:first-child{display:none}"
+    "table.cards tr{border:1px solid #888;border-radius:6px;margin:8px 0;padding:4px 8px}"
+    "table.cards td{display:flex;justify-content:space-between;border:0;padding:2px 0}"
+    "table.cards td.name{font-size:1.05em;font-weight:600}"
+    "table.cards td[data-label]::before{content:attr(data-label);color:#444;"
+    "margin-right:12px}}"
     "@media print{nav,.noprint{display:none}a{color:#111;text-decoration:none}}";
 
 static void head(FILE *f, const char *title_suffix)
@@ -274,34 +281,45 @@ static void overview(FILE *f, json_t *list, const char *window)
 {
     fputs("<h1>活动看板 · Campaign dashboard</h1>", f);
     nav(f, window, NULL);
-    fputs("<div class=\"scroll\"><table><tr><th>活动 · campaign</th><th>发起 · started</th>"
-          "<th>跳转微信 · sent</th><th>授权返回 · code</th><th>完成 · completed</th>"
-          "<th>兑换 · redeemed</th><th>拒绝 · declined</th><th>失败 · failed</th>"
-          "<th>完成率 · rate</th><th>中位数 · median</th></tr>",
-          f);
+    /* the column heads; on a phone each row becomes a card that names its
+     * numbers (data-label), instead of a table to scroll sideways */
+    static const struct {
+        const char *key, *label;
+    } cols[] = {
+        {"started", "发起 · started"},
+        {"sent_to_wechat", "跳转微信 · sent"},
+        {"returned_with_code", "授权返回 · code"},
+        {"completed", "完成 · completed"},
+        {"redeemed", "兑换 · redeemed"},
+        {"declined", "拒绝 · declined"},
+        {"failed", "失败 · failed"},
+    };
+    fputs("<div class=\"scroll\"><table class=\"cards\"><tr><th>活动 · campaign</th>", f);
+    for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
+        fprintf(f, "<th>%s</th>", cols[k].label);
+    fputs("<th>完成率 · rate</th><th>中位数 · median</th></tr>", f);
     size_t i;
     json_t *c;
-    static const char *const cols[] = {"started",   "sent_to_wechat", "returned_with_code",
-                                       "completed", "redeemed",       "declined",
-                                       "failed"};
     json_array_foreach(list, i, c)
     {
         const char *name = json_string_value(json_object_get(c, "campaign"));
         fputs("<tr data-campaign=\"", f);
         esc(f, name);
-        fputs("\"><td><a href=\"?campaign=", f);
+        fputs("\"><td class=\"name\"><a href=\"?campaign=", f);
         qenc(f, name);
         fprintf(f, "&amp;window=%s\">", window);
         esc(f, name);
         fputs("</a></td>", f);
         for (size_t k = 0; k < sizeof(cols) / sizeof(cols[0]); k++)
-            fprintf(f, "<td data-k=\"%s\">%lld</td>", cols[k], num(c, cols[k]));
+            fprintf(f, "<td data-label=\"%s\" data-k=\"%s\">%lld</td>", cols[k].label, cols[k].key,
+                    num(c, cols[k].key));
         json_t *rate = json_object_get(c, "completion_rate");
         if (json_is_number(rate))
-            fprintf(f, "<td>%.0f%%</td>", 100.0 * json_number_value(rate));
+            fprintf(f, "<td data-label=\"完成率 · rate\">%.0f%%</td>",
+                    100.0 * json_number_value(rate));
         else
-            fputs("<td>–</td>", f);
-        fputs("<td>", f);
+            fputs("<td data-label=\"完成率 · rate\">–</td>", f);
+        fputs("<td data-label=\"中位数 · median\">", f);
         seconds(f, json_object_get(c, "median_seconds"));
         fputs("</td></tr>", f);
     }
