@@ -113,6 +113,7 @@ def test_dashboard_counts_what_the_browser_did(browser):
         assert browser.find_element(By.CSS_SELECTOR, 'td[data-k="errcode-45011"]').text == "1"
         assert browser.find_element(By.CSS_SELECTOR, 'td[data-k="wechat_errors"]').text == "1"
         assert browser.find_elements(By.CSS_SELECTOR, "svg polyline")
+        browser.set_window_size(390, 1900)  # the whole page, at a phone's width
         browser.save_screenshot(os.path.join(out, "dashboard-detail.png"))
         # nothing was fetched from anywhere but the gateway
         urls = browser.execute_script(
