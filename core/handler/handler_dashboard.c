@@ -26,8 +26,6 @@
 
 #define REFRESH_S "5"
 
-const char **stats_campaign_names(const struct config *cfg, size_t *n); /* handler_stats.c */
-
 struct dash_req {
     struct http_req *r;
     struct config *cfg;

@@ -34,7 +34,6 @@ static void reply_error(struct http_req *r, int status, const char *error, const
     json_decref(o);
 }
 
-/* The configured campaigns' names, listed even before their first login. */
 const char **stats_campaign_names(const struct config *cfg, size_t *n)
 {
     const char **v = calloc(cfg->n_campaigns + 1, sizeof(char *));

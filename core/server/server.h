@@ -82,6 +82,9 @@ void handle_campaign_stats(struct worker *w, struct http_req *r);
 void handle_campaign_stats_admin(struct worker *w, struct http_req *r);
 void handle_dashboard(struct worker *w, struct http_req *r);
 void handle_dashboard_admin(struct worker *w, struct http_req *r);
+/* The configured campaigns' names (malloc'd array, the names borrowed from
+ * cfg), listed by both even before their first login (handler_stats.c). */
+const char **stats_campaign_names(const struct config *cfg, size_t *n);
 void handle_jssdk(struct worker *w, struct http_req *r);
 #ifdef WXGATE_TEST_HOOKS
 void handle_test_hang(struct worker *w, struct http_req *r); /* handler_test.c */
