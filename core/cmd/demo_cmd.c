@@ -17,6 +17,7 @@
 struct demo_opts {
     const char *listen, *public_url, *store, *examples; /* the gateway */
     const char *sandbox, *ca_file;                      /* a running sandbox, its CA */
+    const char *dashboard;                              /* the admin listener */
     int workers;
     char api_key[128];
 };
@@ -64,6 +65,7 @@ static int demo_usage(FILE *out)
     size_t n = examples_search_path(dirs);
     fprintf(out, "usage: wxgate demo [-l ADDR] [--store URL] [--sandbox URL [--ca-file PEM]]\n"
                  "                   [--public-url URL] [--examples DIR] [--workers N]\n"
+                 "                   [--dashboard ADDR]\n"
                  "  -l, --listen ADDR  where the gateway listens (default 127.0.0.1:8080)\n"
                  "  --store URL        memory (default), redis://host:port/db,\n"
                  "                     redis-sentinel://h1:port,h2:port/MASTER/db or\n"
@@ -73,6 +75,8 @@ static int demo_usage(FILE *out)
                  "  --public-url URL   the URL users reach (a load balancer in front of several\n"
                  "                     demos); default http://ADDR\n"
                  "  --workers N        worker threads (default: one per core)\n"
+                 "  --dashboard ADDR   the admin listener with /dashboard and /metrics\n"
+                 "                     (default: the gateway's host, its port + 1)\n"
                  "  --examples DIR     the folder with demo/app.lua; without it, the first of:\n");
     for (size_t i = 0; i < n; i++)
         fprintf(out, "                       %s\n", dirs[i]);
@@ -123,6 +127,8 @@ static void print_ready(const struct server *s, void *arg)
     printf("sandbox: %s\n", o->sandbox ? o->sandbox : c->public_url);
     printf("campaign: %s/demo/\n", c->public_url);
     printf("api_key: %s\n", o->api_key);
+    const char *host = strcmp(c->admin_host, "0.0.0.0") == 0 ? "127.0.0.1" : c->admin_host;
+    printf("dashboard: http://%s:%d/dashboard\n", host, s->admin_port);
     fflush(stdout);
 }
 
@@ -133,7 +139,7 @@ int demo_main(int argc, char **argv)
         {"listen", 'l', &o.listen, NULL}, {"public-url", 0, &o.public_url, NULL},
         {"store", 0, &o.store, NULL},     {"examples", 0, &o.examples, NULL},
         {"sandbox", 0, &o.sandbox, NULL}, {"ca-file", 0, &o.ca_file, NULL},
-        {"workers", 0, NULL, &o.workers},
+        {"workers", 0, NULL, &o.workers}, {"dashboard", 0, &o.dashboard, NULL},
     };
     if (cmd_wants_help(argc, argv))
         return demo_usage(stdout);
@@ -145,6 +151,16 @@ int demo_main(int argc, char **argv)
         fprintf(stderr, "wxgate demo: bad listen address %s (host:port, port not 0)\n", o.listen);
         free(host);
         return 1;
+    }
+    char dashboard[300];
+    if (!o.dashboard) {
+        if (port == 65535) {
+            fprintf(stderr, "wxgate demo: give the dashboard's address with --dashboard\n");
+            free(host);
+            return 1;
+        }
+        snprintf(dashboard, sizeof(dashboard), "%s:%d", host, port + 1);
+        o.dashboard = dashboard;
     }
     char public_url[512];
     snprintf(public_url, sizeof(public_url), "http://%s:%d",
@@ -174,6 +190,7 @@ int demo_main(int argc, char **argv)
     cmd_set_str(L, "listen", o.listen);
     cmd_set_str(L, "public_url", public_url);
     cmd_set_str(L, "store", o.store);
+    cmd_set_str(L, "dashboard", o.dashboard);
     cmd_set_str(L, "sandbox", o.sandbox ? o.sandbox : public_url);
     cmd_set_str(L, "ca_file", o.ca_file);
     cmd_set_str(L, "examples", examples);

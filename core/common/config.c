@@ -849,6 +849,7 @@ static void load_top(struct check *k, int top)
                                        "tls",
                                        "require_wechat_browser",
                                        "token_key",
+                                       "dashboard",
                                        NULL};
     static const char *const tls_keys[] = {"listen", "cert", "key", NULL};
     static const char *const wechat_keys[] = {"open_base",          "api_base",   "ca_file",
@@ -980,6 +981,17 @@ static void load_top(struct check *k, int top)
             fail(k, "tls.key", "cannot read %s: %s", c->tls_key, strerror(errno));
         free(cert);
         free(key);
+        lua_pop(L, 1);
+    }
+    if ((t = get_table(k, top, "", "dashboard"))) {
+        static const char *const dashboard_keys[] = {"password", "counters", NULL};
+        int counters = 1;
+        check_keys(k, t, "dashboard", dashboard_keys);
+        get_bool(k, t, "dashboard", "counters", &counters);
+        c->dashboard_counters_off = !counters;
+        if (get_secret(k, t, "dashboard", "password", &c->dashboard_password, 1) == 1 &&
+            strlen(c->dashboard_password) < 8)
+            fail(k, "dashboard.password", "too short: use at least 8 characters");
         lua_pop(L, 1);
     }
     if ((t = get_table(k, top, "", "lua"))) {
@@ -1138,6 +1150,7 @@ void config_release(struct config *c)
     free(c->cookie_secret);
     free(c->ticket_secret);
     free(c->token_key);
+    free(c->dashboard_password);
     free(c->wechat_open_base);
     free(c->wechat_api_base);
     free(c->wechat_ca_file);
@@ -1176,7 +1189,7 @@ const struct config_campaign *config_find_campaign(const struct config *c, const
 
 const char **config_secrets(const struct config *c, size_t *n)
 {
-    const char **v = calloc(c->n_apps + c->n_api_keys + 3, sizeof(char *));
+    const char **v = calloc(c->n_apps + c->n_api_keys + 4, sizeof(char *));
     size_t k = 0;
     for (size_t i = 0; i < c->n_apps; i++)
         if (c->apps[i].secret)
@@ -1189,6 +1202,8 @@ const char **config_secrets(const struct config *c, size_t *n)
         v[k++] = c->ticket_secret;
     if (c->token_key)
         v[k++] = c->token_key;
+    if (c->dashboard_password)
+        v[k++] = c->dashboard_password;
     *n = k;
     return v;
 }

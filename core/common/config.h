@@ -99,6 +99,10 @@ struct config {
     char *cookie_secret;
     char *ticket_secret;
     char *token_key; /* encrypts users' tokens at rest */
+    /* dashboard.password: /dashboard behind HTTP Basic (any user name); on
+     * the public listener it is off without one */
+    char *dashboard_password;
+    int dashboard_counters_off; /* dashboard.counters = false: no funnel counts */
     char **api_keys;
     size_t n_api_keys;
 

@@ -9,6 +9,8 @@ void metrics_describe_catalog(void)
         {"wxgate_logins_started_total", "counter", "Redirects to WeChat, by campaign."},
         {"wxgate_logins_completed_total", "counter", "Logins that reached their final URL."},
         {"wxgate_logins_denied_total", "counter", "Users who refused the authorization."},
+        {"wxgate_tickets_redeemed_total", "counter",
+         "Login tickets redeemed through POST /api/ticket, by campaign."},
         {"wxgate_logins_failed_total", "counter", "Failed logins, by campaign and error."},
         {"wxgate_logins_restarted_total", "counter",
          "Fresh authorizations after a used or "

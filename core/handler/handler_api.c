@@ -6,6 +6,7 @@
  *                                  sns/auth confirms the token */
 #include "config.h"
 #include "crypto.h"
+#include "funnel.h"
 #include "http.h"
 #include "log.h"
 #include "login.h"
@@ -34,7 +35,7 @@ static void reply_error(struct http_req *r, int status, const char *error, const
 }
 
 /* Authorization: Bearer KEY, compared in constant time with every key. */
-static int authorized(struct worker *w, struct http_req *r)
+int api_authorized(struct worker *w, struct http_req *r)
 {
     const char *h = http_req_header(r, "Authorization");
     const struct config *cfg = w->cfg;
@@ -67,9 +68,10 @@ struct redeem {
 static void on_ticket_deleted(const struct store_reply *rep, void *arg)
 {
     struct redeem *d = arg;
-    if (rep->status == STORE_OK)
+    if (rep->status == STORE_OK) {
         reply_json(d->r, 200, d->value); /* we removed it: the one redemption */
-    else if (rep->status == STORE_ERROR)
+        funnel_redeemed(d->value, strlen(d->value));
+    } else if (rep->status == STORE_ERROR)
         reply_error(d->r, 503, "unavailable", "the store is unavailable, try again");
     else
         reply_error(d->r, 404, "invalid_ticket", "unknown, expired or already used ticket");
@@ -103,7 +105,7 @@ void handle_api_ticket(struct worker *w, struct http_req *r)
         reply_error(r, 405, "method_not_allowed", "use POST");
         return;
     }
-    if (!authorized(w, r))
+    if (!api_authorized(w, r))
         return;
     const char *ticket = http_req_form(r, "ticket");
     if (!ticket)
@@ -276,7 +278,7 @@ static void on_tokens(const struct store_reply *rep, void *arg)
 
 void handle_api_user(struct worker *w, struct http_req *r)
 {
-    if (!authorized(w, r))
+    if (!api_authorized(w, r))
         return;
     const char *app = http_req_arg(r, "app");
     const char *openid = http_req_arg(r, "openid");

@@ -5,6 +5,7 @@
 #include "arena.h"
 #include "config.h"
 #include "crypto.h"
+#include "funnel.h"
 #include "http.h"
 #include "log.h"
 #include "login.h"
@@ -67,6 +68,7 @@ static void start_finish(struct start_ctx *s, int ok)
         } else {
             login_set_state_cookie(r, cfg, http_req_cookie(r, LOGIN_COOKIE), s->state);
             metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
+            funnel_note(c->name, FUNNEL_SENT);
             if (login_is_pc(s->scope) && c->pc_style) {
                 page_pc_login(r, c->website_app->name, url);
                 return;
@@ -253,6 +255,7 @@ void handle_auth(struct worker *w, struct http_req *r)
         page_error(r, 400, "授权范围无效", "This scope is not allowed for this campaign.", NULL);
         return;
     }
+    funnel_note(c->name, FUNNEL_STARTED);
     /* A desktop browser of a campaign with a website app logs in by QR code. */
     int pc = c->website_app && on_desktop(r);
     if (!pc && cfg->require_wechat_browser && !in_wechat(r)) {

@@ -17,6 +17,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "log.h"
+#include "funnel.h"
 #include "metrics.h"
 #include "login.h"
 #include "lua_json.h"
@@ -118,6 +119,7 @@ static void finish_page(struct flow *f, const char *kind)
         snprintf(errcode, sizeof(errcode), "%d", f->errcode);
         metrics_inc("wxgate_logins_failed_total", "campaign", f->ls.campaign, "error",
                     f->err ? wechat_err_name(f->err) : kind, "errcode", errcode, NULL);
+        funnel_failed(f->ls.campaign, kind, f->err, f->errcode);
     }
     retry_link(f, retry, sizeof(retry));
     snprintf(outcome, sizeof(outcome), "E:%s", kind);
@@ -143,6 +145,7 @@ static void restart_or_expire(struct flow *f, const char *why)
     }
     record_outcome(f, "E:expired");
     metrics_inc("wxgate_logins_restarted_total", "campaign", f->ls.campaign, NULL);
+    funnel_note(f->ls.campaign, FUNNEL_RESTARTED);
     auth_start_login(f->w, f->r, f->cfg, f->c, f->ls.scope, f->ls.return_url, f->ls.restarts + 1);
     flow_free(f);
 }
@@ -198,6 +201,9 @@ static void on_denied_done(struct wxlua_task *t, int ok, int nres, void *arg)
     const char *url =
         ok && nres >= 1 && lua_type(co, 1) == LUA_TSTRING ? lua_tostring(co, 1) : NULL;
     metrics_inc("wxgate_logins_denied_total", "campaign", f->c->name, NULL);
+    if (!ok)
+        funnel_note(f->c->name, FUNNEL_HOOK_ERROR);
+    funnel_note(f->c->name, FUNNEL_DECLINED);
     char *final = url ? strdup(allowed_url(f, url, "denied"))
                       : url_set_param(f->ls.return_url, "wx_denied", "1");
     wxlua_task_free(t);
@@ -233,6 +239,8 @@ static void on_ticket_stored(const struct store_reply *rep, void *arg)
         finish_page(f, "upstream");
     } else {
         metrics_inc("wxgate_logins_completed_total", "campaign", f->c->name, NULL);
+        funnel_completed(f->c->name, 1, f->snapshot, (long)time(NULL) - f->ls.created,
+                         f->ls.return_url);
         finish_redirect(f, op->url);
     }
     free(op->url);
@@ -262,6 +270,8 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
     }
     if (!with_ticket) {
         metrics_inc("wxgate_logins_completed_total", "campaign", f->c->name, NULL);
+        funnel_completed(f->c->name, 0, f->snapshot, (long)time(NULL) - f->ls.created,
+                         f->ls.return_url);
         finish_redirect(f, final);
         free(final);
         return;
@@ -299,6 +309,8 @@ static void on_login_done(struct wxlua_task *t, int ok, int nres, void *arg)
         return;
     const char *url = NULL;
     int with_ticket = !f->snapshot, params = 0;
+    if (!ok)
+        funnel_note(f->c->name, FUNNEL_HOOK_ERROR);
     if (ok && nres >= 1) {
         if (lua_type(co, 1) == LUA_TBOOLEAN && !lua_toboolean(co, 1)) {
             wxlua_task_free(t);
@@ -540,10 +552,12 @@ static void on_state_claimed(const struct store_reply *rep, void *arg)
         finish_page(f, "upstream");
         return;
     }
-    if (!f->code[0])
+    if (!f->code[0]) {
         run_denied(f);
-    else
+    } else {
+        funnel_note(f->c->name, FUNNEL_CODE);
         exchange(f);
+    }
 }
 
 static void claim_state(struct flow *f)

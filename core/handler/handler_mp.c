@@ -16,6 +16,7 @@
 #include "login.h"
 #include "lua_json.h"
 #include "lua_runtime.h"
+#include "funnel.h"
 #include "metrics.h"
 #include "rate_limit.h"
 #include "server.h"
@@ -182,6 +183,7 @@ static void on_ticket_stored(const struct store_reply *rep, void *arg)
         reply_err(m->r, 503, "unavailable", "the store is unavailable, try again");
     } else {
         metrics_inc("wxgate_logins_completed_total", "campaign", m->c->name, NULL);
+        funnel_completed(m->c->name, 1, 0, 0, NULL);
         reply_obj(m->r, 200, t->answer);
     }
     free(t);
@@ -214,6 +216,7 @@ static void answer(struct mp_login *m, int with_ticket, lua_State *co, int param
     }
     if (!with_ticket) {
         metrics_inc("wxgate_logins_completed_total", "campaign", m->c->name, NULL);
+        funnel_completed(m->c->name, 0, 0, 0, NULL);
         reply_obj(m->r, 200, a);
         mp_free(m);
         return;
@@ -388,6 +391,7 @@ static void on_session(const struct wechat_reply *rep, void *arg)
         snprintf(errcode, sizeof(errcode), "%d", rep->errcode);
         metrics_inc("wxgate_logins_failed_total", "campaign", m->c->name, "error",
                     wechat_err_name(rep->err), "errcode", errcode, NULL);
+        funnel_failed(m->c->name, "upstream", rep->err, rep->errcode);
         reply_wechat_error(m->r, rep, "jscode2session");
         mp_free(m);
         return;
@@ -423,13 +427,24 @@ static const struct config_campaign *campaign_of(const struct config *cfg,
     return NULL;
 }
 
+/* A login that passed the checks and the limit: counted as started (a
+ * Mini Program comes with its code: no trip to WeChat's pages), then
+ * exchanged. */
+static void begin(struct mp_login *m)
+{
+    metrics_inc("wxgate_logins_started_total", "campaign", m->c->name, NULL);
+    funnel_note(m->c->name, FUNNEL_STARTED);
+    funnel_note(m->c->name, FUNNEL_CODE);
+    exchange(m);
+}
+
 /* limits.mp_login_per_minute (rate_limit.c): each call costs a call to
  * WeChat, so an anonymous client could otherwise spend the app's allowance. */
 static void on_rate(int allowed, void *arg)
 {
     struct mp_login *m = arg;
     if (allowed) {
-        exchange(m);
+        begin(m);
         return;
     }
     char retry[16];
@@ -470,13 +485,12 @@ void handle_mp_login(struct worker *w, struct http_req *r)
         m->app = app;
         snprintf(m->code, sizeof(m->code), "%s", param(r, body, "code"));
         snprintf(m->phone_code, sizeof(m->phone_code), "%s", phone_code ? phone_code : "");
-        metrics_inc("wxgate_logins_started_total", "campaign", c->name, NULL);
     }
     json_decref(body);
     if (m && m->cfg->limits.mp_login_per_minute > 0)
         rate_limit_check(w->store, m->cfg, r, "mp", m->cfg->limits.mp_login_per_minute, on_rate, m);
     else if (m)
-        exchange(m);
+        begin(m);
 }
 
 /* ---- POST /api/mp/phone ---- */

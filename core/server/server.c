@@ -10,6 +10,8 @@
 #include "arena.h"
 #include "config.h"
 #include "fetch.h"
+#include "funnel.h"
+#include "funnel_sync.h"
 #include "http.h"
 #include "jssdk.h"
 #include "log.h"
@@ -56,6 +58,7 @@ static void on_request(struct http_req *r, void *arg)
         {"/callback", handle_callback},     {"/api/ticket", handle_api_ticket},
         {"/api/user", handle_api_user},     {"/jssdk/config", handle_jssdk},
         {"/api/mp/login", handle_mp_login}, {"/api/mp/phone", handle_mp_phone},
+        {"/dashboard", handle_dashboard},   {"/api/campaigns/stats", handle_campaign_stats},
 #ifdef WXGATE_TEST_HOOKS
         {"/__test/hang", handle_test_hang},
 #endif
@@ -83,7 +86,10 @@ static void on_admin_request(struct http_req *r, void *arg)
     struct worker *w = arg;
     const char *path = http_req_path(r);
     watchdog_note_request(w->wd, http_req_id(r), http_req_method(r), path);
-    route_handler op = strcmp(path, "/healthz") == 0 ? handle_health : operator_route(path);
+    route_handler op = strcmp(path, "/healthz") == 0               ? handle_health
+                       : strcmp(path, "/dashboard") == 0           ? handle_dashboard_admin
+                       : strcmp(path, "/api/campaigns/stats") == 0 ? handle_campaign_stats_admin
+                                                                   : operator_route(path);
     if (op)
         op(w, r);
     else
@@ -155,12 +161,15 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     if (w->admin)
         http_server_stop_accepting(w->admin);
     w->drain_deadline = http_now_ms() + w->cfg->limits.drain_timeout_ms;
+    if (w->id == 0)
+        funnel_sync_flush(); /* the last second's counts, while the loop drains */
     on_drain_tick(-1, 0, w);
 }
 
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
+    funnel_bind_worker(w->id);
     if (log_access_attach(w->base) != 0)
         log_warn("worker %d: access log unbuffered (out of memory)", w->id);
     if (watchdog_watch(w->wd, w->base) != 0)
@@ -271,6 +280,7 @@ static void reload(struct server *s)
                  "restart");
     apply_secrets(fresh);
     apply_log_level(fresh);
+    funnel_set_enabled(!fresh->dashboard_counters_off);
     if (fresh->lua_trusted)
         log_warn("%s", config_trusted_warning);
     for (int i = 0; i < s->n_workers; i++) {
@@ -335,6 +345,7 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     signal(SIGPIPE, SIG_IGN);
     apply_secrets(cfg);
     apply_log_level(cfg);
+    funnel_set_enabled(!cfg->dashboard_counters_off);
     metrics_describe_catalog();
     if (cfg->lua_trusted)
         log_warn("%s", config_trusted_warning);
@@ -397,6 +408,8 @@ int server_run(struct config *cfg, const char *config_path, server_ready_fn read
     s.port = port;
     s.tls_port = tls_port;
     s.admin_port = admin_port;
+    if (funnel_sync_start(s.workers[0].store, s.workers[0].base, port) != 0)
+        log_warn("campaign funnel: counts are not folded into minutes (out of memory)");
     for (int i = 0; i < s.n_workers; i++) {
         if (pthread_create(&s.workers[i].thread, NULL, worker_main, &s.workers[i]) != 0) {
             log_error("cannot start worker thread %d", i);
@@ -438,6 +451,7 @@ stop:
     for (int i = 0; i < started; i++)
         pthread_join(s.workers[i].thread, NULL);
     watchdog_stop();
+    funnel_sync_stop();
     for (int i = 0; i < s.n_workers; i++)
         worker_free(&s.workers[i]);
     arena_cache_trim(); /* blocks of requests that worker_free ended */

@@ -77,6 +77,18 @@ int api_authorized(struct worker *w, struct http_req *r);
 void handle_mp_login(struct worker *w, struct http_req *r); /* handler_mp.c */
 void handle_mp_phone(struct worker *w, struct http_req *r);
 void handle_metrics(struct worker *w, struct http_req *r);
+/* Authorization: Bearer with one of api_keys, or a 401 (handler_api.c). */
+int api_authorized(struct worker *w, struct http_req *r);
+/* The campaign funnel (handler_stats.c, handler_dashboard.c): JSON with the
+ * API key and the page behind dashboard.password on the public listener;
+ * open on the admin listener. */
+void handle_campaign_stats(struct worker *w, struct http_req *r);
+void handle_campaign_stats_admin(struct worker *w, struct http_req *r);
+void handle_dashboard(struct worker *w, struct http_req *r);
+void handle_dashboard_admin(struct worker *w, struct http_req *r);
+/* The configured campaigns' names (malloc'd array, the names borrowed from
+ * cfg), listed by both even before their first login (handler_stats.c). */
+const char **stats_campaign_names(const struct config *cfg, size_t *n);
 void handle_jssdk(struct worker *w, struct http_req *r);
 #ifdef WXGATE_TEST_HOOKS
 void handle_test_hang(struct worker *w, struct http_req *r); /* handler_test.c */

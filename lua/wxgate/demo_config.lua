@@ -24,6 +24,7 @@ local DEMO = {
 return function(o)
   local cfg = {
     listen = o.listen,
+    admin_listen = o.dashboard, -- /dashboard and /metrics, on their own port
     public_url = o.public_url,
     workers = o.workers,
     store = o.store,

@@ -13,6 +13,7 @@ _spec = importlib.util.spec_from_file_location(
 _shared = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_shared)
 Proc, free_port = _shared.Proc, _shared.free_port
+Gateway, Sandbox, BIN, SLOW = _shared.Gateway, _shared.Sandbox, _shared.BIN, _shared.SLOW
 
 WECHAT_UA = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
              "(KHTML, like Gecko) Mobile/15E148 MicroMessenger/8.0.50(0x1800322c) "
@@ -24,8 +25,8 @@ DESKTOP_UA = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHT
 @pytest.fixture
 def demo():
     port = free_port()
-    p = Proc(["demo", "-l", "127.0.0.1:%d" % port])
-    p.wait_out(r"api_key: ")
+    p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--dashboard", "127.0.0.1:%d" % free_port()])
+    p.dashboard = p.wait_out(r"dashboard: (\S+)").group(1)
     p.url = "http://127.0.0.1:%d" % port
     yield p
     p.stop()

@@ -52,7 +52,8 @@ def test_installed_demo_finds_its_examples_from_anywhere(prefix):
     assert "%s/bin/../share/wxgate/examples" % prefix in h.stdout
     assert os.path.join(ROOT, "examples") not in h.stdout
     port = free_port()
-    d = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--workers", "1"], cwd="/", exe=exe)
+    d = Proc(["demo", "-l", "127.0.0.1:%d" % port,
+              "--dashboard", "127.0.0.1:%d" % free_port(), "--workers", "1"], cwd="/", exe=exe)
     try:
         d.wait_out(r"campaign: http://127\.0\.0\.1:%d/demo/" % port, timeout=20)
         r = requests.get("http://127.0.0.1:%d/demo/" % port, timeout=10 * SLOW)

@@ -219,7 +219,8 @@ def test_two_demos_on_one_redis_share_logins(sandbox, redis):
         ports = [free_port(), free_port()]
         # Both behind one "load balancer": the public URL is the first one's.
         for port in ports:
-            p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--store", redis.url,
+            p = Proc(["demo", "-l", "127.0.0.1:%d" % port,
+                      "--dashboard", "127.0.0.1:%d" % free_port(), "--store", redis.url,
                       "--sandbox", sb.url, "--public-url", "http://127.0.0.1:%d" % ports[0]])
             p.wait_out(r"api_key: ")
             p.url = "http://127.0.0.1:%d" % port

@@ -124,7 +124,8 @@ def test_demo_takes_a_cluster_store(sandbox, cluster):
     from conftest import Proc, free_port
     sb = sandbox()
     port = free_port()
-    p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--store", cluster.url, "--sandbox", sb.url])
+    p = Proc(["demo", "-l", "127.0.0.1:%d" % port,
+              "--dashboard", "127.0.0.1:%d" % free_port(), "--store", cluster.url, "--sandbox", sb.url])
     try:
         p.wait_out(r"api_key: ")
         p.url = "http://127.0.0.1:%d" % port

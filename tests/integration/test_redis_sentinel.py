@@ -116,7 +116,8 @@ def test_demo_takes_a_sentinel_store_and_nothing_goes_to_a_replica(gateway, sand
     from conftest import Proc, free_port
     sb = sandbox()
     port = free_port()
-    p = Proc(["demo", "-l", "127.0.0.1:%d" % port, "--store", sentinel.url, "--sandbox", sb.url])
+    p = Proc(["demo", "-l", "127.0.0.1:%d" % port,
+              "--dashboard", "127.0.0.1:%d" % free_port(), "--store", sentinel.url, "--sandbox", sb.url])
     try:
         p.wait_out(r"api_key: ")
         p.url = "http://127.0.0.1:%d" % port

@@ -332,6 +332,23 @@ static void test_wrong_types(void **state)
             "config: api_keys[1]: too short: use at least 16 random characters");
     refused(t, "return { wechat = { ca_file = 'missing-ca.pem' } }\n",
             "config: wechat.ca_file: cannot read");
+    refused(t, "return { dashboard = { password = 'short' } }\n",
+            "config: dashboard.password: too short: use at least 8 characters");
+    refused(t, "return { dashboard = { pasword = 'long-enough-pw' } }\n",
+            "config: dashboard.pasword: unknown key");
+    refused(t, "return { dashboard = { counters = 'no' } }\n", "config: dashboard.counters:");
+    struct config *c =
+        accepted(t, "return { dashboard = { password = 'long-enough-pw', counters = false } }\n");
+    assert_string_equal(c->dashboard_password, "long-enough-pw");
+    assert_int_equal(c->dashboard_counters_off, 1);
+    size_t n = 0;
+    const char **secrets = config_secrets(c, &n);
+    int listed = 0;
+    for (size_t i = 0; i < n; i++)
+        listed |= strcmp(secrets[i], "long-enough-pw") == 0;
+    assert_true(listed); /* redacted from logs like the other secrets */
+    free(secrets);
+    config_release(c);
 }
 
 /* ---- listen ---- */
