@@ -54,8 +54,6 @@ int api_authorized(struct worker *w, struct http_req *r)
     return 0;
 }
 
-int api_authorized(struct worker *w, struct http_req *r) { return authorized(w, r); }
-
 /* ---- POST /api/ticket ---- */
 
 struct redeem {

@@ -72,8 +72,6 @@ void auth_start_login(struct worker *w, struct http_req *r, const struct config 
 void handle_callback(struct worker *w, struct http_req *r);
 void handle_api_ticket(struct worker *w, struct http_req *r);
 void handle_api_user(struct worker *w, struct http_req *r);
-/* The bearer-key check of the backend API (handler_api.c); 0 after answering 401. */
-int api_authorized(struct worker *w, struct http_req *r);
 void handle_mp_login(struct worker *w, struct http_req *r); /* handler_mp.c */
 void handle_mp_phone(struct worker *w, struct http_req *r);
 void handle_metrics(struct worker *w, struct http_req *r);
