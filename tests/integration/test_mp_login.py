@@ -8,6 +8,7 @@ and no session_key or phone number in any response, redirect or log."""
 import json
 import re
 import subprocess
+import time
 
 import pytest
 import requests
@@ -341,3 +342,23 @@ def test_each_client_is_limited_per_minute(gateway, sandbox):
     # /auth has its own count
     assert w.g.get("/auth", params={"campaign": "spring",
                                     "return": "https://h5.example.com/"}).status_code != 429
+
+
+def test_mini_program_logins_count_in_the_campaign_funnel(mp):
+    """A Mini Program login is a started (with its code) and completed login
+    of its campaign in the funnel (issue 14's stats); WeChat's refusal is a
+    failed one, with its errcode."""
+    assert mp.login(data={"app": "mp", "code": mp.wxlogin()}).status_code == 200
+    mp.fault("/sns/jscode2session", type="errcode", errcode=40226, count=1)
+    assert mp.login(data={"app": "mp", "code": mp.wxlogin()}).status_code == 403
+    auth = {"Authorization": "Bearer " + API_KEY}
+    deadline = time.time() + 10
+    while True:  # worker 0 folds the workers' counts once a second
+        r = mp.g.get("/api/campaigns/stats", params={"window": "15m", "campaign": "spring"},
+                     headers=auth)
+        assert r.status_code == 200, r.text
+        c = r.json()["campaigns"][0]
+        if c["started"] >= 2 and c["completed"] + c["failed"] >= 2 or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert (c["started"], c["returned_with_code"], c["completed"], c["failed"]) == (2, 2, 1, 1), c
