@@ -67,8 +67,10 @@ static void on_ticket_deleted(const struct store_reply *rep, void *arg)
 {
     struct redeem *d = arg;
     if (rep->status == STORE_OK) {
-        reply_json(d->r, 200, d->value); /* we removed it: the one redemption */
-        funnel_redeemed(d->value, strlen(d->value));
+        char campaign[80];
+        const char *record = login_ticket_record(d->value, campaign, sizeof(campaign));
+        reply_json(d->r, 200, record); /* we removed it: the one redemption */
+        funnel_redeemed(campaign, record, strlen(record));
     } else if (rep->status == STORE_ERROR)
         reply_error(d->r, 503, "unavailable", "the store is unavailable, try again");
     else

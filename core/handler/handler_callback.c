@@ -277,7 +277,9 @@ static void complete(struct flow *f, const char *url, int with_ticket, lua_State
         return;
     }
     char ticket[LOGIN_STATE_LEN + 1], key[64];
-    char *json = user_json(f);
+    char *user = user_json(f);
+    char *json = user ? login_ticket_value(f->c->name, user) : NULL;
+    free(user);
     struct ticket_op *op = calloc(1, sizeof(*op));
     if (!json || !op || crypto_random_base62(ticket, LOGIN_STATE_LEN) != 0) {
         free(json);

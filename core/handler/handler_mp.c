@@ -222,7 +222,9 @@ static void answer(struct mp_login *m, int with_ticket, lua_State *co, int param
         return;
     }
     char ticket[LOGIN_STATE_LEN + 1], key[64];
-    char *json = json_dumps(m->user, JSON_COMPACT | JSON_ESCAPE_SLASH);
+    char *user = json_dumps(m->user, JSON_COMPACT | JSON_ESCAPE_SLASH);
+    char *json = user ? login_ticket_value(m->c->name, user) : NULL;
+    free(user);
     struct mp_ticket *t = calloc(1, sizeof(*t));
     if (!a || !json || !t || crypto_random_base62(ticket, LOGIN_STATE_LEN) != 0) {
         json_decref(a);

@@ -325,10 +325,14 @@ void funnel_failed(const char *campaign, const char *kind, int wechat_err, int e
     pthread_mutex_unlock(&agg_mu);
 }
 
-void funnel_redeemed(const char *user_json, size_t len)
+void funnel_redeemed(const char *campaign, const char *user_json, size_t len)
 {
-    json_t *u = json_loadb(user_json, len, 0, NULL);
-    const char *c = json_string_value(json_object_get(u, "campaign"));
+    json_t *u = NULL;
+    const char *c = campaign;
+    if (!c[0]) {
+        u = json_loadb(user_json, len, 0, NULL);
+        c = json_string_value(json_object_get(u, "campaign"));
+    }
     if (c) {
         funnel_note(c, FUNNEL_REDEEMED);
         metrics_inc("wxgate_tickets_redeemed_total", "campaign", c, NULL);

@@ -50,9 +50,10 @@ void funnel_completed(const char *campaign, int with_ticket, int snapshot, long 
  * "refused", "upstream"), WeChat's error (enum wechat_err, 0 for none) and
  * errcode. */
 void funnel_failed(const char *campaign, const char *kind, int wechat_err, int errcode);
-/* A ticket redeemed: its user record (JSON) names the campaign. Also counts
+/* A ticket redeemed, of campaign (from the ticket's value), or "" when the
+ * value did not carry it: then its user record (JSON) names it. Also counts
  * wxgate_tickets_redeemed_total, which dashboard.counters = false keeps. */
-void funnel_redeemed(const char *user_json, size_t len);
+void funnel_redeemed(const char *campaign, const char *user_json, size_t len);
 
 /* Folds every worker's cell into the aggregate; 1 when anything changed
  * since the last funnel_take_dirty. */

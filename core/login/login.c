@@ -345,3 +345,30 @@ void login_page_upstream(struct http_req *r, const char *retry)
     page_error(r, 502, "微信暂时无法完成登录，请稍后重试",
                "WeChat could not complete the login right now. Please try again.", retry);
 }
+
+/* ---- ticket values ---- */
+
+char *login_ticket_value(const char *campaign, const char *user_json)
+{
+    size_t c = strlen(campaign), u = strlen(user_json);
+    char *v = malloc(c + 1 + u + 1);
+    if (v) {
+        memcpy(v, campaign, c);
+        v[c] = '\t';
+        memcpy(v + c + 1, user_json, u + 1);
+    }
+    return v;
+}
+
+const char *login_ticket_record(const char *value, char *campaign, size_t size)
+{
+    size_t n = strcspn(value, "\t{");
+    campaign[0] = '\0';
+    if (value[n] != '\t')
+        return value; /* a record alone (written before campaigns were kept) */
+    if (n < size) {
+        memcpy(campaign, value, n);
+        campaign[n] = '\0';
+    }
+    return value + n + 1;
+}

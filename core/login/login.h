@@ -24,7 +24,7 @@ struct worker;
  *   su:{STATE}               how a used state's callback ended (handler_callback.c)
  *   cx:{STATE}:APPID:CODE    a code's exchange: the claim, then its outcome
  *   ut:APPID:OPENID          a user's sealed tokens (login_tokens_seal)
- *   tk:HMAC                  a ticket's user record (login_ticket_key)
+ *   tk:HMAC                  a ticket: campaign TAB user record (login_ticket_key, login_ticket_value)
  *   sk:{APPID}:OPENID        a Mini Program user's sealed session_key (handler_mp.c)
  *   q:{APPID}:DAY            cgi-bin/token calls made today (jssdk.c)
  *   jt:{APPID}, bt:{APPID}   the sealed jsapi ticket and basic access_token (jssdk.c)
@@ -82,6 +82,14 @@ void login_set_state_cookie(struct http_req *r, const struct config *cfg, const 
 /* The store key of a ticket: "tk:" + HMAC(ticket_secret, ticket), so that a
  * store dump does not hold redeemable tickets. */
 void login_ticket_key(const struct config *cfg, const char *ticket, char out[64]);
+/* A ticket's value in the store: its campaign, a tab, then the user record
+ * (JSON) that POST /api/ticket answers. With the campaign up front the
+ * redemption counts it (the dashboard's funnel) without parsing the record.
+ * malloc'd, or NULL. */
+char *login_ticket_value(const char *campaign, const char *user_json);
+/* The user record of a ticket's value, and its campaign into campaign
+ * ("" for a value written without one). */
+const char *login_ticket_record(const char *value, char *campaign, size_t size);
 
 /* A sealed record: with token_key configured, AES-GCM bound to the store key
  * (a value moved to another key does not open); without it, the record as

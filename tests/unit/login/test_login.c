@@ -555,6 +555,28 @@ static void cookie_push_never_overflows(void **state)
 
 /* ---- URLs and tickets ---- */
 
+/* A ticket's value carries its campaign ahead of the user record; a value
+ * without one (written before) is the record alone. */
+static void ticket_value_carries_its_campaign(void **state)
+{
+    char camp[80];
+    char *v = login_ticket_value("spring-2026", "{\"openid\":\"o1\",\"nickname\":\"a\\tb\"}");
+    assert_non_null(v);
+    const char *rec = login_ticket_record(v, camp, sizeof(camp));
+    assert_string_equal(camp, "spring-2026");
+    assert_string_equal(rec, "{\"openid\":\"o1\",\"nickname\":\"a\\tb\"}");
+    free(v);
+    rec = login_ticket_record("{\"campaign\":\"old\"}", camp, sizeof(camp));
+    assert_string_equal(camp, "");
+    assert_string_equal(rec, "{\"campaign\":\"old\"}");
+    /* a camp too long for the buffer: the record still comes back */
+    v = login_ticket_value("abcdefghij", "{}");
+    rec = login_ticket_record(v, camp, 4);
+    assert_string_equal(camp, "");
+    assert_string_equal(rec, "{}");
+    free(v);
+}
+
 static void ticket_key_depends_on_secret(void **state)
 {
     struct config *a = new_config("c", "ticket-secret-A-0123456789", NULL);
@@ -694,6 +716,7 @@ int main(void)
         cmocka_unit_test(cookie_has),
         cmocka_unit_test(cookie_push),
         cmocka_unit_test(cookie_push_never_overflows),
+        cmocka_unit_test(ticket_value_carries_its_campaign),
         cmocka_unit_test(ticket_key_depends_on_secret),
         cmocka_unit_test(token_sealed_with_key),
         cmocka_unit_test(token_plain_without_key),
