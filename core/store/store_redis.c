@@ -72,8 +72,9 @@ static void single_detach(store_conn_t *sc)
     free(c);
 }
 
-/* Every connection must be detached first. */
-static void single_close(store_t *s)
+/* The store_ops.close of every Redis back end: every connection must be
+ * detached first. */
+void redis_close(store_t *s)
 {
     redis_common_free((struct redis_common *)s);
     free(s);
@@ -88,7 +89,7 @@ const char *redis_warning(store_conn_t *sc)
 }
 
 static const struct store_ops single_ops = {
-    .close = single_close,
+    .close = redis_close,
     .attach = single_attach,
     .detach = single_detach,
     .get = redis_op_get,
@@ -112,7 +113,7 @@ store_t *store_redis_open(const char *url, const char **err)
         return &rc->base;
     }
     if (rc)
-        single_close(&rc->base);
+        redis_close(&rc->base);
     if (err)
         *err = why;
     return NULL;

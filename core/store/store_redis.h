@@ -55,6 +55,9 @@ const char *redis_url_parse(struct redis_common *rc, const char *url, enum redis
 /* Frees what redis_url_parse allocated (not rc itself). */
 void redis_common_free(struct redis_common *rc);
 
+/* The store_ops.close of every Redis back end (rc is the store's first
+ * member); every connection must be detached first. */
+void redis_close(store_t *s);
 /* The store_ops.warning of every Redis back end: Redis refusing writes. */
 const char *redis_warning(store_conn_t *sc);
 

@@ -454,14 +454,8 @@ static store_conn_t *cluster_attach(store_t *s, struct event_base *base)
     return &c->base;
 }
 
-static void cluster_close(store_t *s)
-{
-    redis_common_free((struct redis_common *)s);
-    free(s);
-}
-
 static const struct store_ops cluster_ops = {
-    .close = cluster_close,
+    .close = redis_close,
     .attach = cluster_attach,
     .detach = cluster_detach,
     .get = redis_op_get,
@@ -485,7 +479,7 @@ store_t *store_redis_cluster_open(const char *url, const char **err)
         return &rc->base;
     }
     if (rc)
-        cluster_close(&rc->base);
+        redis_close(&rc->base);
     if (err)
         *err = why;
     return NULL;

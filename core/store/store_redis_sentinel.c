@@ -359,14 +359,8 @@ static store_conn_t *sentinel_attach(store_t *s, struct event_base *base)
     return &c->base;
 }
 
-static void sentinel_close(store_t *s)
-{
-    redis_common_free((struct redis_common *)s);
-    free(s);
-}
-
 static const struct store_ops sentinel_ops = {
-    .close = sentinel_close,
+    .close = redis_close,
     .attach = sentinel_attach,
     .detach = sentinel_detach,
     .get = redis_op_get,
@@ -397,7 +391,7 @@ store_t *store_redis_sentinel_open(const char *url, const char **err)
         return &ss->rc.base;
     }
     if (ss)
-        sentinel_close(&ss->rc.base);
+        redis_close(&ss->rc.base);
     if (err)
         *err = why;
     return NULL;

@@ -97,13 +97,12 @@ static int state_ok(const char *s)
     return 1;
 }
 
-/* WeChat checks the parameter order: appid, redirect_uri, response_type,
- * scope, state, then the optional forcePopup, forceSnapShot and
- * connect_redirect, and #wechat_redirect last. redirect_uri is encoded
- * exactly once. */
-int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
-                         const char *redirect_uri, const char *scope, const char *state,
-                         int force_popup, int force_snapshot)
+/* The part both login pages share, in the order WeChat checks: appid,
+ * redirect_uri, response_type, scope, state. redirect_uri is encoded
+ * exactly once. -1 for a state WeChat would refuse or values too long. */
+static int login_url_start(struct strbuf *b, const char *open_base, const char *path,
+                           const char *appid, const char *redirect_uri, const char *scope,
+                           const char *state)
 {
     if (!state_ok(state))
         return -1;
@@ -111,16 +110,29 @@ int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const c
     if (url_encode(eappid, sizeof(eappid), appid) < 0 ||
         url_encode(eredirect, sizeof(eredirect), redirect_uri) < 0)
         return -1;
+    strbuf_put(b, open_base);
+    strbuf_put(b, path);
+    strbuf_put(b, "?appid=");
+    strbuf_put(b, eappid);
+    strbuf_put(b, "&redirect_uri=");
+    strbuf_put(b, eredirect);
+    strbuf_put(b, "&response_type=code&scope=");
+    strbuf_put(b, scope);
+    strbuf_put(b, "&state=");
+    strbuf_put(b, state);
+    return 0;
+}
+
+/* Then the optional forcePopup, forceSnapShot and connect_redirect, and
+ * #wechat_redirect last. */
+int wechat_authorize_url(char *out, size_t outsz, const char *open_base, const char *appid,
+                         const char *redirect_uri, const char *scope, const char *state,
+                         int force_popup, int force_snapshot)
+{
     struct strbuf b = strbuf_init(out, outsz);
-    strbuf_put(&b, open_base);
-    strbuf_put(&b, "/connect/oauth2/authorize?appid=");
-    strbuf_put(&b, eappid);
-    strbuf_put(&b, "&redirect_uri=");
-    strbuf_put(&b, eredirect);
-    strbuf_put(&b, "&response_type=code&scope=");
-    strbuf_put(&b, scope);
-    strbuf_put(&b, "&state=");
-    strbuf_put(&b, state);
+    if (login_url_start(&b, open_base, "/connect/oauth2/authorize", appid, redirect_uri, scope,
+                        state) != 0)
+        return -1;
     if (force_popup)
         strbuf_put(&b, "&forcePopup=true");
     if (force_snapshot)
@@ -311,20 +323,10 @@ static int qrconnect_url(char *out, size_t outsz, const char *open_base, const c
                          const char *redirect_uri, const char *state, const char *style,
                          const char *href)
 {
-    if (!state_ok(state))
-        return -1;
-    char eappid[256], eredirect[3072];
-    if (url_encode(eappid, sizeof(eappid), appid) < 0 ||
-        url_encode(eredirect, sizeof(eredirect), redirect_uri) < 0)
-        return -1;
     struct strbuf b = strbuf_init(out, outsz);
-    strbuf_put(&b, open_base);
-    strbuf_put(&b, "/connect/qrconnect?appid=");
-    strbuf_put(&b, eappid);
-    strbuf_put(&b, "&redirect_uri=");
-    strbuf_put(&b, eredirect);
-    strbuf_put(&b, "&response_type=code&scope=snsapi_login&state=");
-    strbuf_put(&b, state);
+    if (login_url_start(&b, open_base, "/connect/qrconnect", appid, redirect_uri, "snsapi_login",
+                        state) != 0)
+        return -1;
     if (style) {
         char ehref[1024];
         if (url_encode(ehref, sizeof(ehref), href ? href : "") < 0)
